@@ -1,0 +1,24 @@
+//! The core of authgate: what both login schemes share.
+//!
+//! A gateway replica holds no state of its own: users, secrets with lifetimes,
+//! sessions and rate-limit counters all live in a [`store::Store`], which is Redis
+//! in production and an in-memory map for trying things out. Scheme crates build
+//! their rules from the pieces here and know nothing of HTTP; the gateway crate
+//! serves them.
+//!
+//! # Layout
+//!
+//! - [`store`]: the trait of atomic operations, key naming with cluster hash tags,
+//!   and its two implementations (memory, Redis).
+//! - [`directory`]: the realm, password profiles, users and their credentials.
+//! - [`tokens`]: sessions, access and refresh tokens, rotation, revocation.
+//! - [`limits`]: rate limits shared through the store.
+//! - [`password`]: Argon2id hashing of passwords at rest.
+//! - [`crypto`]: random secrets, digests, constant-time comparison, sealing.
+
+pub mod crypto;
+pub mod directory;
+pub mod limits;
+pub mod password;
+pub mod store;
+pub mod tokens;

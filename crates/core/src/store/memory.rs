@@ -1,0 +1,386 @@
+//! The embedded store: the same semantics as Redis, in one process, gone at exit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{Op, Reply, Rotation, Store, StoreError};
+
+#[derive(Debug, Clone)]
+enum Value {
+    Bytes(Vec<u8>),
+    Map(HashMap<String, Vec<u8>>),
+    Set(HashSet<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Value,
+    expires: Option<Instant>,
+}
+
+/// An in-process store for trying the gateway and for unit tests.
+///
+/// A whole batch runs under one lock, so it is atomic here (Redis gives that per op).
+/// Expired entries are dropped when touched and swept now and then.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    ops_since_sweep: u32,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Inner {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut Entry> {
+        let expired =
+            matches!(self.entries.get(key), Some(Entry { expires: Some(at), .. }) if *at <= now);
+        if expired {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.ops_since_sweep += 1;
+        if self.ops_since_sweep >= 1024 {
+            self.ops_since_sweep = 0;
+            self.entries
+                .retain(|_, e| e.expires.is_none_or(|at| at > now));
+        }
+    }
+
+    fn remaining(entry: &Entry, now: Instant) -> Duration {
+        entry
+            .expires
+            .map(|at| at.saturating_duration_since(now))
+            .unwrap_or(Duration::ZERO)
+    }
+
+    fn hit(&mut self, key: &str, window: Duration, now: Instant) -> (u64, Duration) {
+        let entry = match self.live(key, now) {
+            Some(e) => e,
+            None => {
+                self.entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: Value::Bytes(b"0".to_vec()),
+                        expires: Some(now + window),
+                    },
+                );
+                self.entries.get_mut(key).expect("just inserted")
+            }
+        };
+        let count = match &entry.value {
+            Value::Bytes(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0),
+            _ => 0,
+        } + 1;
+        entry.value = Value::Bytes(count.to_string().into_bytes());
+        if entry.expires.is_none() {
+            entry.expires = Some(now + window);
+        }
+        (count, Self::remaining(entry, now))
+    }
+
+    fn apply(&mut self, op: Op, now: Instant) -> Result<Reply, StoreError> {
+        let expiry = |ttl: Option<Duration>| ttl.map(|t| now + t);
+        Ok(match op {
+            Op::Get(key) => Reply::Value(match self.live(&key, now) {
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => Some(b.clone()),
+                Some(_) => return Err(wrong_type(&key)),
+                None => None,
+            }),
+            Op::Set { key, value, ttl } => {
+                self.entries.insert(
+                    key,
+                    Entry {
+                        value: Value::Bytes(value),
+                        expires: expiry(ttl),
+                    },
+                );
+                Reply::Done
+            }
+            Op::SetIfAbsent { key, value, ttl } => {
+                if self.live(&key, now).is_some() {
+                    Reply::Flag(false)
+                } else {
+                    self.entries.insert(
+                        key,
+                        Entry {
+                            value: Value::Bytes(value),
+                            expires: expiry(ttl),
+                        },
+                    );
+                    Reply::Flag(true)
+                }
+            }
+            Op::Take(key) => {
+                self.live(&key, now);
+                Reply::Value(match self.entries.remove(&key) {
+                    Some(Entry {
+                        value: Value::Bytes(b),
+                        ..
+                    }) => Some(b),
+                    Some(other) => {
+                        self.entries.insert(key.clone(), other);
+                        return Err(wrong_type(&key));
+                    }
+                    None => None,
+                })
+            }
+            Op::Delete(keys) => {
+                let mut n = 0;
+                for key in keys {
+                    if self.live(&key, now).is_some() {
+                        self.entries.remove(&key);
+                        n += 1;
+                    }
+                }
+                Reply::Int(n)
+            }
+            Op::TtlMillis(key) => Reply::Int(match self.live(&key, now) {
+                None => -2,
+                Some(Entry { expires: None, .. }) => -1,
+                Some(e) => Self::remaining(e, now).as_millis() as i64,
+            }),
+            Op::Hit { key, window } => {
+                let (count, reset) = self.hit(&key, window, now);
+                Reply::Counter { count, reset }
+            }
+            Op::Peek(key) => match self.live(&key, now) {
+                Some(e) => {
+                    let count = match &e.value {
+                        Value::Bytes(b) => std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0),
+                        _ => return Err(wrong_type(&key)),
+                    };
+                    Reply::Counter {
+                        count,
+                        reset: Self::remaining(e, now),
+                    }
+                }
+                None => Reply::Counter {
+                    count: 0,
+                    reset: Duration::ZERO,
+                },
+            },
+            Op::SetUnderLimit {
+                counter,
+                window,
+                limit,
+                key,
+                value,
+                ttl,
+            } => {
+                let (count, reset) = if limit == 0 {
+                    (0, Duration::ZERO)
+                } else {
+                    self.hit(&counter, window, now)
+                };
+                let written = limit == 0 || count <= limit;
+                if written {
+                    self.entries.insert(
+                        key,
+                        Entry {
+                            value: Value::Bytes(value),
+                            expires: Some(now + ttl),
+                        },
+                    );
+                }
+                Reply::Counted {
+                    count,
+                    reset,
+                    written,
+                }
+            }
+            Op::MapGetAll(key) => Reply::Map(match self.live(&key, now) {
+                Some(Entry {
+                    value: Value::Map(m),
+                    ..
+                }) => m.clone(),
+                Some(_) => return Err(wrong_type(&key)),
+                None => HashMap::new(),
+            }),
+            Op::MapGet(key, field) => Reply::Value(match self.live(&key, now) {
+                Some(Entry {
+                    value: Value::Map(m),
+                    ..
+                }) => m.get(&field).cloned(),
+                Some(_) => return Err(wrong_type(&key)),
+                None => None,
+            }),
+            Op::MapSet { key, fields, ttl } => {
+                let map = self.map_mut(&key, now)?;
+                map.extend(fields);
+                if let (Some(t), Some(e)) = (ttl, self.entries.get_mut(&key)) {
+                    e.expires = Some(now + t);
+                }
+                Reply::Done
+            }
+            Op::MapSetIfAbsent(key, field, value) => {
+                let map = self.map_mut(&key, now)?;
+                if map.contains_key(&field) {
+                    Reply::Flag(false)
+                } else {
+                    map.insert(field, value);
+                    Reply::Flag(true)
+                }
+            }
+            Op::MapDelete(key, fields) => {
+                let mut n = 0;
+                if let Some(Entry {
+                    value: Value::Map(m),
+                    ..
+                }) = self.live(&key, now)
+                {
+                    for f in fields {
+                        n += i64::from(m.remove(&f).is_some());
+                    }
+                    if m.is_empty() {
+                        self.entries.remove(&key);
+                    }
+                }
+                Reply::Int(n)
+            }
+            Op::SetAdd { key, member, ttl } => {
+                if self.live(&key, now).is_none() {
+                    self.entries.insert(
+                        key.clone(),
+                        Entry {
+                            value: Value::Set(HashSet::new()),
+                            expires: None,
+                        },
+                    );
+                }
+                let entry = self.entries.get_mut(&key).expect("present");
+                match &mut entry.value {
+                    Value::Set(s) => {
+                        s.insert(member);
+                    }
+                    _ => return Err(wrong_type(&key)),
+                }
+                let at = now + ttl;
+                if entry.expires.is_some_and(|e| e < at) || entry.expires.is_none() {
+                    entry.expires = Some(at);
+                }
+                Reply::Done
+            }
+            Op::SetRemove(key, member) => {
+                if let Some(Entry {
+                    value: Value::Set(s),
+                    ..
+                }) = self.live(&key, now)
+                {
+                    s.remove(&member);
+                    if s.is_empty() {
+                        self.entries.remove(&key);
+                    }
+                }
+                Reply::Done
+            }
+            Op::SetMembers(key) => Reply::Members(match self.live(&key, now) {
+                Some(Entry {
+                    value: Value::Set(s),
+                    ..
+                }) => s.iter().cloned().collect(),
+                Some(_) => return Err(wrong_type(&key)),
+                None => Vec::new(),
+            }),
+            Op::RotateRefresh {
+                key,
+                presented,
+                fields,
+                ttl,
+            } => {
+                let Some(Entry {
+                    value: Value::Map(m),
+                    expires,
+                }) = self.live(&key, now)
+                else {
+                    return Ok(Reply::Rotated(Rotation::Unknown));
+                };
+                let current = m.get("r").cloned().unwrap_or_default();
+                let used = m.get("used").cloned().unwrap_or_default();
+                if current == presented.as_bytes() {
+                    let mut used = used;
+                    used.extend_from_slice(presented.as_bytes());
+                    used.push(b',');
+                    m.extend(fields);
+                    m.insert("used".into(), super::trim_used(used));
+                    *expires = Some(now + ttl);
+                    Reply::Rotated(Rotation::Rotated)
+                } else if super::used_contains(&used, &presented) {
+                    self.entries.remove(&key);
+                    Reply::Rotated(Rotation::Reused)
+                } else {
+                    Reply::Rotated(Rotation::Unknown)
+                }
+            }
+        })
+    }
+
+    fn map_mut(
+        &mut self,
+        key: &str,
+        now: Instant,
+    ) -> Result<&mut HashMap<String, Vec<u8>>, StoreError> {
+        if self.live(key, now).is_none() {
+            self.entries.insert(
+                key.to_owned(),
+                Entry {
+                    value: Value::Map(HashMap::new()),
+                    expires: None,
+                },
+            );
+        }
+        match self.entries.get_mut(key).map(|e| &mut e.value) {
+            Some(Value::Map(m)) => Ok(m),
+            _ => Err(wrong_type(key)),
+        }
+    }
+}
+
+fn wrong_type(key: &str) -> StoreError {
+    StoreError::Protocol(format!("key {key} holds another kind of value"))
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError> {
+        let now = Instant::now();
+        let mut inner = self
+            .inner
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))?;
+        inner.sweep(now);
+        ops.into_iter().map(|op| inner.apply(op, now)).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}

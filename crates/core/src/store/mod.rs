@@ -1,0 +1,380 @@
+//! The store: the few atomic operations the schemes need, behind one trait.
+//!
+//! Every lifetime is a TTL kept by the store and every "single use" is one atomic
+//! operation of the store, so any number of gateway replicas sharing one Redis see
+//! the same keys, codes, sessions and counters. A caller hands the store a batch of
+//! [`Op`]s and gets one [`Reply`] per op back: the Redis store sends a batch as one
+//! pipeline (one network round trip), the memory store runs it under one lock.
+//! Each op is atomic on its own; a batch as a whole is not a transaction.
+
+mod memory;
+mod redis;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// The store could not be reached or answered something unexpected.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is unreachable or failed the command; the request may be retried later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with a shape this code did not expect (a bug or a foreign key).
+    #[error("unexpected store reply: {0}")]
+    Protocol(String),
+}
+
+/// One atomic operation on the store.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Read a value. Replies [`Reply::Value`].
+    Get(String),
+    /// Write a value, replacing any earlier one, with an optional lifetime. Replies [`Reply::Done`].
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// Lifetime; `None` keeps the value until deleted.
+        ttl: Option<Duration>,
+    },
+    /// Write a value only if the key is absent. Replies [`Reply::Flag`] (true when written).
+    SetIfAbsent {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Vec<u8>,
+        /// Lifetime; `None` keeps the value until deleted.
+        ttl: Option<Duration>,
+    },
+    /// Read and delete a value in one step: single use. Replies [`Reply::Value`].
+    Take(String),
+    /// Delete keys. Replies [`Reply::Int`] with how many existed.
+    Delete(Vec<String>),
+    /// Remaining lifetime. Replies [`Reply::Int`]: milliseconds, -1 without TTL, -2 when absent.
+    TtlMillis(String),
+    /// Count one event in a fixed window that starts with the first event. Replies [`Reply::Counter`].
+    Hit {
+        /// The counter's key.
+        key: String,
+        /// The window's length.
+        window: Duration,
+    },
+    /// Read a counter without counting. Replies [`Reply::Counter`] (zero when absent).
+    Peek(String),
+    /// Count one event, and only while the count is within `limit` also write `key`.
+    /// Replies [`Reply::Counted`]. This is how a key or code request both counts
+    /// towards its limit and replaces the earlier secret without a race.
+    SetUnderLimit {
+        /// The counter's key.
+        counter: String,
+        /// The counter's window.
+        window: Duration,
+        /// The most events allowed in one window; 0 means unlimited (nothing is counted).
+        limit: u64,
+        /// The key written when within the limit.
+        key: String,
+        /// The value written.
+        value: Vec<u8>,
+        /// The written value's lifetime.
+        ttl: Duration,
+    },
+    /// Read all fields of a map. Replies [`Reply::Map`] (empty when absent).
+    MapGetAll(String),
+    /// Read one field of a map. Replies [`Reply::Value`].
+    MapGet(String, String),
+    /// Write fields of a map, then set the map's lifetime when given. Replies [`Reply::Done`].
+    MapSet {
+        /// The map's key.
+        key: String,
+        /// Fields to write.
+        fields: Vec<(String, Vec<u8>)>,
+        /// Lifetime of the whole map; `None` leaves it as it is.
+        ttl: Option<Duration>,
+    },
+    /// Write one field only if it is absent. Replies [`Reply::Flag`].
+    MapSetIfAbsent(String, String, Vec<u8>),
+    /// Delete fields of a map. Replies [`Reply::Int`] with how many existed.
+    MapDelete(String, Vec<String>),
+    /// Add a member to a set and extend the set's lifetime to at least `ttl`. Replies [`Reply::Done`].
+    SetAdd {
+        /// The set's key.
+        key: String,
+        /// The member.
+        member: String,
+        /// The set is kept at least this long.
+        ttl: Duration,
+    },
+    /// Remove a member from a set. Replies [`Reply::Done`].
+    SetRemove(String, String),
+    /// All members of a set. Replies [`Reply::Members`].
+    SetMembers(String),
+    /// Rotate a session's refresh secret: compare-and-swap on the map field `r`.
+    /// Replies [`Reply::Rotated`].
+    RotateRefresh {
+        /// The session map's key.
+        key: String,
+        /// Digest of the refresh token presented.
+        presented: String,
+        /// Fields written when the presented digest is the current one.
+        fields: Vec<(String, Vec<u8>)>,
+        /// The session's new lifetime.
+        ttl: Duration,
+    },
+}
+
+/// What a compare-and-swap of a refresh secret found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented secret was current and has been replaced.
+    Rotated,
+    /// The presented secret had already been rotated: the session has been deleted.
+    Reused,
+    /// No such session, or a secret it never had.
+    Unknown,
+}
+
+/// The answer to one [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Nothing to say beyond success.
+    Done,
+    /// A value, or `None` when absent.
+    Value(Option<Vec<u8>>),
+    /// Whether a conditional write happened.
+    Flag(bool),
+    /// A number.
+    Int(i64),
+    /// A window counter: events so far and time until the window resets.
+    Counter {
+        /// Events counted in the current window.
+        count: u64,
+        /// Time until the window ends.
+        reset: Duration,
+    },
+    /// A counter that guarded a write.
+    Counted {
+        /// Events counted in the current window, this one included.
+        count: u64,
+        /// Time until the window ends.
+        reset: Duration,
+        /// Whether the guarded write happened.
+        written: bool,
+    },
+    /// A map's fields.
+    Map(HashMap<String, Vec<u8>>),
+    /// A set's members.
+    Members(Vec<String>),
+    /// The outcome of [`Op::RotateRefresh`].
+    Rotated(Rotation),
+}
+
+impl Reply {
+    /// The value of a [`Reply::Value`].
+    pub fn into_value(self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Reply::Value(v) => Ok(v),
+            other => Err(unexpected("value", &other)),
+        }
+    }
+
+    /// The flag of a [`Reply::Flag`].
+    pub fn into_flag(self) -> Result<bool, StoreError> {
+        match self {
+            Reply::Flag(v) => Ok(v),
+            other => Err(unexpected("flag", &other)),
+        }
+    }
+
+    /// The number of a [`Reply::Int`].
+    pub fn into_int(self) -> Result<i64, StoreError> {
+        match self {
+            Reply::Int(v) => Ok(v),
+            other => Err(unexpected("int", &other)),
+        }
+    }
+
+    /// The count and reset of a [`Reply::Counter`].
+    pub fn into_counter(self) -> Result<(u64, Duration), StoreError> {
+        match self {
+            Reply::Counter { count, reset } => Ok((count, reset)),
+            other => Err(unexpected("counter", &other)),
+        }
+    }
+
+    /// The fields of a [`Reply::Map`].
+    pub fn into_map(self) -> Result<HashMap<String, Vec<u8>>, StoreError> {
+        match self {
+            Reply::Map(v) => Ok(v),
+            other => Err(unexpected("map", &other)),
+        }
+    }
+
+    /// The members of a [`Reply::Members`].
+    pub fn into_members(self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Reply::Members(v) => Ok(v),
+            other => Err(unexpected("members", &other)),
+        }
+    }
+}
+
+fn unexpected(wanted: &str, got: &Reply) -> StoreError {
+    StoreError::Protocol(format!("wanted a {wanted} reply, got {got:?}"))
+}
+
+/// A shared store of keys with lifetimes.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Runs a batch of operations, each atomically, in order, and returns one reply per op.
+    async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A short name for logs and readiness output (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+}
+
+/// One-op conveniences over [`Store::exec`].
+#[async_trait]
+pub trait StoreExt: Store {
+    /// Runs a single op.
+    async fn one(&self, op: Op) -> Result<Reply, StoreError> {
+        self.exec(vec![op])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Protocol("empty reply".into()))
+    }
+
+    /// Reads a value.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.one(Op::Get(key.to_owned())).await?.into_value()
+    }
+
+    /// Writes a value.
+    async fn set(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        self.one(Op::Set {
+            key: key.to_owned(),
+            value,
+            ttl,
+        })
+        .await
+        .map(drop)
+    }
+}
+
+impl<T: Store + ?Sized> StoreExt for T {}
+
+/// Key names, with Redis Cluster hash tags.
+///
+/// Everything one atomic op touches shares a `{tag}`, so a Redis Cluster keeps it
+/// in one slot. Names of people never appear in keys: a user's tag is a digest of
+/// who they are, so a dump of the keyspace lists no usernames.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys starting with `prefix` (which must not contain `{` or `}`).
+    pub fn new(prefix: &str) -> Self {
+        let prefix = prefix.replace(['{', '}'], "");
+        Self { prefix }
+    }
+
+    /// The prefix in use.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The directory's documents and indexes (one slot: directory writes are rare and small).
+    pub fn directory(&self, name: &str) -> String {
+        format!("{}{{dir}}:{name}", self.prefix)
+    }
+
+    /// Values shared by all replicas at start-up (generated secrets, the realm).
+    pub fn bootstrap(&self, name: &str) -> String {
+        format!("{}{{boot}}:{name}", self.prefix)
+    }
+
+    /// Something about one user of one scope: `scope` names the login surface
+    /// (a web phone application, a password profile), `who` the username.
+    pub fn user(&self, scope: &str, who: &str, what: &str) -> String {
+        format!(
+            "{}{{u:{}}}:{what}",
+            self.prefix,
+            crate::crypto::tag(scope, who)
+        )
+    }
+
+    /// A session's map.
+    pub fn session(&self, session_id: &str) -> String {
+        format!("{}{{s:{session_id}}}", self.prefix)
+    }
+
+    /// The set of a directory user's sessions.
+    pub fn user_sessions(&self, user_id: &str) -> String {
+        format!("{}{{us:{user_id}}}", self.prefix)
+    }
+
+    /// A per-client-address counter.
+    pub fn address(&self, what: &str, address: &str) -> String {
+        format!("{}{{ip:{address}}}:{what}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_user_share_a_hash_tag_and_hide_the_name() {
+        let keys = Keys::new("ag:");
+        let a = keys.user("myapp.myaccount", "myuser", "key");
+        let b = keys.user("myapp.myaccount", "myuser", "guesses");
+        let tag = |k: &str| k[k.find('{').unwrap_or(0)..=k.find('}').unwrap_or(0)].to_owned();
+        assert_eq!(tag(&a), tag(&b));
+        assert!(!a.contains("myuser"));
+        assert_ne!(tag(&a), tag(&keys.user("myapp.myaccount", "other", "key")));
+    }
+
+    #[test]
+    fn braces_in_a_prefix_cannot_break_the_hash_tag() {
+        let keys = Keys::new("a{b}:");
+        assert_eq!(keys.directory("x"), "ab:{dir}:x");
+    }
+}
+
+/// How many rotated refresh digests a session remembers for reuse detection.
+const USED_REMEMBERED: usize = 64;
+
+/// Keeps the comma-separated list of rotated digests bounded.
+fn trim_used(used: Vec<u8>) -> Vec<u8> {
+    let parts: Vec<&[u8]> = used
+        .split(|b| *b == b',')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let keep = &parts[parts.len().saturating_sub(USED_REMEMBERED)..];
+    let mut out = Vec::with_capacity(used.len());
+    for p in keep {
+        out.extend_from_slice(p);
+        out.push(b',');
+    }
+    out
+}
+
+fn used_contains(used: &[u8], digest: &str) -> bool {
+    used.split(|b| *b == b',')
+        .any(|p| !p.is_empty() && p == digest.as_bytes())
+}

@@ -1,0 +1,415 @@
+//! The Redis store: one pipeline per batch, Lua where an op reads before it writes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, Value};
+
+use super::{Op, Reply, Rotation, Store, StoreError};
+
+/// Counts one event in a window that opens with the first event.
+const HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  t = tonumber(ARGV[1])
+end
+return {n, t}
+";
+
+/// Counts one event and, within the limit, writes a value: the limit guards the write.
+const SET_UNDER_LIMIT: &str = r"
+local n, t = 0, 0
+local limit = tonumber(ARGV[2])
+if limit > 0 then
+  n = redis.call('INCR', KEYS[1])
+  t = redis.call('PTTL', KEYS[1])
+  if t < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    t = tonumber(ARGV[1])
+  end
+end
+if limit == 0 or n <= limit then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  return {n, t, 1}
+end
+return {n, t, 0}
+";
+
+/// Compare-and-swap of a session's refresh digest, with reuse detection.
+/// The digests compared are SHA-256 of 256-bit random tokens, so the
+/// non-constant-time string comparison here leaks nothing useful.
+const ROTATE: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'r')
+if not cur then return 0 end
+local used = redis.call('HGET', KEYS[1], 'used') or ''
+if cur == ARGV[1] then
+  used = used .. ARGV[1] .. ','
+  local keep = tonumber(ARGV[3])
+  local parts = {}
+  for p in string.gmatch(used, '([^,]+)') do parts[#parts + 1] = p end
+  if #parts > keep then
+    used = table.concat(parts, ',', #parts - keep + 1) .. ','
+  end
+  redis.call('HSET', KEYS[1], 'used', used)
+  for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+for p in string.gmatch(used, '([^,]+)') do
+  if p == ARGV[1] then
+    redis.call('DEL', KEYS[1])
+    return 2
+  end
+end
+return 3
+";
+
+/// Adds a member and extends the set's lifetime, never shortening it.
+const SET_ADD: &str = r"
+redis.call('SADD', KEYS[1], ARGV[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+";
+
+/// A store on a Redis server, reconnecting by itself when the server comes back.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
+}
+
+/// How a raw pipeline reply turns into a [`Reply`], and how many raw replies it takes.
+#[derive(Clone, Copy)]
+enum Shape {
+    Value,
+    Ok,
+    Flag,
+    Int,
+    Counter,
+    Counted,
+    Map,
+    Members,
+    Rotation,
+    /// A command whose reply is ignored (a PEXPIRE after an HSET).
+    Skip,
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://`, `rediss://`, `unix://`). Fails when the first connection does.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { conn })
+    }
+
+    fn push(pipe: &mut Pipeline, shapes: &mut Vec<Shape>, op: Op) {
+        let ms = |d: Duration| d.as_millis().max(1) as u64;
+        match op {
+            Op::Get(key) => {
+                pipe.cmd("GET").arg(key);
+                shapes.push(Shape::Value);
+            }
+            Op::Set { key, value, ttl } => {
+                let c = pipe.cmd("SET").arg(key).arg(value);
+                if let Some(t) = ttl {
+                    c.arg("PX").arg(ms(t));
+                }
+                shapes.push(Shape::Ok);
+            }
+            Op::SetIfAbsent { key, value, ttl } => {
+                let c = pipe.cmd("SET").arg(key).arg(value).arg("NX");
+                if let Some(t) = ttl {
+                    c.arg("PX").arg(ms(t));
+                }
+                shapes.push(Shape::Flag);
+            }
+            Op::Take(key) => {
+                pipe.cmd("GETDEL").arg(key);
+                shapes.push(Shape::Value);
+            }
+            Op::Delete(keys) => {
+                if keys.is_empty() {
+                    pipe.cmd("ECHO").arg(0);
+                    shapes.push(Shape::Int);
+                } else {
+                    pipe.cmd("DEL").arg(keys);
+                    shapes.push(Shape::Int);
+                }
+            }
+            Op::TtlMillis(key) => {
+                pipe.cmd("PTTL").arg(key);
+                shapes.push(Shape::Int);
+            }
+            Op::Hit { key, window } => {
+                pipe.cmd("EVAL").arg(HIT).arg(1).arg(key).arg(ms(window));
+                shapes.push(Shape::Counter);
+            }
+            Op::Peek(key) => {
+                pipe.cmd("GET").arg(&key);
+                pipe.cmd("PTTL").arg(key);
+                shapes.push(Shape::Counter);
+            }
+            Op::SetUnderLimit {
+                counter,
+                window,
+                limit,
+                key,
+                value,
+                ttl,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(SET_UNDER_LIMIT)
+                    .arg(2)
+                    .arg(counter)
+                    .arg(key)
+                    .arg(ms(window))
+                    .arg(limit)
+                    .arg(value)
+                    .arg(ms(ttl));
+                shapes.push(Shape::Counted);
+            }
+            Op::MapGetAll(key) => {
+                pipe.cmd("HGETALL").arg(key);
+                shapes.push(Shape::Map);
+            }
+            Op::MapGet(key, field) => {
+                pipe.cmd("HGET").arg(key).arg(field);
+                shapes.push(Shape::Value);
+            }
+            Op::MapSet { key, fields, ttl } => {
+                let c = pipe.cmd("HSET").arg(&key);
+                for (f, v) in fields {
+                    c.arg(f).arg(v);
+                }
+                shapes.push(Shape::Ok);
+                if let Some(t) = ttl {
+                    pipe.cmd("PEXPIRE").arg(key).arg(ms(t));
+                    shapes.push(Shape::Skip);
+                }
+            }
+            Op::MapSetIfAbsent(key, field, value) => {
+                pipe.cmd("HSETNX").arg(key).arg(field).arg(value);
+                shapes.push(Shape::Flag);
+            }
+            Op::MapDelete(key, fields) => {
+                pipe.cmd("HDEL").arg(key).arg(fields);
+                shapes.push(Shape::Int);
+            }
+            Op::SetAdd { key, member, ttl } => {
+                pipe.cmd("EVAL")
+                    .arg(SET_ADD)
+                    .arg(1)
+                    .arg(key)
+                    .arg(member)
+                    .arg(ms(ttl));
+                shapes.push(Shape::Ok);
+            }
+            Op::SetRemove(key, member) => {
+                pipe.cmd("SREM").arg(key).arg(member);
+                shapes.push(Shape::Ok);
+            }
+            Op::SetMembers(key) => {
+                pipe.cmd("SMEMBERS").arg(key);
+                shapes.push(Shape::Members);
+            }
+            Op::RotateRefresh {
+                key,
+                presented,
+                fields,
+                ttl,
+            } => {
+                let c = pipe
+                    .cmd("EVAL")
+                    .arg(ROTATE)
+                    .arg(1)
+                    .arg(key)
+                    .arg(presented)
+                    .arg(ms(ttl))
+                    .arg(super::USED_REMEMBERED);
+                for (f, v) in fields {
+                    c.arg(f).arg(v);
+                }
+                shapes.push(Shape::Rotation);
+            }
+        }
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn protocol(what: &str, v: &Value) -> StoreError {
+    StoreError::Protocol(format!("{what}: {v:?}"))
+}
+
+fn int(v: &Value) -> Result<i64, StoreError> {
+    match v {
+        Value::Int(n) => Ok(*n),
+        Value::BulkString(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| protocol("integer", v)),
+        Value::Nil => Ok(0),
+        other => Err(protocol("integer", other)),
+    }
+}
+
+fn bytes(v: Value) -> Result<Option<Vec<u8>>, StoreError> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::BulkString(b) => Ok(Some(b)),
+        Value::SimpleString(s) => Ok(Some(s.into_bytes())),
+        other => Err(protocol("bulk string", &other)),
+    }
+}
+
+fn array(v: Value) -> Result<Vec<Value>, StoreError> {
+    match v {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(protocol("array", &other)),
+    }
+}
+
+fn millis(n: i64) -> Duration {
+    Duration::from_millis(n.max(0) as u64)
+}
+
+fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Reply>, StoreError> {
+    let mut next = || {
+        raw.next()
+            .ok_or_else(|| StoreError::Protocol("pipeline reply too short".into()))
+    };
+    Ok(Some(match shape {
+        Shape::Skip => {
+            next()?;
+            return Ok(None);
+        }
+        Shape::Value => Reply::Value(bytes(next()?)?),
+        Shape::Ok => {
+            next()?;
+            Reply::Done
+        }
+        Shape::Flag => Reply::Flag(match next()? {
+            Value::Okay | Value::SimpleString(_) => true,
+            Value::Nil => false,
+            v => int(&v)? == 1,
+        }),
+        Shape::Int => Reply::Int(int(&next()?)?),
+        Shape::Counter => {
+            let first = next()?;
+            match first {
+                Value::Array(items) => {
+                    let count = items.first().map(int).transpose()?.unwrap_or(0) as u64;
+                    let reset = millis(items.get(1).map(int).transpose()?.unwrap_or(0));
+                    Reply::Counter { count, reset }
+                }
+                value => {
+                    // A peek: GET then PTTL.
+                    let count = int(&value)?.max(0) as u64;
+                    let reset = millis(int(&next()?)?);
+                    Reply::Counter { count, reset }
+                }
+            }
+        }
+        Shape::Counted => {
+            let items = array(next()?)?;
+            let at = |i: usize| items.get(i).map(int).transpose().map(|v| v.unwrap_or(0));
+            Reply::Counted {
+                count: at(0)?.max(0) as u64,
+                reset: millis(at(1)?),
+                written: at(2)? == 1,
+            }
+        }
+        Shape::Map => {
+            let v = next()?;
+            let mut map = HashMap::new();
+            match v {
+                Value::Map(pairs) => {
+                    for (k, v) in pairs {
+                        if let (Some(k), Some(v)) = (bytes(k)?, bytes(v)?) {
+                            map.insert(String::from_utf8_lossy(&k).into_owned(), v);
+                        }
+                    }
+                }
+                other => {
+                    let items = array(other)?;
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        if let (Some(k), Some(v)) = (bytes(k)?, bytes(v)?) {
+                            map.insert(String::from_utf8_lossy(&k).into_owned(), v);
+                        }
+                    }
+                }
+            }
+            Reply::Map(map)
+        }
+        Shape::Members => {
+            let items = array(next()?)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(b) = bytes(item)? {
+                    out.push(String::from_utf8_lossy(&b).into_owned());
+                }
+            }
+            Reply::Members(out)
+        }
+        Shape::Rotation => Reply::Rotated(match int(&next()?)? {
+            1 => Rotation::Rotated,
+            2 => Rotation::Reused,
+            _ => Rotation::Unknown,
+        }),
+    }))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError> {
+        let mut pipe = redis::pipe();
+        let mut shapes = Vec::with_capacity(ops.len());
+        for op in ops {
+            Self::push(&mut pipe, &mut shapes, op);
+        }
+        let mut conn = self.conn.clone();
+        let raw: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut raw = raw.into_iter();
+        let mut replies = Vec::with_capacity(shapes.len());
+        for shape in shapes {
+            if let Some(reply) = decode(shape, &mut raw)? {
+                replies.push(reply);
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,147 @@
+//! API client tokens: `POST /oauth/access_token` with the client credentials grant
+//! (admin) or the implicit grant (public operations only).
+
+use std::sync::Arc;
+
+use authgate_core::crypto::ct_eq;
+use authgate_core::store::Op;
+use authgate_core::tokens::{Role, Scheme, Subject};
+use poem::http::StatusCode;
+use poem::Request;
+use poem_openapi::payload::{Form, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::Tag;
+use crate::errors::{ApiError, Errors};
+use crate::state::AppState;
+
+/// A token request, form-encoded.
+#[derive(Debug, Object, Deserialize)]
+pub struct TokenRequest {
+    /// `client_credentials` (needs the secret; admin token) or `implicit` (public token).
+    pub grant_type: String,
+    /// The client id.
+    pub client_id: Option<String>,
+    /// The client secret (client credentials grant only).
+    pub client_secret: Option<String>,
+}
+
+/// A client token.
+#[derive(Debug, Object)]
+pub struct ClientToken {
+    /// The bearer token for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Unix time it expires.
+    pub expires: i64,
+    /// The grant it came from: `client_credentials` or `implicit`.
+    pub identifier: String,
+}
+
+/// The answer to a token request.
+#[derive(Debug, ApiResponse)]
+pub enum TokenResponse {
+    /// A token.
+    #[oai(status = 200)]
+    Ok(Json<ClientToken>),
+}
+
+/// Client authentication.
+pub struct ClientsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "Tag::Clients")]
+impl ClientsApi {
+    /// Get a client token
+    ///
+    /// `grant_type=client_credentials` with `client_id` and `client_secret` gives an
+    /// admin token; `grant_type=implicit` with `client_id` gives a token for public
+    /// operations. Form-encoded, as OAuth clients send it.
+    #[oai(
+        path = "/oauth/access_token",
+        method = "post",
+        operation_id = "createClientToken"
+    )]
+    async fn token(
+        &self,
+        req: &Request,
+        body: Form<TokenRequest>,
+    ) -> Result<TokenResponse, ApiError> {
+        let limit = self.state.key_scheme.config().limits.per_ip;
+        if !limit.is_off() {
+            let ip = self.state.client_ip(req);
+            let reply = self
+                .state
+                .store
+                .exec(vec![Op::Hit {
+                    key: self.state.keys.address("client-auth", &ip),
+                    window: limit.window,
+                }])
+                .await?
+                .pop()
+                .map(|r| r.into_counter())
+                .transpose()?;
+            if let Some((count, reset)) = reply {
+                if limit.exceeded_by(count) {
+                    let retry = reset.as_secs().max(1);
+                    return Err(ApiError::TooManyRequests(
+                        Errors::one(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "Too Many Requests",
+                            Some("retry later".to_owned()),
+                        ),
+                        retry,
+                    ));
+                }
+            }
+        }
+        let client_id = body.client_id.as_deref().unwrap_or_default();
+        let id_ok = ct_eq(client_id.as_bytes(), self.state.client_id.as_bytes());
+        let (role, identifier) = match body.grant_type.as_str() {
+            "client_credentials" => {
+                let secret_ok = body
+                    .client_secret
+                    .as_deref()
+                    .is_some_and(|s| self.state.client_secret_matches(s));
+                if !(id_ok && secret_ok) {
+                    return Err(ApiError::unauthorized("invalid client_id or client_secret"));
+                }
+                (Role::Admin, "client_credentials")
+            }
+            "implicit" => {
+                if !id_ok {
+                    return Err(ApiError::unauthorized("invalid client_id"));
+                }
+                (Role::Public, "implicit")
+            }
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unsupported grant_type {other:?}: use client_credentials or implicit"
+                )))
+            }
+        };
+        let subject = Subject {
+            user_id: self.state.client_id.clone(),
+            username: self.state.client_id.clone(),
+            realm_id: self.state.directory.realm_id().to_owned(),
+            display_name: "API client".to_owned(),
+            scheme: Scheme::Client,
+            role,
+        };
+        let ttl = self.state.client_token_ttl;
+        let tokens = self.state.tokens.issue(&subject, Some(ttl)).await?;
+        Ok(TokenResponse::Ok(Json(ClientToken {
+            access_token: tokens.access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: ttl.as_secs(),
+            expires: time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64,
+            identifier: identifier.to_owned(),
+        })))
+    }
+}

@@ -1,0 +1,170 @@
+//! Token checks: forward-auth for reverse proxies and RFC 7662-style introspection.
+//! Each is one read of one key in the store, so revocation shows at once everywhere.
+
+use std::sync::Arc;
+
+use authgate_core::tokens::{Principal, Scheme};
+use poem::http::StatusCode;
+use poem_openapi::param::Header;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::Tag;
+use crate::errors::{ApiError, Errors};
+use crate::state::AppState;
+
+/// The answer to a forward-auth check.
+#[derive(Debug, ApiResponse)]
+pub enum VerifyResponse {
+    /// The token is live: pass the request on with these headers.
+    #[oai(status = 200)]
+    Ok(
+        /// The username the session belongs to.
+        #[oai(header = "X-Auth-User")]
+        String,
+        /// The directory user's id (the account member id).
+        #[oai(header = "X-Auth-User-Id")]
+        String,
+        /// The authentication realm.
+        #[oai(header = "X-Auth-Realm")]
+        String,
+        /// `one-time-key` or `account-management`.
+        #[oai(header = "X-Auth-Scheme")]
+        String,
+    ),
+    /// No token, or not a live user token.
+    #[oai(status = 401)]
+    Unauthorized(Json<Errors>, #[oai(header = "WWW-Authenticate")] String),
+}
+
+/// An introspection request.
+#[derive(Debug, Object)]
+pub struct IntrospectRequest {
+    /// The token to check.
+    #[oai(validator(max_length = 4096))]
+    pub token: String,
+}
+
+/// What is known of a token (RFC 7662 style). Only `active` is present for a dead token.
+#[derive(Debug, Object, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is live.
+    pub active: bool,
+    /// The directory user's id (or the client id for client tokens).
+    #[oai(skip_serializing_if_is_none)]
+    pub sub: Option<String>,
+    /// The username.
+    #[oai(skip_serializing_if_is_none)]
+    pub username: Option<String>,
+    /// The authentication realm.
+    #[oai(skip_serializing_if_is_none)]
+    pub realm_id: Option<String>,
+    /// `one-time-key`, `account-management` or `client`.
+    #[oai(skip_serializing_if_is_none)]
+    pub scheme: Option<String>,
+    /// Unix time the token expires.
+    #[oai(skip_serializing_if_is_none)]
+    pub exp: Option<i64>,
+}
+
+/// The answer to an introspection.
+#[derive(Debug, ApiResponse)]
+pub enum IntrospectResponse {
+    /// What is known (also for unknown tokens: `{"active": false}`).
+    #[oai(status = 200)]
+    Ok(Json<Introspection>),
+}
+
+/// Token checks.
+pub struct GateApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[OpenApi(tag = "Tag::Gate")]
+impl GateApi {
+    /// Forward-auth check
+    ///
+    /// For nginx `auth_request`, Traefik ForwardAuth or Envoy ext_authz. Reads
+    /// `Authorization: Bearer <access token>` or `EP-Account-Management-Authentication-Token`.
+    /// 200 with `X-Auth-User`, `X-Auth-User-Id`, `X-Auth-Realm` and `X-Auth-Scheme`
+    /// for a live user session, 401 otherwise. API client tokens are not user sessions
+    /// and are refused here.
+    #[oai(path = "/v1/auth/verify", method = "get", operation_id = "verify")]
+    async fn verify(
+        &self,
+        /// `Bearer <access token>`.
+        #[oai(name = "Authorization")]
+        authorization: Header<Option<String>>,
+        /// An account management authentication token.
+        #[oai(name = "EP-Account-Management-Authentication-Token")]
+        account_token: Header<Option<String>>,
+    ) -> Result<VerifyResponse, ApiError> {
+        let token = authorization
+            .0
+            .as_deref()
+            .and_then(bearer)
+            .or(account_token.0.as_deref().map(str::trim));
+        let principal = match token {
+            Some(t) => self.state.tokens.verify(t).await?,
+            None => None,
+        };
+        Ok(match principal {
+            Some(Principal { subject, .. }) if subject.scheme != Scheme::Client => {
+                VerifyResponse::Ok(
+                    subject.username,
+                    subject.user_id,
+                    subject.realm_id,
+                    subject.scheme.as_str().to_owned(),
+                )
+            }
+            _ => VerifyResponse::Unauthorized(
+                Errors::one(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized",
+                    Some("no live user token".to_owned()),
+                ),
+                "Bearer".to_owned(),
+            ),
+        })
+    }
+
+    /// Introspect a token
+    ///
+    /// RFC 7662-style: `{"active": true, "sub", "username", "realm_id", "scheme", "exp"}`
+    /// for a live token, `{"active": false}` for anything else.
+    #[oai(
+        path = "/v1/tokens/introspect",
+        method = "post",
+        operation_id = "introspect"
+    )]
+    async fn introspect(
+        &self,
+        body: Json<IntrospectRequest>,
+    ) -> Result<IntrospectResponse, ApiError> {
+        let found = self.state.tokens.verify(body.token.trim()).await?;
+        Ok(IntrospectResponse::Ok(Json(match found {
+            Some(p) => Introspection {
+                active: true,
+                sub: Some(p.subject.user_id),
+                username: Some(p.subject.username),
+                realm_id: Some(p.subject.realm_id),
+                scheme: Some(p.subject.scheme.as_str().to_owned()),
+                exp: Some(p.expires_at),
+            },
+            None => Introspection {
+                active: false,
+                sub: None,
+                username: None,
+                realm_id: None,
+                scheme: None,
+                exp: None,
+            },
+        })))
+    }
+}

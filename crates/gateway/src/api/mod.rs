@@ -1,0 +1,118 @@
+//! The HTTP API, one module per group of endpoints, all in one OpenAPI document.
+
+pub mod clients;
+pub mod directory;
+pub mod gate;
+pub mod health;
+pub mod webphone;
+
+use std::sync::Arc;
+
+use authgate_core::tokens::{Principal, Role, Scheme};
+use poem_openapi::auth::Bearer;
+use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+
+use crate::errors::ApiError;
+use crate::state::AppState;
+
+/// Groups of endpoints in the document.
+#[derive(Tags)]
+pub enum Tag {
+    /// One-time login key, password and token logins of web phone users (SDK-compatible AuthResult).
+    #[oai(rename = "Web phone login")]
+    WebPhone,
+    /// API client tokens (client credentials and implicit grants).
+    #[oai(rename = "Client authentication")]
+    Clients,
+    /// Account authentication settings.
+    Settings,
+    /// Password profiles of the authentication realm.
+    #[oai(rename = "Password profiles")]
+    PasswordProfiles,
+    /// Users (user authentication info) and their credentials.
+    #[oai(rename = "Users")]
+    Users,
+    /// Checks of access tokens for reverse proxies and services.
+    #[oai(rename = "Token checks")]
+    Gate,
+    /// Liveness and readiness.
+    Health,
+}
+
+/// `Authorization: Bearer <token>` from `/oauth/access_token` (or a login).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer")]
+pub struct BearerToken(pub Bearer);
+
+/// The API client's session behind a bearer token, or 401.
+pub async fn client(state: &AppState, auth: &BearerToken) -> Result<Principal, ApiError> {
+    match state.tokens.verify(&auth.0.token).await? {
+        Some(p) if p.subject.scheme == Scheme::Client => Ok(p),
+        _ => Err(ApiError::unauthorized(
+            "the bearer token is unknown or expired",
+        )),
+    }
+}
+
+/// The API client's session, which must come from the client credentials grant.
+pub async fn admin(state: &AppState, auth: &BearerToken) -> Result<Principal, ApiError> {
+    let p = client(state, auth).await?;
+    if p.subject.role == Role::Admin {
+        Ok(p)
+    } else {
+        Err(ApiError::forbidden(
+            "this operation needs a client_credentials token, not an implicit one",
+        ))
+    }
+}
+
+/// The whole API of one gateway instance.
+pub type Api = (
+    webphone::WebPhoneApi,
+    clients::ClientsApi,
+    directory::DirectoryApi,
+    gate::GateApi,
+    health::HealthApi,
+);
+
+/// The API and its document.
+pub fn service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
+    OpenApiService::new(
+        (
+            webphone::WebPhoneApi {
+                state: state.clone(),
+            },
+            clients::ClientsApi {
+                state: state.clone(),
+            },
+            directory::DirectoryApi {
+                state: state.clone(),
+            },
+            gate::GateApi {
+                state: state.clone(),
+            },
+            health::HealthApi { state },
+        ),
+        "authgate",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(DESCRIPTION)
+}
+
+const DESCRIPTION: &str = "\
+An auth gateway with two login schemes behind one directory and one token service.
+
+**Web phone login (one-time login key).** A browser asks for a key for \
+`user@app.account.voximplant.com`, your backend answers `MD5(key|MD5(user:voximplant.com:password))`, \
+and the browser logs in with that hash. Keys live five minutes, work once, and a new key voids the old. \
+Results are AuthResult objects with the web phone SDKs' codes.
+
+**Directory.** Password profiles, users and their credentials, in the commerce platform's \
+JSON:API-style wire format (`{\"data\": ...}`, errors as `{\"errors\": [...]}`), behind client tokens \
+from `POST /oauth/access_token`. A password profile with `voximplant_application` set exposes its users \
+to web phone login.
+
+**Token checks.** `GET /v1/auth/verify` is a forward-auth endpoint for reverse proxies; \
+`POST /v1/tokens/introspect` answers RFC 7662-style. Revocation takes effect at once on every replica.
+
+State lives in Redis (or, for trying it out, an embedded store), so any number of replicas can share it.";

@@ -1,0 +1,50 @@
+//! `authgate serve --demo`: the documentation's example users, ready to log in.
+
+use authgate_core::directory::{DirectoryError, UsernameFormat};
+
+use crate::state::AppState;
+
+/// The web phone application of the demo.
+pub const APPLICATION: &str = "myapp.myaccount";
+/// The demo's web phone user.
+pub const USER: &str = "myuser";
+/// That user's password.
+pub const PASSWORD: &str = "mypass123";
+/// The demo's customer (one-time password profile).
+pub const CUSTOMER: &str = "john.doe@banks.com";
+
+/// Seeds the demo data unless it is already there (replicas may all run `--demo`).
+pub async fn seed(state: &AppState) -> Result<(), DirectoryError> {
+    let dir = &state.directory;
+    if dir.profile_for_application(APPLICATION).await?.is_some() {
+        tracing::info!("demo data already present");
+        return Ok(());
+    }
+    let phones = dir
+        .create_profile(
+            "Web phone users",
+            UsernameFormat::Any,
+            false,
+            Some(APPLICATION),
+        )
+        .await?;
+    let me = dir
+        .create_user("My User", Some("myuser@example.com"))
+        .await?;
+    dir.create_credential(&me.id, &phones.id, USER, Some(PASSWORD))
+        .await?;
+
+    let customers = dir
+        .create_profile("Customers", UsernameFormat::Email, true, None)
+        .await?;
+    let john = dir.create_user("John Doe", Some(CUSTOMER)).await?;
+    dir.create_credential(&john.id, &customers.id, CUSTOMER, Some(PASSWORD))
+        .await?;
+    tracing::info!(
+        realm = dir.realm_id(),
+        web_phone_user = %format!("{USER}@{APPLICATION}.voximplant.com"),
+        customer = CUSTOMER,
+        "demo data seeded (both users' password: {PASSWORD})"
+    );
+    Ok(())
+}

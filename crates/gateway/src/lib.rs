@@ -1,0 +1,26 @@
+//! authgate's HTTP gateway: both login schemes, the directory and the token checks
+//! behind one OpenAPI document, plus configuration and the `authgate` binary.
+//!
+//! The gateway knows HTTP and nothing of Redis commands: it calls the core's
+//! services and the scheme crates, and maps their outcomes to each dialect's wire
+//! format in one place per dialect.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from a TOML file and `AUTHGATE_*` variables.
+//! - [`state`]: the store, the services and bootstrapping of shared secrets.
+//! - [`startup`]: [`startup::Application`], which binds, announces and serves.
+//! - [`api`]: the endpoints, one module per group, and the OpenAPI document.
+//! - [`errors`]: error bodies in each dialect, and the middleware that shapes
+//!   errors no handler saw.
+//! - [`demo`]: the `--demo` seed data.
+
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod errors;
+pub mod startup;
+pub mod state;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,0 +1,144 @@
+//! The `authgate` binary: `serve` (the default), `openapi`, `hash` and `ha1`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use authgate_gateway::{api, demo, state::AppState, Application, Config};
+use authgate_onetimekey::{digest, WebUsername};
+use clap::{Parser, Subcommand};
+
+/// An auth gateway: one-time login keys and one-time password tokens on Redis.
+#[derive(Debug, Parser)]
+#[command(name = "authgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default). Configured by AUTHGATE_* variables and an optional TOML file.
+    Serve {
+        /// Seed the documentation's example users.
+        #[arg(long)]
+        demo: bool,
+        /// A TOML config file; AUTHGATE_* variables override it.
+        #[arg(long, env = "AUTHGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the OpenAPI document (JSON).
+    Openapi,
+    /// Print MD5(key|MD5(user:voximplant.com:password)): what a customer's backend answers a key with.
+    Hash {
+        /// The one-time login key.
+        #[arg(long)]
+        key: String,
+        /// The user (bare, or user@app.account...).
+        #[arg(long)]
+        user: String,
+        /// The password.
+        #[arg(long)]
+        password: String,
+    },
+    /// Print MD5(user:voximplant.com:password), the HA1 a customer's backend stores.
+    Ha1 {
+        /// The user (bare, or user@app.account...).
+        #[arg(long)]
+        user: String,
+        /// The password.
+        #[arg(long)]
+        password: String,
+    },
+}
+
+/// The bare user of `user` or `user@app.account...`.
+fn bare_user(user: &str) -> String {
+    WebUsername::parse(user)
+        .map(|u| u.user().to_owned())
+        .unwrap_or_else(|_| user.to_owned())
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTHGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,poem=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config.as_deref())?;
+    init_logs(config.log_format == "json");
+    let app = Application::build(config).await?;
+    if demo_data {
+        demo::seed(&app.state()).await?;
+    }
+    app.announce();
+    app.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn openapi() -> anyhow::Result<()> {
+    let (state, _) = AppState::build(&Config::default()).await?;
+    println!("{}", api::service(state).spec());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve {
+        demo: false,
+        config: None,
+    }) {
+        Command::Serve { demo, config } => serve(demo, config).await,
+        Command::Openapi => openapi().await,
+        Command::Hash {
+            key,
+            user,
+            password,
+        } => {
+            let ha1 = digest::ha1(&bare_user(&user), &password);
+            println!("{}", digest::key_response(&key, &ha1));
+            Ok(())
+        }
+        Command::Ha1 { user, password } => {
+            println!("{}", digest::ha1(&bare_user(&user), &password));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Building and running one gateway instance.
+//!
+//! [`Application::build`] connects the store, bootstraps shared values and binds the
+//! listener (port 0 picks a free port, which [`Application::port`] reports);
+//! [`Application::run_until`] serves until the caller's shutdown future resolves.
+//! Nothing is global, so a test can run as many instances as it likes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use poem::listener::{
+    Acceptor, AcceptorExt, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener,
+};
+use poem::middleware::SizeLimit;
+use poem::{Endpoint, EndpointExt, Route, Server};
+use secrecy::ExposeSecret;
+
+use crate::api;
+use crate::config::Config;
+use crate::errors::dialect_errors;
+use crate::state::{AppState, Generated};
+
+/// A bound, ready-to-run gateway.
+pub struct Application {
+    acceptor: BoxAcceptor,
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<AppState>,
+    max_body_bytes: usize,
+    generated: Generated,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All routes of the gateway, with the error and size middleware.
+pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+    let api = api::service(state);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let app = Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/", api)
+        .with(SizeLimit::new(max_body_bytes));
+    dialect_errors(app)
+}
+
+impl Application {
+    /// Connects the store, bootstraps shared values and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let (state, generated) = AppState::build(&config).await?;
+        let listener = TcpListener::bind(config.bind).into_acceptor().await?;
+        let addr = listener
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| anyhow::anyhow!("the listener has no socket address"))?;
+        let (acceptor, tls) = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let cert = std::fs::read(cert)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", cert.display()))?;
+                let key = std::fs::read(key)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key.display()))?;
+                let tls =
+                    RustlsConfig::new().fallback(RustlsCertificate::new().cert(cert).key(key));
+                let configs = futures::stream::iter([tls]).chain(futures::stream::pending());
+                (listener.rustls(configs).boxed(), true)
+            }
+            _ => (listener.boxed(), false),
+        };
+        Ok(Self {
+            acceptor,
+            addr,
+            tls,
+            state,
+            max_body_bytes: config.max_body_bytes,
+            generated,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The shared state (for seeding and tests).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Says once what the operator must know: the store, generated secrets, the address.
+    pub fn announce(&self) {
+        let scheme = if self.tls { "https" } else { "http" };
+        tracing::info!(addr = %self.addr, store = self.state.store.kind(), "authgate listening on {scheme}://{}", self.addr);
+        if self.state.store.kind() == "memory" {
+            tracing::warn!("running on the embedded in-memory store: every user, key and session is gone at exit; set AUTHGATE_REDIS_URL for real use");
+        }
+        if self.generated.token_secret && self.state.store.kind() != "memory" {
+            tracing::warn!("generated a token secret and stored it in the store for the other replicas; set AUTHGATE_TOKEN_SECRET to choose your own (then a dump of the store cannot open sealed HA1s)");
+        }
+        if let Some(secret) = &self.generated.client_secret {
+            // Shown once, on standard error rather than in the log stream: only its digest is kept.
+            eprintln!(
+                "\n  authgate API client (shown once; only its digest is stored):\n    client_id:     {}\n    client_secret: {}\n  Set AUTHGATE_CLIENT_SECRET to choose your own.\n",
+                self.state.client_id,
+                secret.expose_secret()
+            );
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then drains for up to five seconds.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let app = routes(self.state, self.max_body_bytes);
+        Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(Duration::from_secs(120))
+            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
+            .await
+    }
+}

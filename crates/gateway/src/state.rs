@@ -1,0 +1,211 @@
+//! What every handler shares: the store, the services and the client settings.
+//!
+//! Built once by [`AppState::build`], which also bootstraps what all replicas must
+//! agree on (the realm, generated secrets) through the store.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::crypto::{ct_eq, digest, random_token, Keyring};
+use authgate_core::directory::Directory;
+use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Store, StoreError};
+use authgate_core::tokens::TokenService;
+use authgate_onetimekey::{KeyScheme, KeySchemeConfig};
+use poem::Request;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Config;
+
+/// Shared state of one gateway instance.
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Key naming.
+    pub keys: Keys,
+    /// Sessions and tokens.
+    pub tokens: TokenService,
+    /// Realm, profiles, users, credentials.
+    pub directory: Directory,
+    /// The one-time login key scheme.
+    pub key_scheme: KeyScheme,
+    /// The API client's id.
+    pub client_id: String,
+    /// Digest of the API client's secret.
+    client_secret_digest: String,
+    /// Lifetime of client tokens.
+    pub client_token_ttl: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.kind())
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generated secrets the operator must learn about once.
+#[derive(Debug, Default)]
+pub struct Generated {
+    /// The API client secret, when this instance generated it.
+    pub client_secret: Option<SecretString>,
+    /// Whether this instance generated the token secret.
+    pub token_secret: bool,
+}
+
+impl AppState {
+    /// Connects the store and builds the services from `config`.
+    pub async fn build(config: &Config) -> anyhow::Result<(Arc<Self>, Generated)> {
+        let store: Arc<dyn Store> = match &config.redis_url {
+            Some(url) => Arc::new(RedisStore::connect(url).await?),
+            None => Arc::new(MemoryStore::new()),
+        };
+        let keys = Keys::new(&config.redis_prefix);
+        let mut generated = Generated::default();
+
+        let token_secret = match &config.token_secret {
+            Some(s) => s.clone(),
+            None => {
+                let (secret, fresh) = shared_secret(
+                    &*store,
+                    &keys.bootstrap("token-secret"),
+                    random_token::<32>(),
+                )
+                .await?;
+                generated.token_secret = fresh;
+                SecretString::from(secret)
+            }
+        };
+        let client_secret_digest = match &config.client_secret {
+            Some(s) => digest(s.expose_secret()),
+            None => {
+                let candidate = random_token::<24>();
+                let (stored, fresh) = shared_secret(
+                    &*store,
+                    &keys.bootstrap("client-secret-digest"),
+                    digest(&candidate),
+                )
+                .await?;
+                if fresh {
+                    generated.client_secret = Some(SecretString::from(candidate));
+                }
+                stored
+            }
+        };
+        let keyring = Keyring::new(token_secret);
+        let tokens = TokenService::new(
+            store.clone(),
+            keys.clone(),
+            config.access_token_ttl,
+            config.refresh_token_ttl,
+        );
+        let directory = Directory::open(
+            store.clone(),
+            keys.clone(),
+            keyring,
+            tokens.clone(),
+            authgate_onetimekey::digest::ha1,
+            86_400,
+        )
+        .await?;
+        let key_scheme = KeyScheme::new(
+            store.clone(),
+            keys.clone(),
+            tokens.clone(),
+            &directory,
+            KeySchemeConfig {
+                key_ttl: config.login_key_ttl,
+                reveal_unknown_users: config.reveal_unknown_users,
+                limits: config.limits,
+            },
+        );
+        let state = Self {
+            store,
+            keys,
+            tokens,
+            directory,
+            key_scheme,
+            client_id: config.client_id.clone(),
+            client_secret_digest,
+            client_token_ttl: config.client_token_ttl,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        Ok((Arc::new(state), generated))
+    }
+
+    /// Whether `secret` is the API client's secret (constant time).
+    pub fn client_secret_matches(&self, secret: &str) -> bool {
+        ct_eq(
+            digest(secret).as_bytes(),
+            self.client_secret_digest.as_bytes(),
+        )
+    }
+
+    /// The client's address: the peer, or the nearest untrusted hop of
+    /// `X-Forwarded-For` when the peer is a trusted proxy.
+    pub fn client_ip(&self, req: &Request) -> String {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_canonical());
+        let Some(peer) = peer else {
+            return "unknown".to_owned();
+        };
+        if !self.trusted_proxies.contains(&peer) {
+            return peer.to_string();
+        }
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter_map(|s| s.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect::<Vec<_>>();
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !self.trusted_proxies.contains(ip))
+            .or(forwarded.first())
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| peer.to_string())
+    }
+}
+
+/// A value every replica agrees on: the first writer's wins. Returns it and
+/// whether this call wrote it.
+async fn shared_secret(
+    store: &dyn Store,
+    key: &str,
+    candidate: String,
+) -> Result<(String, bool), StoreError> {
+    let mut replies = store
+        .exec(vec![
+            Op::SetIfAbsent {
+                key: key.to_owned(),
+                value: candidate.into_bytes(),
+                ttl: None,
+            },
+            Op::Get(key.to_owned()),
+        ])
+        .await?
+        .into_iter();
+    let fresh = replies
+        .next()
+        .map(|r| r.into_flag())
+        .transpose()?
+        .unwrap_or(false);
+    let value = replies
+        .next()
+        .map(|r| r.into_value())
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| StoreError::Protocol(format!("{key} vanished")))?;
+    Ok((String::from_utf8_lossy(&value).into_owned(), fresh))
+}

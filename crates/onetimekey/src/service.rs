@@ -1,0 +1,458 @@
+//! The scheme's rules: key requests and the four ways to log in, on the store.
+//!
+//! Keys are never kept: the store holds a random nonce per (application, user)
+//! under a TTL, and the key is an HMAC of that nonce under the gateway's keyring,
+//! so a dump of the store yields no key. `Take` (GETDEL) makes every attempt
+//! consume the key, right or wrong, and a request replaces the nonce, voiding the
+//! earlier key. A key request is one round trip to the store; a key login two (one
+//! read of everything it needs, then the session).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::crypto::{ct_eq, random_bytes, Keyring};
+use authgate_core::directory::{login_record_key, Directory, LoginRecord};
+use authgate_core::limits::{Limits, Throttled};
+use authgate_core::password;
+use authgate_core::store::{Keys, Op, Reply, Store, StoreError};
+use authgate_core::tokens::{Check, IssuedTokens, Refresh, Role, Scheme, Subject, TokenService};
+
+use crate::digest::{is_md5_hex, key_response};
+use crate::username::WebUsername;
+
+/// Settings of the scheme.
+#[derive(Debug, Clone)]
+pub struct KeySchemeConfig {
+    /// How long a key lives (300 s).
+    pub key_ttl: Duration,
+    /// Answer key requests for unknown users with 404 instead of a decoy key.
+    pub reveal_unknown_users: bool,
+    /// The shared rate limits.
+    pub limits: Limits,
+}
+
+impl Default for KeySchemeConfig {
+    fn default() -> Self {
+        Self {
+            key_ttl: Duration::from_secs(300),
+            reveal_unknown_users: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a request did not succeed, in the scheme's result codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Malformed input (400). Nothing was changed.
+    BadRequest(String),
+    /// Wrong hash, password or token, or no live key (401).
+    WrongCredentials,
+    /// The user is disabled (403).
+    Disabled,
+    /// No such user; only when revealing unknown users is switched on (404).
+    UnknownUser,
+    /// A rate limit was hit (429).
+    Throttled(Throttled),
+    /// The access token has expired (701).
+    TokenExpired,
+    /// The store is unreachable (503 at the edge).
+    Unavailable,
+    /// Something unexpected (500).
+    Internal(String),
+}
+
+impl Failure {
+    /// The scheme's numeric code.
+    pub fn code(&self) -> u16 {
+        match self {
+            Failure::BadRequest(_) => 400,
+            Failure::WrongCredentials => 401,
+            Failure::Disabled => 403,
+            Failure::UnknownUser => 404,
+            Failure::Throttled(_) => 429,
+            Failure::TokenExpired => 701,
+            Failure::Unavailable => 503,
+            Failure::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(reason) => {
+                tracing::error!(%reason, "store unavailable");
+                Failure::Unavailable
+            }
+            StoreError::Protocol(reason) => Failure::Internal(reason),
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// The user's display name.
+    pub display_name: String,
+    /// The new session's tokens.
+    pub tokens: IssuedTokens,
+}
+
+type Outcome<T> = Result<T, Failure>;
+
+/// The scheme, ready to serve any transport.
+#[derive(Clone)]
+pub struct KeyScheme {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    keyring: Keyring,
+    tokens: TokenService,
+    config: KeySchemeConfig,
+}
+
+impl std::fmt::Debug for KeyScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyScheme")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const KEY: &str = "login-key";
+const REQUESTS: &str = "key-requests";
+const GUESSES: &str = "guesses";
+const IP_COUNTER: &str = "login";
+
+fn parse(username: &str) -> Outcome<WebUsername> {
+    WebUsername::parse(username).map_err(|e| Failure::BadRequest(e.to_string()))
+}
+
+impl KeyScheme {
+    /// The scheme on the shared services.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        tokens: TokenService,
+        directory: &Directory,
+        config: KeySchemeConfig,
+    ) -> Self {
+        Self {
+            keyring: directory.keyring().clone(),
+            store,
+            keys,
+            tokens,
+            config,
+        }
+    }
+
+    /// The scheme's settings.
+    pub fn config(&self) -> &KeySchemeConfig {
+        &self.config
+    }
+
+    fn key_for(&self, who: &WebUsername, nonce: &[u8]) -> String {
+        let mac = self.keyring.mac(
+            "one-time login key",
+            &[who.application().as_bytes(), who.user().as_bytes(), nonce],
+        );
+        hex::encode(&mac[..16])
+    }
+
+    fn user_key(&self, who: &WebUsername, what: &str) -> String {
+        self.keys.user(who.application(), who.user(), what)
+    }
+
+    fn ip_op(&self, ip: &str) -> Option<Op> {
+        let l = self.config.limits.per_ip;
+        (!l.is_off()).then(|| Op::Hit {
+            key: self.keys.address(IP_COUNTER, ip),
+            window: l.window,
+        })
+    }
+
+    /// Runs `ops` after the per-address counter and fails if that is exceeded.
+    async fn exec_counted(&self, ip: &str, ops: Vec<Op>) -> Outcome<Vec<Reply>> {
+        let ip_op = self.ip_op(ip);
+        let counted = ip_op.is_some();
+        let mut all: Vec<Op> = ip_op.into_iter().collect();
+        all.extend(ops);
+        let mut replies = self.store.exec(all).await?;
+        if counted {
+            let (count, reset) = replies.remove(0).into_counter()?;
+            if self.config.limits.per_ip.exceeded_by(count) {
+                return Err(Failure::Throttled(Throttled { retry_after: reset }));
+            }
+        }
+        Ok(replies)
+    }
+
+    fn check_guesses(&self, reply: Reply) -> Outcome<()> {
+        let (count, reset) = reply.into_counter()?;
+        let limit = self.config.limits.guesses_per_user;
+        // Past the limit every attempt is refused, the right one too.
+        if !limit.is_off() && count >= limit.count {
+            return Err(Failure::Throttled(Throttled { retry_after: reset }));
+        }
+        Ok(())
+    }
+
+    async fn wrong_guess(&self, who: &WebUsername) -> Outcome<()> {
+        let limit = self.config.limits.guesses_per_user;
+        if !limit.is_off() {
+            self.store
+                .exec(vec![Op::Hit {
+                    key: self.user_key(who, GUESSES),
+                    window: limit.window,
+                }])
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn record(reply: Reply) -> Outcome<Option<LoginRecord>> {
+        match reply.into_value()? {
+            Some(bytes) => Directory::parse_login_record(&bytes)
+                .map(Some)
+                .map_err(|e| Failure::Internal(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Issues a key for `username`: a decoy for unknown users unless revealing is on.
+    pub async fn request_key(&self, username: &str, ip: &str) -> Outcome<String> {
+        let who = parse(username)?;
+        let nonce = random_bytes::<16>();
+        let limit = self.config.limits.requests_per_user;
+        let mut ops = vec![Op::SetUnderLimit {
+            counter: self.user_key(&who, REQUESTS),
+            window: limit.window,
+            limit: limit.count,
+            key: self.user_key(&who, KEY),
+            value: nonce.to_vec(),
+            ttl: self.config.key_ttl,
+        }];
+        if self.config.reveal_unknown_users {
+            ops.push(Op::Get(login_record_key(
+                &self.keys,
+                who.application(),
+                who.user(),
+            )));
+        }
+        let mut replies = self.exec_counted(ip, ops).await?.into_iter();
+        match replies.next() {
+            Some(Reply::Counted { written: true, .. }) => {}
+            Some(Reply::Counted { reset, .. }) => {
+                return Err(Failure::Throttled(Throttled { retry_after: reset }))
+            }
+            other => return Err(Failure::Internal(format!("unexpected reply {other:?}"))),
+        }
+        if self.config.reveal_unknown_users {
+            let known = replies
+                .next()
+                .map(Self::record)
+                .transpose()?
+                .flatten()
+                .is_some();
+            if !known {
+                return Err(Failure::UnknownUser);
+            }
+        }
+        Ok(self.key_for(&who, &nonce))
+    }
+
+    /// Logs in with `hash = MD5(key|HA1)`, consuming the key whatever the outcome.
+    pub async fn login_with_key(&self, username: &str, hash: &str, ip: &str) -> Outcome<LoggedIn> {
+        let who = parse(username)?;
+        if !is_md5_hex(hash) {
+            return Err(Failure::BadRequest(
+                "hash must be 32 hexadecimal digits".into(),
+            ));
+        }
+        let replies = self
+            .exec_counted(
+                ip,
+                vec![
+                    Op::Peek(self.user_key(&who, GUESSES)),
+                    Op::Take(self.user_key(&who, KEY)),
+                    Op::Get(login_record_key(&self.keys, who.application(), who.user())),
+                ],
+            )
+            .await?;
+        let mut replies = replies.into_iter();
+        let (Some(guesses), Some(nonce), Some(record)) =
+            (replies.next(), replies.next(), replies.next())
+        else {
+            return Err(Failure::Internal("short reply".into()));
+        };
+        self.check_guesses(guesses)?;
+        let Some(nonce) = nonce.into_value()? else {
+            // No live key: not a guess, nothing to compare.
+            return Err(Failure::WrongCredentials);
+        };
+        let record = Self::record(record)?;
+        let key = self.key_for(&who, &nonce);
+        let expected = record
+            .as_ref()
+            .and_then(|r| r.ha1_sealed.as_deref().map(|s| (r, s)))
+            .and_then(|(r, sealed)| self.keyring.open(sealed, &r.credential_id).ok())
+            .map(|ha1| key_response(&key, &String::from_utf8_lossy(&ha1)));
+        let matches = match &expected {
+            Some(e) => ct_eq(e.as_bytes(), hash.to_ascii_lowercase().as_bytes()),
+            None => {
+                // Compare against something anyway, so unknown users cost the same.
+                let _ = ct_eq(key.as_bytes(), hash.as_bytes());
+                false
+            }
+        };
+        match record {
+            Some(r) if matches => self.start_session(&who, &r).await,
+            _ => {
+                self.wrong_guess(&who).await?;
+                Err(Failure::WrongCredentials)
+            }
+        }
+    }
+
+    /// Logs in with the password, or with its HA1 (32 hex digits) as some SDKs send.
+    pub async fn login_with_password(
+        &self,
+        username: &str,
+        secret: &str,
+        ip: &str,
+    ) -> Outcome<LoggedIn> {
+        let who = parse(username)?;
+        if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
+            return Err(Failure::BadRequest(
+                "password must be 1 to 1024 bytes".into(),
+            ));
+        }
+        let replies = self
+            .exec_counted(
+                ip,
+                vec![
+                    Op::Peek(self.user_key(&who, GUESSES)),
+                    Op::Get(login_record_key(&self.keys, who.application(), who.user())),
+                ],
+            )
+            .await?;
+        let mut replies = replies.into_iter();
+        let (Some(guesses), Some(record)) = (replies.next(), replies.next()) else {
+            return Err(Failure::Internal("short reply".into()));
+        };
+        self.check_guesses(guesses)?;
+        let record = Self::record(record)?;
+        let by_ha1 = is_md5_hex(secret)
+            && record
+                .as_ref()
+                .and_then(|r| r.ha1_sealed.as_deref().map(|s| (r, s)))
+                .and_then(|(r, sealed)| self.keyring.open(sealed, &r.credential_id).ok())
+                .is_some_and(|ha1| ct_eq(&ha1, secret.to_ascii_lowercase().as_bytes()));
+        let matches = by_ha1 || {
+            let phc = record
+                .as_ref()
+                .and_then(|r| r.password_hash.clone())
+                .unwrap_or_else(|| password::decoy().to_owned());
+            let secret = secret.to_owned();
+            tokio::task::spawn_blocking(move || password::verify(&secret, &phc))
+                .await
+                .unwrap_or(false)
+        };
+        match record {
+            Some(r) if matches => self.start_session(&who, &r).await,
+            _ => {
+                self.wrong_guess(&who).await?;
+                Err(Failure::WrongCredentials)
+            }
+        }
+    }
+
+    /// Logs in with a live access token of the same user, starting a new session.
+    pub async fn login_with_token(
+        &self,
+        username: &str,
+        access_token: &str,
+        ip: &str,
+    ) -> Outcome<LoggedIn> {
+        let who = parse(username)?;
+        self.exec_counted(ip, Vec::new()).await?;
+        let principal = match self.tokens.check(access_token).await? {
+            Check::Valid(p) => p,
+            Check::Expired => return Err(Failure::TokenExpired),
+            Check::Invalid => return Err(Failure::WrongCredentials),
+        };
+        if principal.subject.scheme != Scheme::OneTimeKey
+            || principal.subject.username != who.to_string()
+        {
+            return Err(Failure::WrongCredentials);
+        }
+        let record = self
+            .store
+            .exec(vec![Op::Get(login_record_key(
+                &self.keys,
+                who.application(),
+                who.user(),
+            ))])
+            .await?
+            .pop()
+            .map(Self::record)
+            .transpose()?
+            .flatten();
+        match record {
+            Some(r) => self.start_session(&who, &r).await,
+            None => Err(Failure::WrongCredentials),
+        }
+    }
+
+    /// Rotates a refresh token: new tokens, once; a reused token ends the session.
+    pub async fn refresh(
+        &self,
+        username: &str,
+        refresh_token: &str,
+        ip: &str,
+    ) -> Outcome<IssuedTokens> {
+        let who = parse(username)?;
+        self.exec_counted(ip, Vec::new()).await?;
+        match self.tokens.refresh(refresh_token).await? {
+            Refresh::Rotated(tokens, before) => {
+                if before.subject.scheme != Scheme::OneTimeKey
+                    || before.subject.username != who.to_string()
+                {
+                    // A refresh token presented for someone else is treated as stolen.
+                    self.tokens.revoke_session(&before.session_id).await?;
+                    return Err(Failure::WrongCredentials);
+                }
+                Ok(tokens)
+            }
+            Refresh::Reused => {
+                tracing::warn!(target: "authgate::audit", "refresh token reused; session revoked");
+                Err(Failure::WrongCredentials)
+            }
+            Refresh::Invalid => Err(Failure::WrongCredentials),
+        }
+    }
+
+    /// Ends the session of an access or refresh token.
+    pub async fn logout(&self, token: &str) -> Outcome<bool> {
+        Ok(self.tokens.revoke(token).await?)
+    }
+
+    async fn start_session(&self, who: &WebUsername, r: &LoginRecord) -> Outcome<LoggedIn> {
+        if !r.enabled {
+            return Err(Failure::Disabled);
+        }
+        let subject = Subject {
+            user_id: r.user_id.clone(),
+            username: who.to_string(),
+            realm_id: r.realm_id.clone(),
+            display_name: r.display_name.clone(),
+            scheme: Scheme::OneTimeKey,
+            role: Role::User,
+        };
+        let tokens = self.tokens.issue(&subject, None).await?;
+        Ok(LoggedIn {
+            display_name: r.display_name.clone(),
+            tokens,
+        })
+    }
+}
