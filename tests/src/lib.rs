@@ -1,1 +1,16 @@
-//! Helpers for the black-box tests.
+//! Helpers for the black-box tests: a private `redis-server` per test, the real
+//! gateway on port 0 over real sockets, and a client that speaks its API.
+//!
+//! # Layout
+//!
+//! - [`redis`]: [`TestRedis`], a private Redis server (or a unique prefix on the
+//!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw.
+//! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod app;
+pub mod redis;
+
+pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};
+pub use redis::TestRedis;

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use poem::http::StatusCode;
 use poem::listener::{
     Acceptor, AcceptorExt, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener,
 };
-use poem::middleware::SizeLimit;
-use poem::{Endpoint, EndpointExt, Route, Server};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Route, Server};
 use secrecy::ExposeSecret;
+use tokio::io::AsyncReadExt;
 
 use crate::api;
 use crate::config::Config;
@@ -50,9 +51,41 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let app = Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .nest("/", api)
-        .with(SizeLimit::new(max_body_bytes));
-    dialect_errors(app)
+        .nest("/", api);
+    dialect_errors(limit_body(app, max_body_bytes))
+}
+
+/// Refuses bodies over `max` bytes with 413: by their declared length, or, for
+/// chunked bodies, by reading at most one byte more than allowed.
+fn limit_body<E: Endpoint + 'static>(ep: E, max: usize) -> impl Endpoint {
+    ep.around(move |ep, mut req: Request| async move {
+        let too_large =
+            || poem::Error::from_string("request body too large", StatusCode::PAYLOAD_TOO_LARGE);
+        let declared = req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(len) if len > max as u64 => return Err(too_large()),
+            Some(_) => {}
+            None if req.header("transfer-encoding").is_some() => {
+                let mut buf = Vec::new();
+                req.take_body()
+                    .into_async_read()
+                    .take(max as u64 + 1)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| {
+                        poem::Error::from_string(e.to_string(), StatusCode::BAD_REQUEST)
+                    })?;
+                if buf.len() > max {
+                    return Err(too_large());
+                }
+                req.set_body(buf);
+            }
+            None => {}
+        }
+        ep.call(req).await.map(IntoResponse::into_response)
+    })
 }
 
 impl Application {

@@ -1,0 +1,330 @@
+//! The real gateway on a free port, and a client for its API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::limits::Limit;
+use authgate_gateway::state::AppState;
+use authgate_gateway::{Application, Config};
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::redis::TestRedis;
+
+/// The API client secret every test gateway uses.
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+
+/// A running gateway.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its shared state.
+    pub state: Arc<AppState>,
+    /// A client without cookies or redirects.
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A config for tests: port 0, the test's Redis and prefix, fixed secrets.
+pub fn test_config(redis: Option<&TestRedis>) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        redis_url: redis.map(|r| r.url.clone()),
+        redis_prefix: redis
+            .map(|r| r.prefix.clone())
+            .unwrap_or_else(|| "mem:".into()),
+        client_secret: Some(SecretString::from(CLIENT_SECRET.to_owned())),
+        token_secret: Some(SecretString::from(
+            "test-token-secret-for-sealing-and-keys".to_owned(),
+        )),
+        ..Config::default()
+    }
+}
+
+/// Starts a gateway on `redis` (or the memory store) with the default test config.
+pub async fn spawn_app(redis: Option<&TestRedis>) -> TestApp {
+    spawn_app_with(redis, |_| {}).await
+}
+
+/// Starts a gateway after `tweak` has adjusted its config.
+pub async fn spawn_app_with(redis: Option<&TestRedis>, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config(redis);
+    tweak(&mut config);
+    let app = Application::build(config)
+        .await
+        .expect("the gateway builds");
+    let addr = app.addr();
+    let state = app.state();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = app
+            .run_until(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    TestApp {
+        addr,
+        state,
+        http,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// A limit for tests.
+pub fn limit(count: u64, secs: u64) -> Limit {
+    Limit::new(count, Duration::from_secs(secs))
+}
+
+/// A web phone user created through the API.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    /// The full username, `user@app.account.voximplant.com`.
+    pub username: String,
+    /// The bare user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+    /// The directory user id.
+    pub user_id: String,
+    /// The credential id.
+    pub credential_id: String,
+    /// The password profile id.
+    pub profile_id: String,
+}
+
+/// A response's status and JSON body (Null when the body is empty or not JSON).
+pub async fn parts(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+impl TestApp {
+    /// `http://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        parts(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// POSTs JSON and returns the raw response.
+    pub async fn post_raw(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An admin client token.
+    pub async fn admin_token(&self) -> String {
+        let resp = self
+            .http
+            .post(self.url("/oauth/access_token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "authgate"),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        let (status, body) = parts(resp).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// Sends an admin request with `token`.
+    pub async fn admin(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        parts(req.send().await.expect("request")).await
+    }
+
+    /// The realm's id, read from the settings.
+    pub async fn realm(&self, token: &str) -> String {
+        let (status, body) = self
+            .admin(
+                token,
+                reqwest::Method::GET,
+                "/v2/settings/account-authentication",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"]["relationships"]["authentication_realm"]["data"]["id"]
+            .as_str()
+            .expect("realm id")
+            .to_owned()
+    }
+
+    /// A profile exposed to web phone login as `application`.
+    pub async fn web_profile(&self, token: &str, application: &str) -> String {
+        let realm = self.realm(token).await;
+        let (status, body) = self
+            .admin(
+                token,
+                reqwest::Method::POST,
+                &format!("/v2/authentication-realms/{realm}/password-profiles"),
+                Some(json!({"data": {"type": "password_profile", "name": "phones", "username_format": "any",
+                    "enable_one_time_password_token": false, "voximplant_application": application}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["data"]["id"].as_str().expect("profile id").to_owned()
+    }
+
+    /// A user with a credential in `profile`.
+    pub async fn web_user_in(
+        &self,
+        token: &str,
+        profile: &str,
+        application: &str,
+        user: &str,
+        password: &str,
+    ) -> WebUser {
+        let realm = self.realm(token).await;
+        let (status, body) = self
+            .admin(
+                token,
+                reqwest::Method::POST,
+                &format!("/v2/authentication-realms/{realm}/user-authentication-info"),
+                Some(json!({"data": {"type": "user_authentication_info", "name": format!("{user} display"), "email": format!("{user}@example.com")}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let user_id = body["data"]["id"].as_str().expect("user id").to_owned();
+        let (status, body) = self
+            .admin(
+                token,
+                reqwest::Method::POST,
+                &format!("/v2/authentication-realms/{realm}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
+                Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile,
+                    "username": user, "password": password}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        WebUser {
+            username: format!("{user}@{application}.voximplant.com"),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            user_id,
+            credential_id: body["data"]["id"]
+                .as_str()
+                .expect("credential id")
+                .to_owned(),
+            profile_id: profile.to_owned(),
+        }
+    }
+
+    /// A web phone user `user` of a fresh application `app.acct`.
+    pub async fn web_user(&self, user: &str, password: &str) -> WebUser {
+        let token = self.admin_token().await;
+        let profile = self.web_profile(&token, "app.acct").await;
+        self.web_user_in(&token, &profile, "app.acct", user, password)
+            .await
+    }
+
+    /// Requests a key; returns it (panics unless the answer is 302).
+    pub async fn key(&self, username: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/login/one-time-key/request",
+                &json!({"username": username}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["code"], 302, "{body}");
+        assert_eq!(body["result"], false, "{body}");
+        body["key"].as_str().expect("key").to_owned()
+    }
+
+    /// Logs in with a key hash.
+    pub async fn login_key(&self, username: &str, hash: &str) -> (StatusCode, Value) {
+        self.post(
+            "/v1/login/one-time-key",
+            &json!({"username": username, "hash": hash}),
+        )
+        .await
+    }
+
+    /// Requests a key and logs in with the right hash; returns the AuthResult.
+    pub async fn key_login(&self, u: &WebUser) -> Value {
+        let key = self.key(&u.username).await;
+        let (status, body) = self
+            .login_key(&u.username, &hash(&key, &u.user, &u.password))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Forward-auth with a bearer token: the status and the X-Auth-User header.
+    pub async fn verify(&self, token: &str) -> (StatusCode, Option<String>) {
+        let resp = self
+            .http
+            .get(self.url("/v1/auth/verify"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("verify");
+        let user = resp
+            .headers()
+            .get("x-auth-user")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (resp.status(), user)
+    }
+}
+
+/// What a customer's backend answers a key with.
+pub fn hash(key: &str, user: &str, password: &str) -> String {
+    authgate_onetimekey::digest::key_response(
+        key,
+        &authgate_onetimekey::digest::ha1(user, password),
+    )
+}

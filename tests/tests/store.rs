@@ -1,0 +1,398 @@
+//! The store's behaviour suite: the same checks against the memory store and a
+//! real, private Redis, so both keep the same semantics (TTLs included).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt};
+use authgate_tests::TestRedis;
+
+type Shared = Arc<dyn Store>;
+
+async fn memory() -> Option<(Shared, Keys, Option<TestRedis>)> {
+    Some((Arc::new(MemoryStore::new()), Keys::new("m:"), None))
+}
+
+async fn redis() -> Option<(Shared, Keys, Option<TestRedis>)> {
+    let r = TestRedis::start().await?;
+    let store = RedisStore::connect(&r.url).await.expect("connects");
+    let keys = Keys::new(&r.prefix);
+    Some((Arc::new(store), keys, Some(r)))
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some((s, k, _guard)) = super::memory().await {
+                        super::$name(s, k).await;
+                    }
+                }
+            )*
+        }
+        mod on_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some((s, k, _guard)) = super::redis().await {
+                        super::$name(s, k).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    a_value_lives_until_its_ttl_runs_out,
+    a_set_replaces_the_earlier_value_and_its_ttl,
+    take_returns_a_value_once,
+    concurrent_takes_have_exactly_one_winner,
+    set_if_absent_writes_only_the_first_time,
+    a_window_counts_hits_and_resets_after_the_window,
+    set_under_limit_writes_only_within_the_limit,
+    set_under_limit_with_no_limit_always_writes,
+    maps_and_sets_keep_fields_and_members,
+    rotation_swaps_once_and_detects_reuse,
+    a_batch_answers_each_op_in_order,
+);
+
+async fn a_value_lives_until_its_ttl_runs_out(s: Shared, k: Keys) {
+    let key = k.user("app", "bob", "v");
+    s.set(&key, b"x".to_vec(), Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"x"[..]));
+    let ttl = s
+        .one(Op::TtlMillis(key.clone()))
+        .await
+        .unwrap()
+        .into_int()
+        .unwrap();
+    assert!((1..=300).contains(&ttl), "ttl {ttl}");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(s.get(&key).await.unwrap(), None);
+    assert_eq!(s.one(Op::TtlMillis(key)).await.unwrap(), Reply::Int(-2));
+}
+
+async fn a_set_replaces_the_earlier_value_and_its_ttl(s: Shared, k: Keys) {
+    let key = k.user("app", "bob", "v");
+    s.set(&key, b"1".to_vec(), Some(Duration::from_secs(100)))
+        .await
+        .unwrap();
+    s.set(&key, b"2".to_vec(), None).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(s.one(Op::TtlMillis(key)).await.unwrap(), Reply::Int(-1));
+}
+
+async fn take_returns_a_value_once(s: Shared, k: Keys) {
+    let key = k.user("app", "bob", "once");
+    s.set(&key, b"secret".to_vec(), Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.one(Op::Take(key.clone())).await.unwrap(),
+        Reply::Value(Some(b"secret".to_vec()))
+    );
+    assert_eq!(
+        s.one(Op::Take(key.clone())).await.unwrap(),
+        Reply::Value(None)
+    );
+    assert_eq!(s.get(&key).await.unwrap(), None);
+}
+
+async fn concurrent_takes_have_exactly_one_winner(s: Shared, k: Keys) {
+    for round in 0..20 {
+        let key = k.user("app", "race", &format!("r{round}"));
+        s.set(&key, b"v".to_vec(), Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    s.one(Op::Take(key))
+                        .await
+                        .unwrap()
+                        .into_value()
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        let wins = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().unwrap())
+            .count();
+        assert_eq!(wins, 1, "round {round}");
+    }
+}
+
+async fn set_if_absent_writes_only_the_first_time(s: Shared, k: Keys) {
+    let key = k.bootstrap("secret");
+    let first = Op::SetIfAbsent {
+        key: key.clone(),
+        value: b"a".to_vec(),
+        ttl: None,
+    };
+    let second = Op::SetIfAbsent {
+        key: key.clone(),
+        value: b"b".to_vec(),
+        ttl: None,
+    };
+    assert_eq!(s.one(first).await.unwrap(), Reply::Flag(true));
+    assert_eq!(s.one(second).await.unwrap(), Reply::Flag(false));
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"a"[..]));
+}
+
+async fn a_window_counts_hits_and_resets_after_the_window(s: Shared, k: Keys) {
+    let key = k.address("t", "127.0.0.1");
+    let window = Duration::from_millis(400);
+    for want in 1..=3u64 {
+        let (count, reset) = s
+            .one(Op::Hit {
+                key: key.clone(),
+                window,
+            })
+            .await
+            .unwrap()
+            .into_counter()
+            .unwrap();
+        assert_eq!(count, want);
+        assert!(reset <= window && reset > Duration::ZERO, "reset {reset:?}");
+    }
+    let (peeked, _) = s
+        .one(Op::Peek(key.clone()))
+        .await
+        .unwrap()
+        .into_counter()
+        .unwrap();
+    assert_eq!(peeked, 3, "peek does not count");
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let (count, _) = s
+        .one(Op::Hit {
+            key: key.clone(),
+            window,
+        })
+        .await
+        .unwrap()
+        .into_counter()
+        .unwrap();
+    assert_eq!(count, 1, "a new window starts after the old one ends");
+    let (absent, _) = s
+        .one(Op::Peek(k.address("t", "10.9.9.9")))
+        .await
+        .unwrap()
+        .into_counter()
+        .unwrap();
+    assert_eq!(absent, 0);
+}
+
+async fn set_under_limit_writes_only_within_the_limit(s: Shared, k: Keys) {
+    let counter = k.user("app", "bob", "requests");
+    let key = k.user("app", "bob", "key");
+    let op = |v: &str| Op::SetUnderLimit {
+        counter: counter.clone(),
+        window: Duration::from_secs(60),
+        limit: 2,
+        key: key.clone(),
+        value: v.as_bytes().to_vec(),
+        ttl: Duration::from_secs(30),
+    };
+    for (v, want_written) in [("1", true), ("2", true), ("3", false)] {
+        match s.one(op(v)).await.unwrap() {
+            Reply::Counted {
+                written,
+                count,
+                reset,
+            } => {
+                assert_eq!(written, want_written, "value {v}, count {count}");
+                assert!(reset > Duration::ZERO);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        s.get(&key).await.unwrap().as_deref(),
+        Some(&b"2"[..]),
+        "a refused request changes nothing"
+    );
+    let ttl = s.one(Op::TtlMillis(key)).await.unwrap().into_int().unwrap();
+    assert!(ttl > 29_000 && ttl <= 30_000, "ttl {ttl}");
+}
+
+async fn set_under_limit_with_no_limit_always_writes(s: Shared, k: Keys) {
+    let key = k.user("app", "bob", "key");
+    for i in 0..5 {
+        let op = Op::SetUnderLimit {
+            counter: k.user("app", "bob", "requests"),
+            window: Duration::from_secs(60),
+            limit: 0,
+            key: key.clone(),
+            value: vec![b'0' + i],
+            ttl: Duration::from_secs(30),
+        };
+        assert!(matches!(
+            s.one(op).await.unwrap(),
+            Reply::Counted { written: true, .. }
+        ));
+    }
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"4"[..]));
+}
+
+async fn maps_and_sets_keep_fields_and_members(s: Shared, k: Keys) {
+    let map = k.directory("things");
+    s.one(Op::MapSet {
+        key: map.clone(),
+        fields: vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+        ttl: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.one(Op::MapGet(map.clone(), "a".into())).await.unwrap(),
+        Reply::Value(Some(b"1".to_vec()))
+    );
+    assert_eq!(
+        s.one(Op::MapSetIfAbsent(map.clone(), "a".into(), b"9".to_vec()))
+            .await
+            .unwrap(),
+        Reply::Flag(false)
+    );
+    assert_eq!(
+        s.one(Op::MapSetIfAbsent(map.clone(), "c".into(), b"3".to_vec()))
+            .await
+            .unwrap(),
+        Reply::Flag(true)
+    );
+    assert_eq!(
+        s.one(Op::MapDelete(map.clone(), vec!["b".into(), "zz".into()]))
+            .await
+            .unwrap(),
+        Reply::Int(1)
+    );
+    let all = s
+        .one(Op::MapGetAll(map.clone()))
+        .await
+        .unwrap()
+        .into_map()
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all.get("c").map(Vec::as_slice), Some(&b"3"[..]));
+    assert!(s
+        .one(Op::MapGetAll(k.directory("none")))
+        .await
+        .unwrap()
+        .into_map()
+        .unwrap()
+        .is_empty());
+
+    let set = k.user_sessions("u1");
+    for m in ["x", "y", "x"] {
+        s.one(Op::SetAdd {
+            key: set.clone(),
+            member: m.into(),
+            ttl: Duration::from_secs(60),
+        })
+        .await
+        .unwrap();
+    }
+    s.one(Op::SetRemove(set.clone(), "y".into())).await.unwrap();
+    assert_eq!(
+        s.one(Op::SetMembers(set.clone())).await.unwrap(),
+        Reply::Members(vec!["x".into()])
+    );
+    let ttl = s.one(Op::TtlMillis(set)).await.unwrap().into_int().unwrap();
+    assert!(ttl > 59_000, "sets get a lifetime: {ttl}");
+}
+
+async fn rotation_swaps_once_and_detects_reuse(s: Shared, k: Keys) {
+    let key = k.session("sid");
+    s.one(Op::MapSet {
+        key: key.clone(),
+        fields: vec![("r".into(), b"r1".to_vec()), ("a".into(), b"a1".to_vec())],
+        ttl: Some(Duration::from_secs(60)),
+    })
+    .await
+    .unwrap();
+    let rotate = |presented: &str, next: &str| Op::RotateRefresh {
+        key: key.clone(),
+        presented: presented.into(),
+        fields: vec![
+            ("r".into(), next.as_bytes().to_vec()),
+            ("a".into(), format!("a-{next}").into_bytes()),
+        ],
+        ttl: Duration::from_secs(120),
+    };
+    assert_eq!(
+        s.one(rotate("r1", "r2")).await.unwrap(),
+        Reply::Rotated(Rotation::Rotated)
+    );
+    assert_eq!(
+        s.one(Op::MapGet(key.clone(), "a".into())).await.unwrap(),
+        Reply::Value(Some(b"a-r2".to_vec()))
+    );
+    let ttl = s
+        .one(Op::TtlMillis(key.clone()))
+        .await
+        .unwrap()
+        .into_int()
+        .unwrap();
+    assert!(ttl > 100_000, "rotation extends the session: {ttl}");
+    assert_eq!(
+        s.one(rotate("never", "x")).await.unwrap(),
+        Reply::Rotated(Rotation::Unknown)
+    );
+    assert_eq!(
+        s.one(rotate("r1", "r3")).await.unwrap(),
+        Reply::Rotated(Rotation::Reused)
+    );
+    assert!(
+        s.one(Op::MapGetAll(key.clone()))
+            .await
+            .unwrap()
+            .into_map()
+            .unwrap()
+            .is_empty(),
+        "reuse deletes the session"
+    );
+    assert_eq!(
+        s.one(rotate("r2", "r4")).await.unwrap(),
+        Reply::Rotated(Rotation::Unknown)
+    );
+}
+
+async fn a_batch_answers_each_op_in_order(s: Shared, k: Keys) {
+    let a = k.user("app", "a", "v");
+    let m = k.directory("m");
+    let replies = s
+        .exec(vec![
+            Op::Set {
+                key: a.clone(),
+                value: b"1".to_vec(),
+                ttl: None,
+            },
+            Op::MapSet {
+                key: m.clone(),
+                fields: vec![("f".into(), b"v".to_vec())],
+                ttl: Some(Duration::from_secs(9)),
+            },
+            Op::Get(a.clone()),
+            Op::Peek(k.address("p", "1.1.1.1")),
+            Op::Take(a.clone()),
+            Op::Delete(vec![a, m]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 6, "{replies:?}");
+    assert_eq!(replies[2], Reply::Value(Some(b"1".to_vec())));
+    assert!(matches!(replies[3], Reply::Counter { count: 0, .. }));
+    assert_eq!(replies[4], Reply::Value(Some(b"1".to_vec())));
+    assert_eq!(replies[5], Reply::Int(1));
+}
