@@ -54,7 +54,7 @@ fn has_redis_server() -> bool {
         .unwrap_or(false)
 }
 
-fn start_server(port: u16, dir: &PathBuf) -> std::io::Result<Child> {
+fn start_server(port: u16, dir: &std::path::Path) -> std::io::Result<Child> {
     Command::new("redis-server")
         .args([
             "--port",
@@ -168,7 +168,9 @@ impl TestRedis {
     pub async fn dump(&self) -> String {
         let mut c = self.conn().await;
         let mut out = String::new();
-        for key in self.keys().await {
+        let mut keys = self.keys().await;
+        keys.sort();
+        for key in keys {
             out.push_str(&key);
             out.push('\n');
             let kind: String = ::redis::cmd("TYPE")
@@ -182,7 +184,8 @@ impl TestRedis {
                     out.push_str(&String::from_utf8_lossy(&v));
                 }
                 "hash" => {
-                    let v: Vec<(Vec<u8>, Vec<u8>)> = c.hgetall(&key).await.expect("hgetall");
+                    let mut v: Vec<(Vec<u8>, Vec<u8>)> = c.hgetall(&key).await.expect("hgetall");
+                    v.sort();
                     for (f, v) in v {
                         out.push_str(&String::from_utf8_lossy(&f));
                         out.push('=');
@@ -191,7 +194,8 @@ impl TestRedis {
                     }
                 }
                 "set" => {
-                    let v: Vec<Vec<u8>> = c.smembers(&key).await.expect("smembers");
+                    let mut v: Vec<Vec<u8>> = c.smembers(&key).await.expect("smembers");
+                    v.sort();
                     for m in v {
                         out.push_str(&String::from_utf8_lossy(&m));
                         out.push('\n');

@@ -84,9 +84,9 @@ impl fmt::Display for Limit {
         }
         let s = self.window.as_secs();
         let (n, unit) = match s {
-            _ if s % 86400 == 0 => (s / 86400, "d"),
-            _ if s % 3600 == 0 => (s / 3600, "h"),
-            _ if s % 60 == 0 => (s / 60, "m"),
+            _ if s.is_multiple_of(86400) => (s / 86400, "d"),
+            _ if s.is_multiple_of(3600) => (s / 3600, "h"),
+            _ if s.is_multiple_of(60) => (s / 60, "m"),
             _ => (s, "s"),
         };
         write!(f, "{}/{n}{unit}", self.count)

@@ -128,6 +128,8 @@ pub enum Check {
 }
 
 /// What a refresh found.
+// Returned once per refresh and never stored, so the large variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Refresh {
     /// New tokens, and the session as it was before.

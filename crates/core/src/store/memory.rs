@@ -70,19 +70,11 @@ impl Inner {
     }
 
     fn hit(&mut self, key: &str, window: Duration, now: Instant) -> (u64, Duration) {
-        let entry = match self.live(key, now) {
-            Some(e) => e,
-            None => {
-                self.entries.insert(
-                    key.to_owned(),
-                    Entry {
-                        value: Value::Bytes(b"0".to_vec()),
-                        expires: Some(now + window),
-                    },
-                );
-                self.entries.get_mut(key).expect("just inserted")
-            }
-        };
+        self.live(key, now);
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            value: Value::Bytes(b"0".to_vec()),
+            expires: Some(now + window),
+        });
         let count = match &entry.value {
             Value::Bytes(b) => std::str::from_utf8(b)
                 .ok()
@@ -239,11 +231,12 @@ impl Inner {
             }
             Op::MapSetIfAbsent(key, field, value) => {
                 let map = self.map_mut(&key, now)?;
-                if map.contains_key(&field) {
-                    Reply::Flag(false)
-                } else {
-                    map.insert(field, value);
-                    Reply::Flag(true)
+                match map.entry(field) {
+                    std::collections::hash_map::Entry::Occupied(_) => Reply::Flag(false),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(value);
+                        Reply::Flag(true)
+                    }
                 }
             }
             Op::MapDelete(key, fields) => {
@@ -263,16 +256,11 @@ impl Inner {
                 Reply::Int(n)
             }
             Op::SetAdd { key, member, ttl } => {
-                if self.live(&key, now).is_none() {
-                    self.entries.insert(
-                        key.clone(),
-                        Entry {
-                            value: Value::Set(HashSet::new()),
-                            expires: None,
-                        },
-                    );
-                }
-                let entry = self.entries.get_mut(&key).expect("present");
+                self.live(&key, now);
+                let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
+                    value: Value::Set(HashSet::new()),
+                    expires: None,
+                });
                 match &mut entry.value {
                     Value::Set(s) => {
                         s.insert(member);

@@ -334,28 +334,6 @@ impl Keys {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_of_one_user_share_a_hash_tag_and_hide_the_name() {
-        let keys = Keys::new("ag:");
-        let a = keys.user("myapp.myaccount", "myuser", "key");
-        let b = keys.user("myapp.myaccount", "myuser", "guesses");
-        let tag = |k: &str| k[k.find('{').unwrap_or(0)..=k.find('}').unwrap_or(0)].to_owned();
-        assert_eq!(tag(&a), tag(&b));
-        assert!(!a.contains("myuser"));
-        assert_ne!(tag(&a), tag(&keys.user("myapp.myaccount", "other", "key")));
-    }
-
-    #[test]
-    fn braces_in_a_prefix_cannot_break_the_hash_tag() {
-        let keys = Keys::new("a{b}:");
-        assert_eq!(keys.directory("x"), "ab:{dir}:x");
-    }
-}
-
 /// How many rotated refresh digests a session remembers for reuse detection.
 const USED_REMEMBERED: usize = 64;
 
@@ -377,4 +355,26 @@ fn trim_used(used: Vec<u8>) -> Vec<u8> {
 fn used_contains(used: &[u8], digest: &str) -> bool {
     used.split(|b| *b == b',')
         .any(|p| !p.is_empty() && p == digest.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_one_user_share_a_hash_tag_and_hide_the_name() {
+        let keys = Keys::new("ag:");
+        let a = keys.user("myapp.myaccount", "myuser", "key");
+        let b = keys.user("myapp.myaccount", "myuser", "guesses");
+        let tag = |k: &str| k[k.find('{').unwrap_or(0)..=k.find('}').unwrap_or(0)].to_owned();
+        assert_eq!(tag(&a), tag(&b));
+        assert!(!a.contains("myuser"));
+        assert_ne!(tag(&a), tag(&keys.user("myapp.myaccount", "other", "key")));
+    }
+
+    #[test]
+    fn braces_in_a_prefix_cannot_break_the_hash_tag() {
+        let keys = Keys::new("a{b}:");
+        assert_eq!(keys.directory("x"), "ab:{dir}:x");
+    }
 }
