@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt};
+use authgate_core::store::{
+    CodeCheck, Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt,
+};
 use authgate_tests::TestRedis;
 
 type Shared = Arc<dyn Store>;
@@ -59,7 +61,102 @@ both!(
     maps_and_sets_keep_fields_and_members,
     rotation_swaps_once_and_detects_reuse,
     a_batch_answers_each_op_in_order,
+    a_code_matches_once_and_burns_after_the_last_wrong_try,
+    a_new_code_clears_the_earlier_codes_tries,
 );
+
+async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Keys) {
+    let key = k.user("p", "u", "code");
+    let tries = k.user("p", "u", "tries");
+    let put = |v: &str| Op::Set {
+        key: key.clone(),
+        value: v.as_bytes().to_vec(),
+        ttl: Some(Duration::from_secs(600)),
+    };
+    let check = |d: &str| Op::CheckCode {
+        key: key.clone(),
+        tries: tries.clone(),
+        digest: d.into(),
+        max_tries: 3,
+    };
+    s.one(put("right")).await.unwrap();
+    assert_eq!(
+        s.one(check("wrong")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    let ttl = s
+        .one(Op::TtlMillis(tries.clone()))
+        .await
+        .unwrap()
+        .into_int()
+        .unwrap();
+    assert!(
+        ttl > 590_000,
+        "the try counter lives as long as the code: {ttl}"
+    );
+    assert_eq!(
+        s.one(check("right")).await.unwrap(),
+        Reply::Code(CodeCheck::Matched)
+    );
+    assert_eq!(
+        s.one(check("right")).await.unwrap(),
+        Reply::Code(CodeCheck::Missing),
+        "single use"
+    );
+    s.one(put("right")).await.unwrap();
+    assert_eq!(
+        s.one(check("w1")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    assert_eq!(
+        s.one(check("w2")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    assert_eq!(
+        s.one(check("w3")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: true })
+    );
+    assert_eq!(
+        s.one(check("right")).await.unwrap(),
+        Reply::Code(CodeCheck::Missing),
+        "burnt"
+    );
+}
+
+async fn a_new_code_clears_the_earlier_codes_tries(s: Shared, k: Keys) {
+    let key = k.user("p", "u", "code");
+    let tries = k.user("p", "u", "tries");
+    let request = |v: &str| Op::SetUnderLimit {
+        counter: k.user("p", "u", "requests"),
+        window: Duration::from_secs(60),
+        limit: 10,
+        key: key.clone(),
+        value: v.as_bytes().to_vec(),
+        ttl: Duration::from_secs(600),
+        clear: vec![tries.clone()],
+    };
+    let check = |d: &str| Op::CheckCode {
+        key: key.clone(),
+        tries: tries.clone(),
+        digest: d.into(),
+        max_tries: 2,
+    };
+    s.one(request("first")).await.unwrap();
+    assert_eq!(
+        s.one(check("bad")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    s.one(request("second")).await.unwrap();
+    assert_eq!(
+        s.one(check("first")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false }),
+        "replaced, and the tries start again"
+    );
+    assert_eq!(
+        s.one(check("second")).await.unwrap(),
+        Reply::Code(CodeCheck::Matched)
+    );
+}
 
 async fn a_value_lives_until_its_ttl_runs_out(s: Shared, k: Keys) {
     let key = k.user("app", "bob", "v");
@@ -204,6 +301,7 @@ async fn set_under_limit_writes_only_within_the_limit(s: Shared, k: Keys) {
         key: key.clone(),
         value: v.as_bytes().to_vec(),
         ttl: Duration::from_secs(30),
+        clear: vec![],
     };
     for (v, want_written) in [("1", true), ("2", true), ("3", false)] {
         match s.one(op(v)).await.unwrap() {
@@ -237,6 +335,7 @@ async fn set_under_limit_with_no_limit_always_writes(s: Shared, k: Keys) {
             key: key.clone(),
             value: vec![b'0' + i],
             ttl: Duration::from_secs(30),
+            clear: vec![],
         };
         assert!(matches!(
             s.one(op).await.unwrap(),

@@ -12,7 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::crypto::{ct_eq, digest, random_token};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::crypto::{ct_eq, digest, random_token, Keyring};
 use crate::store::{Keys, Op, Rotation, Store, StoreError};
 
 /// Which login surface a session came from (the `X-Auth-Scheme` header).
@@ -147,6 +152,7 @@ pub struct TokenService {
     keys: Keys,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    jwt_key: [u8; 32],
 }
 
 impl std::fmt::Debug for TokenService {
@@ -190,6 +196,7 @@ impl TokenService {
     pub fn new(
         store: Arc<dyn Store>,
         keys: Keys,
+        keyring: &Keyring,
         access_ttl: Duration,
         refresh_ttl: Duration,
     ) -> Self {
@@ -198,7 +205,90 @@ impl TokenService {
             keys,
             access_ttl,
             refresh_ttl,
+            jwt_key: keyring.derive("account management token hs256"),
         }
+    }
+
+    fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.jwt_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(signing_input.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The session id (`jti`) of a JWT whose HS256 signature is ours.
+    fn jwt_session(&self, token: &str) -> Option<String> {
+        let (input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = input.split_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !ct_eq(&signature, &self.jwt_mac(input)) {
+            return None;
+        }
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.get("alg")?.as_str()? != "HS256" {
+            return None;
+        }
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let jti = claims.get("jti")?.as_str()?;
+        (jti.len() == 22).then(|| jti.to_owned())
+    }
+
+    /// Issues an account management authentication token: an HS256 JWT with the
+    /// platform's claims plus `jti`, the session that makes it revocable.
+    /// Returns the token and its expiry (Unix time).
+    pub async fn issue_account_token(
+        &self,
+        subject: &Subject,
+        ttl: Duration,
+        account_id: &str,
+        self_management: &str,
+    ) -> Result<(String, i64), StoreError> {
+        let sid = random_token::<16>();
+        let iat = now();
+        let exp = iat + ttl.as_secs() as i64;
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "sub": subject.user_id,
+            "realm_id": subject.realm_id,
+            "scope": account_id,
+            "iat": iat,
+            "exp": exp,
+            "account_member_self_management": self_management,
+            "jti": sid,
+        });
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
+        let fields = vec![
+            ("sub".to_owned(), subject.user_id.clone().into_bytes()),
+            ("user".to_owned(), subject.username.clone().into_bytes()),
+            ("realm".to_owned(), subject.realm_id.clone().into_bytes()),
+            ("name".to_owned(), subject.display_name.clone().into_bytes()),
+            (
+                "scheme".to_owned(),
+                subject.scheme.as_str().as_bytes().to_vec(),
+            ),
+            ("role".to_owned(), subject.role.as_str().as_bytes().to_vec()),
+            ("a".to_owned(), digest(&token).into_bytes()),
+            ("ax".to_owned(), exp.to_string().into_bytes()),
+        ];
+        self.store
+            .exec(vec![
+                Op::MapSet {
+                    key: self.keys.session(&sid),
+                    fields,
+                    ttl: Some(ttl),
+                },
+                Op::SetAdd {
+                    key: self.keys.user_sessions(&subject.user_id),
+                    member: sid,
+                    ttl,
+                },
+            ])
+            .await?;
+        Ok((token, exp))
     }
 
     /// How long access tokens live.
@@ -300,8 +390,17 @@ impl TokenService {
 
     /// Checks an access token, telling an expired one from an unknown one.
     pub async fn check(&self, token: &str) -> Result<Check, StoreError> {
-        let Some((ACCESS, sid)) = split(token) else {
-            return Ok(Check::Invalid);
+        let jwt_sid;
+        let sid = match split(token) {
+            Some((ACCESS, sid)) => sid,
+            Some(_) => return Ok(Check::Invalid),
+            None => match self.jwt_session(token) {
+                Some(s) => {
+                    jwt_sid = s;
+                    jwt_sid.as_str()
+                }
+                None => return Ok(Check::Invalid),
+            },
         };
         let map = self
             .store
@@ -392,10 +491,18 @@ impl TokenService {
         })
     }
 
-    /// Ends the session of an access or refresh token. Returns whether it was live.
+    /// Ends the session of an access, refresh or account token. Returns whether it was live.
     pub async fn revoke(&self, token: &str) -> Result<bool, StoreError> {
-        let Some((kind, sid)) = split(token) else {
-            return Ok(false);
+        let jwt_sid;
+        let (kind, sid) = match split(token) {
+            Some(parts) => parts,
+            None => match self.jwt_session(token) {
+                Some(s) => {
+                    jwt_sid = s;
+                    (ACCESS, jwt_sid.as_str())
+                }
+                None => return Ok(false),
+            },
         };
         let map = self
             .store
@@ -454,6 +561,7 @@ mod tests {
         TokenService::new(
             Arc::new(MemoryStore::new()),
             Keys::new("t:"),
+            &Keyring::new(secrecy::SecretString::from("k".to_owned())),
             Duration::from_secs(60),
             Duration::from_secs(600),
         )
@@ -506,6 +614,35 @@ mod tests {
             s.verify(&t2.access_token).await?.is_none(),
             "reuse revokes the session"
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_account_token_is_a_signed_jwt_backed_by_a_revocable_session(
+    ) -> Result<(), StoreError> {
+        let s = service();
+        let mut who = alice();
+        who.scheme = Scheme::AccountManagement;
+        let (jwt, exp) = s
+            .issue_account_token(&who, Duration::from_secs(60), "acct-1", "update_only")
+            .await?;
+        assert_eq!(jwt.split('.').count(), 3);
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap_or_default())
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(claims["sub"], "u1");
+        assert_eq!(claims["scope"], "acct-1");
+        assert_eq!(claims["exp"], exp);
+        let p = s.verify(&jwt).await?.map(|p| p.subject);
+        assert_eq!(p, Some(who));
+        // A forged signature or a changed claim is refused.
+        let (input, _) = jwt.rsplit_once('.').unwrap_or_default();
+        assert_eq!(s.verify(&format!("{input}.AAAA")).await?, None);
+        assert!(s.revoke(&jwt).await?);
+        assert_eq!(s.verify(&jwt).await?, None, "revocation is immediate");
         Ok(())
     }
 

@@ -100,6 +100,7 @@ impl AppState {
         let tokens = TokenService::new(
             store.clone(),
             keys.clone(),
+            &keyring,
             config.access_token_ttl,
             config.refresh_token_ttl,
         );

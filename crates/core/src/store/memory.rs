@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Op, Reply, Rotation, Store, StoreError};
+use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -183,6 +183,7 @@ impl Inner {
                 key,
                 value,
                 ttl,
+                clear,
             } => {
                 let (count, reset) = if limit == 0 {
                     (0, Duration::ZERO)
@@ -191,6 +192,9 @@ impl Inner {
                 };
                 let written = limit == 0 || count <= limit;
                 if written {
+                    for k in clear {
+                        self.entries.remove(&k);
+                    }
                     self.entries.insert(
                         key,
                         Entry {
@@ -203,6 +207,42 @@ impl Inner {
                     count,
                     reset,
                     written,
+                }
+            }
+            Op::CheckCode {
+                key,
+                tries,
+                digest,
+                max_tries,
+            } => {
+                let current = match self.live(&key, now) {
+                    Some(Entry {
+                        value: Value::Bytes(b),
+                        expires,
+                    }) => Some((b.clone(), *expires)),
+                    Some(_) => return Err(wrong_type(&key)),
+                    None => None,
+                };
+                match current {
+                    None => Reply::Code(CodeCheck::Missing),
+                    Some((stored, _)) if stored == digest.as_bytes() => {
+                        self.entries.remove(&key);
+                        self.entries.remove(&tries);
+                        Reply::Code(CodeCheck::Matched)
+                    }
+                    Some((_, expires)) => {
+                        let window = expires
+                            .map(|at| at.saturating_duration_since(now))
+                            .unwrap_or(Duration::from_secs(3600))
+                            .max(Duration::from_millis(1));
+                        let (n, _) = self.hit(&tries, window, now);
+                        let burnt = n >= max_tries;
+                        if burnt {
+                            self.entries.remove(&key);
+                            self.entries.remove(&tries);
+                        }
+                        Reply::Code(CodeCheck::Wrong { burnt })
+                    }
                 }
             }
             Op::MapGetAll(key) => Reply::Map(match self.live(&key, now) {

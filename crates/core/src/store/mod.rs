@@ -83,6 +83,21 @@ pub enum Op {
         value: Vec<u8>,
         /// The written value's lifetime.
         ttl: Duration,
+        /// Keys deleted along with the write (e.g. the earlier secret's try counter).
+        clear: Vec<String>,
+    },
+    /// Check a one-time code's digest: a match deletes the code (single use); a
+    /// mismatch counts a try, and the `max_tries`-th wrong try deletes the code.
+    /// Replies [`Reply::Code`].
+    CheckCode {
+        /// The code digest's key.
+        key: String,
+        /// The try counter's key (same hash tag).
+        tries: String,
+        /// The digest presented.
+        digest: String,
+        /// Wrong tries that burn the code.
+        max_tries: u64,
     },
     /// Read all fields of a map. Replies [`Reply::Map`] (empty when absent).
     MapGetAll(String),
@@ -139,6 +154,20 @@ pub enum Rotation {
     Unknown,
 }
 
+/// What checking a one-time code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// The code matched and is now used up.
+    Matched,
+    /// Wrong; `burnt` when that was the last allowed try and the code is gone.
+    Wrong {
+        /// Whether the code has been deleted.
+        burnt: bool,
+    },
+    /// No live code.
+    Missing,
+}
+
 /// The answer to one [`Op`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -172,6 +201,8 @@ pub enum Reply {
     Members(Vec<String>),
     /// The outcome of [`Op::RotateRefresh`].
     Rotated(Rotation),
+    /// The outcome of [`Op::CheckCode`].
+    Code(CodeCheck),
 }
 
 impl Reply {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, Value};
 
-use super::{Op, Reply, Rotation, Store, StoreError};
+use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
 
 /// Counts one event in a window that opens with the first event.
 const HIT: &str = r"
@@ -33,10 +33,33 @@ if limit > 0 then
   end
 end
 if limit == 0 or n <= limit then
+  for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   return {n, t, 1}
 end
 return {n, t, 0}
+";
+
+/// Checks a one-time code digest: single use on a match, burnt after the last wrong try.
+/// Digests are keyed HMACs, so comparing them here in variable time leaks nothing.
+const CHECK_CODE: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 0 end
+if cur == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 1
+end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then
+  local t = redis.call('PTTL', KEYS[1])
+  if t < 1 then t = 3600000 end
+  redis.call('PEXPIRE', KEYS[2], t)
+end
+if n >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 3
+end
+return 2
 ";
 
 /// Compare-and-swap of a session's refresh digest, with reuse detection.
@@ -100,6 +123,7 @@ enum Shape {
     Map,
     Members,
     Rotation,
+    Code,
     /// A command whose reply is ignored (a PEXPIRE after an HSET).
     Skip,
 }
@@ -173,17 +197,34 @@ impl RedisStore {
                 key,
                 value,
                 ttl,
+                clear,
             } => {
                 pipe.cmd("EVAL")
                     .arg(SET_UNDER_LIMIT)
-                    .arg(2)
+                    .arg(2 + clear.len())
                     .arg(counter)
                     .arg(key)
+                    .arg(clear)
                     .arg(ms(window))
                     .arg(limit)
                     .arg(value)
                     .arg(ms(ttl));
                 shapes.push(Shape::Counted);
+            }
+            Op::CheckCode {
+                key,
+                tries,
+                digest,
+                max_tries,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(CHECK_CODE)
+                    .arg(2)
+                    .arg(key)
+                    .arg(tries)
+                    .arg(digest)
+                    .arg(max_tries);
+                shapes.push(Shape::Code);
             }
             Op::MapGetAll(key) => {
                 pipe.cmd("HGETALL").arg(key);
@@ -372,6 +413,12 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
             }
             Reply::Members(out)
         }
+        Shape::Code => Reply::Code(match int(&next()?)? {
+            1 => CodeCheck::Matched,
+            2 => CodeCheck::Wrong { burnt: false },
+            3 => CodeCheck::Wrong { burnt: true },
+            _ => CodeCheck::Missing,
+        }),
         Shape::Rotation => Reply::Rotated(match int(&next()?)? {
             1 => Rotation::Rotated,
             2 => Rotation::Reused,
