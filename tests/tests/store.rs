@@ -63,7 +63,210 @@ both!(
     a_batch_answers_each_op_in_order,
     a_code_matches_once_and_burns_after_the_last_wrong_try,
     a_new_code_clears_the_earlier_codes_tries,
+    a_stream_hands_each_entry_to_one_consumer_until_acknowledged,
+    entries_left_pending_are_claimed_by_another_consumer_after_their_idle_time,
+    scheduled_entries_reach_the_stream_when_due,
+    lists_keep_the_newest_items,
 );
+
+async fn a_stream_hands_each_entry_to_one_consumer_until_acknowledged(s: Shared, k: Keys) {
+    let stream = k.outbox("events");
+    let read = |c: &str| Op::StreamRead {
+        stream: stream.clone(),
+        group: "g".into(),
+        consumer: c.into(),
+        count: 10,
+    };
+    assert!(
+        s.one(read("a"))
+            .await
+            .unwrap()
+            .into_entries()
+            .unwrap()
+            .is_empty(),
+        "an empty stream, group created"
+    );
+    for e in ["one", "two", "three"] {
+        s.one(Op::StreamAdd {
+            stream: stream.clone(),
+            entry: e.as_bytes().to_vec(),
+        })
+        .await
+        .unwrap();
+    }
+    let a = s.one(read("a")).await.unwrap().into_entries().unwrap();
+    assert_eq!(
+        a.iter().map(|(_, v)| v.as_slice()).collect::<Vec<_>>(),
+        vec![&b"one"[..], b"two", b"three"]
+    );
+    assert!(
+        s.one(read("b"))
+            .await
+            .unwrap()
+            .into_entries()
+            .unwrap()
+            .is_empty(),
+        "each entry goes to one consumer"
+    );
+    for (id, _) in &a {
+        s.one(Op::StreamAck {
+            stream: stream.clone(),
+            group: "g".into(),
+            id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    s.one(Op::StreamAdd {
+        stream: stream.clone(),
+        entry: b"four".to_vec(),
+    })
+    .await
+    .unwrap();
+    let b = s.one(read("b")).await.unwrap().into_entries().unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].1, b"four");
+}
+
+async fn entries_left_pending_are_claimed_by_another_consumer_after_their_idle_time(
+    s: Shared,
+    k: Keys,
+) {
+    let stream = k.outbox("events");
+    s.one(Op::StreamAdd {
+        stream: stream.clone(),
+        entry: b"job".to_vec(),
+    })
+    .await
+    .unwrap();
+    let taken = s
+        .one(Op::StreamRead {
+            stream: stream.clone(),
+            group: "g".into(),
+            consumer: "crashed".into(),
+            count: 10,
+        })
+        .await
+        .unwrap()
+        .into_entries()
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let claim = || Op::StreamClaim {
+        stream: stream.clone(),
+        group: "g".into(),
+        consumer: "rescuer".into(),
+        min_idle: Duration::from_millis(300),
+        count: 10,
+    };
+    assert!(
+        s.one(claim())
+            .await
+            .unwrap()
+            .into_entries()
+            .unwrap()
+            .is_empty(),
+        "not idle long enough yet"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let claimed = s.one(claim()).await.unwrap().into_entries().unwrap();
+    assert_eq!(claimed, taken);
+    s.one(Op::StreamAck {
+        stream: stream.clone(),
+        group: "g".into(),
+        id: claimed[0].0.clone(),
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        s.one(claim())
+            .await
+            .unwrap()
+            .into_entries()
+            .unwrap()
+            .is_empty(),
+        "acknowledged entries are gone"
+    );
+}
+
+async fn scheduled_entries_reach_the_stream_when_due(s: Shared, k: Keys) {
+    let stream = k.outbox("events");
+    let schedule = k.outbox("retry");
+    s.one(Op::Schedule {
+        schedule: schedule.clone(),
+        due_ms: 1_000,
+        entry: b"early".to_vec(),
+    })
+    .await
+    .unwrap();
+    s.one(Op::Schedule {
+        schedule: schedule.clone(),
+        due_ms: 5_000,
+        entry: b"late".to_vec(),
+    })
+    .await
+    .unwrap();
+    let release = |now_ms| Op::Release {
+        schedule: schedule.clone(),
+        stream: stream.clone(),
+        now_ms,
+        max: 10,
+    };
+    assert_eq!(s.one(release(500)).await.unwrap(), Reply::Int(0));
+    assert_eq!(s.one(release(2_000)).await.unwrap(), Reply::Int(1));
+    let read = Op::StreamRead {
+        stream: stream.clone(),
+        group: "g".into(),
+        consumer: "c".into(),
+        count: 10,
+    };
+    let got = s.one(read.clone()).await.unwrap().into_entries().unwrap();
+    assert_eq!(
+        got.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        vec![b"early".to_vec()]
+    );
+    assert_eq!(
+        s.one(release(2_000)).await.unwrap(),
+        Reply::Int(0),
+        "released once"
+    );
+    assert_eq!(s.one(release(9_000)).await.unwrap(), Reply::Int(1));
+    assert_eq!(
+        s.one(read).await.unwrap().into_entries().unwrap()[0].1,
+        b"late"
+    );
+}
+
+async fn lists_keep_the_newest_items(s: Shared, k: Keys) {
+    let key = k.outbox("logs");
+    for i in 0..5 {
+        s.one(Op::ListPush {
+            key: key.clone(),
+            value: vec![b'0' + i],
+            keep: 3,
+        })
+        .await
+        .unwrap();
+    }
+    let items = s
+        .one(Op::ListRange {
+            key: key.clone(),
+            count: 10,
+        })
+        .await
+        .unwrap()
+        .into_items()
+        .unwrap();
+    assert_eq!(items, vec![b"4".to_vec(), b"3".to_vec(), b"2".to_vec()]);
+    assert_eq!(
+        s.one(Op::ListRange { key, count: 1 })
+            .await
+            .unwrap()
+            .into_items()
+            .unwrap(),
+        vec![b"4".to_vec()]
+    );
+}
 
 async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Keys) {
     let key = k.user("p", "u", "code");

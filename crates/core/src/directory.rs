@@ -675,7 +675,8 @@ impl Directory {
         format!("{profile_id}\u{0}{username}")
     }
 
-    fn check_username(profile: &PasswordProfile, username: &str) -> Result<String> {
+    /// The canonical form of a username in `profile` (emails lowercase), or Invalid.
+    pub fn check_username(profile: &PasswordProfile, username: &str) -> Result<String> {
         let u = check_text("username", username, 255)?;
         match profile.username_format {
             UsernameFormat::Email => check_email(&u).map(|e| e.to_lowercase()),

@@ -99,6 +99,86 @@ pub enum Op {
         /// Wrong tries that burn the code.
         max_tries: u64,
     },
+    /// Append an entry to a stream (the outbox). Replies [`Reply::Value`] with its id.
+    StreamAdd {
+        /// The stream.
+        stream: String,
+        /// The entry's one field.
+        entry: Vec<u8>,
+    },
+    /// Read up to `count` new entries for `consumer` of `group`, creating the group
+    /// (and the stream) when missing. Entries stay pending until acknowledged.
+    /// Replies [`Reply::Entries`].
+    StreamRead {
+        /// The stream.
+        stream: String,
+        /// The consumer group (all replicas share one).
+        group: String,
+        /// This replica's consumer name.
+        consumer: String,
+        /// The most entries to take.
+        count: usize,
+    },
+    /// Take over entries another consumer left pending for longer than `min_idle`
+    /// (a crashed replica's). Replies [`Reply::Entries`].
+    StreamClaim {
+        /// The stream.
+        stream: String,
+        /// The consumer group.
+        group: String,
+        /// The consumer taking them.
+        consumer: String,
+        /// How long an entry must have been pending.
+        min_idle: Duration,
+        /// The most entries to take.
+        count: usize,
+    },
+    /// Acknowledge and delete an entry. Replies [`Reply::Done`].
+    StreamAck {
+        /// The stream.
+        stream: String,
+        /// The consumer group.
+        group: String,
+        /// The entry's id.
+        id: String,
+    },
+    /// Schedule `entry` to be appended to a stream at `due` (Unix milliseconds).
+    /// Replies [`Reply::Done`].
+    Schedule {
+        /// The schedule (same hash tag as the stream).
+        schedule: String,
+        /// When it is due.
+        due_ms: i64,
+        /// The entry.
+        entry: Vec<u8>,
+    },
+    /// Move up to `max` due entries from a schedule to its stream. Replies [`Reply::Int`].
+    Release {
+        /// The schedule.
+        schedule: String,
+        /// The stream (same hash tag).
+        stream: String,
+        /// Now, in Unix milliseconds.
+        now_ms: i64,
+        /// The most entries to move.
+        max: usize,
+    },
+    /// Push to the front of a list, keep its first `keep` items. Replies [`Reply::Done`].
+    ListPush {
+        /// The list.
+        key: String,
+        /// The item.
+        value: Vec<u8>,
+        /// How many items to keep.
+        keep: usize,
+    },
+    /// The first `count` items of a list. Replies [`Reply::Items`].
+    ListRange {
+        /// The list.
+        key: String,
+        /// How many items.
+        count: usize,
+    },
     /// Read all fields of a map. Replies [`Reply::Map`] (empty when absent).
     MapGetAll(String),
     /// Read one field of a map. Replies [`Reply::Value`].
@@ -203,6 +283,10 @@ pub enum Reply {
     Rotated(Rotation),
     /// The outcome of [`Op::CheckCode`].
     Code(CodeCheck),
+    /// Stream entries: (id, entry).
+    Entries(Vec<(String, Vec<u8>)>),
+    /// List items.
+    Items(Vec<Vec<u8>>),
 }
 
 impl Reply {
@@ -243,6 +327,22 @@ impl Reply {
         match self {
             Reply::Map(v) => Ok(v),
             other => Err(unexpected("map", &other)),
+        }
+    }
+
+    /// The entries of a [`Reply::Entries`].
+    pub fn into_entries(self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            Reply::Entries(v) => Ok(v),
+            other => Err(unexpected("entries", &other)),
+        }
+    }
+
+    /// The items of a [`Reply::Items`].
+    pub fn into_items(self) -> Result<Vec<Vec<u8>>, StoreError> {
+        match self {
+            Reply::Items(v) => Ok(v),
+            other => Err(unexpected("items", &other)),
         }
     }
 
@@ -357,6 +457,11 @@ impl Keys {
     /// The set of a directory user's sessions.
     pub fn user_sessions(&self, user_id: &str) -> String {
         format!("{}{{us:{user_id}}}", self.prefix)
+    }
+
+    /// The delivery outbox's stream, schedule and logs (one slot, so Lua can move entries).
+    pub fn outbox(&self, name: &str) -> String {
+        format!("{}{{outbox}}:{name}", self.prefix)
     }
 
     /// A per-client-address counter.

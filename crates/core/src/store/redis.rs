@@ -91,6 +91,30 @@ end
 return 3
 ";
 
+/// Reads new entries for a consumer, creating the group when missing (a Redis
+/// without persistence forgets groups when it restarts).
+const STREAM_READ: &str = r"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+";
+
+/// Takes over idle pending entries (creating the group when missing).
+const STREAM_CLAIM: &str = r"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+return r[2]
+";
+
+/// Moves due entries from the schedule to the stream, atomically.
+const RELEASE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, e in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'e', e)
+  redis.call('ZREM', KEYS[1], e)
+end
+return #due
+";
+
 /// Adds a member and extends the set's lifetime, never shortening it.
 const SET_ADD: &str = r"
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -124,6 +148,8 @@ enum Shape {
     Members,
     Rotation,
     Code,
+    Entries,
+    Items,
     /// A command whose reply is ignored (a PEXPIRE after an HSET).
     Skip,
 }
@@ -225,6 +251,81 @@ impl RedisStore {
                     .arg(digest)
                     .arg(max_tries);
                 shapes.push(Shape::Code);
+            }
+            Op::StreamAdd { stream, entry } => {
+                pipe.cmd("XADD").arg(stream).arg("*").arg("e").arg(entry);
+                shapes.push(Shape::Value);
+            }
+            Op::StreamRead {
+                stream,
+                group,
+                consumer,
+                count,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(STREAM_READ)
+                    .arg(1)
+                    .arg(stream)
+                    .arg(group)
+                    .arg(consumer)
+                    .arg(count);
+                shapes.push(Shape::Entries);
+            }
+            Op::StreamClaim {
+                stream,
+                group,
+                consumer,
+                min_idle,
+                count,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(STREAM_CLAIM)
+                    .arg(1)
+                    .arg(stream)
+                    .arg(group)
+                    .arg(consumer)
+                    .arg(min_idle.as_millis() as u64)
+                    .arg(count);
+                shapes.push(Shape::Entries);
+            }
+            Op::StreamAck { stream, group, id } => {
+                pipe.cmd("XACK").arg(&stream).arg(group).arg(&id);
+                shapes.push(Shape::Skip);
+                pipe.cmd("XDEL").arg(stream).arg(id);
+                shapes.push(Shape::Ok);
+            }
+            Op::Schedule {
+                schedule,
+                due_ms,
+                entry,
+            } => {
+                pipe.cmd("ZADD").arg(schedule).arg(due_ms).arg(entry);
+                shapes.push(Shape::Ok);
+            }
+            Op::Release {
+                schedule,
+                stream,
+                now_ms,
+                max,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(2)
+                    .arg(schedule)
+                    .arg(stream)
+                    .arg(now_ms)
+                    .arg(max);
+                shapes.push(Shape::Int);
+            }
+            Op::ListPush { key, value, keep } => {
+                pipe.cmd("LPUSH").arg(&key).arg(value);
+                shapes.push(Shape::Skip);
+                pipe.cmd("LTRIM").arg(key).arg(0).arg(keep.max(1) - 1);
+                shapes.push(Shape::Ok);
+            }
+            Op::ListRange { key, count } => {
+                pipe.cmd("LRANGE").arg(key).arg(0).arg(count as i64 - 1);
+                shapes.push(Shape::Items);
             }
             Op::MapGetAll(key) => {
                 pipe.cmd("HGETALL").arg(key);
@@ -419,6 +520,49 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
             3 => CodeCheck::Wrong { burnt: true },
             _ => CodeCheck::Missing,
         }),
+        Shape::Entries => {
+            // XREADGROUP: [[stream, [[id, [field, value]], ...]]]; XAUTOCLAIM's list: [[id, [field, value]], ...]
+            let outer = array(next()?)?;
+            let list = match outer.first() {
+                Some(Value::Array(first))
+                    if first.len() == 2
+                        && !matches!(first[0], Value::Array(_))
+                        && matches!(first[1], Value::Array(ref inner) if inner.first().is_some_and(|v| matches!(v, Value::Array(_)))) =>
+                {
+                    array(first[1].clone())?
+                }
+                _ => outer,
+            };
+            let mut out = Vec::with_capacity(list.len());
+            for item in list {
+                let pair = array(item)?;
+                let mut it = pair.into_iter();
+                let (Some(id), Some(fields)) = (it.next(), it.next()) else {
+                    continue;
+                };
+                let id = bytes(id)?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let fields = array(fields)?;
+                // A deleted entry comes back with no fields; skip it.
+                if let Some(value) = fields.into_iter().nth(1) {
+                    if let Some(v) = bytes(value)? {
+                        out.push((id, v));
+                    }
+                }
+            }
+            Reply::Entries(out)
+        }
+        Shape::Items => {
+            let items = array(next()?)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(b) = bytes(item)? {
+                    out.push(b);
+                }
+            }
+            Reply::Items(out)
+        }
         Shape::Rotation => Reply::Rotated(match int(&next()?)? {
             1 => Rotation::Rotated,
             2 => Rotation::Reused,

@@ -1,0 +1,369 @@
+//! Code requests and the exchanges for an account member, on the store.
+//!
+//! A request stores the code's keyed digest under the user's own hash tag with a
+//! TTL, replacing the earlier one and clearing its try counter, in the same atomic
+//! op that counts the request towards its per-username limit. Unknown usernames
+//! take the same path with a code nobody will receive, so the answer, the store
+//! traffic and the timing are alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::crypto::Keyring;
+use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
+use authgate_core::limits::{Limits, Throttled};
+use authgate_core::password;
+use authgate_core::store::{CodeCheck, Keys, Op, Reply, Store, StoreError};
+
+use crate::code::{OneTimeCode, Purpose};
+
+/// Settings of the scheme.
+#[derive(Debug, Clone)]
+pub struct OtpConfig {
+    /// How long a code lives (600 s).
+    pub ttl: Duration,
+    /// Wrong tries that burn a code (5).
+    pub max_tries: u64,
+    /// The shared rate limits.
+    pub limits: Limits,
+}
+
+impl Default for OtpConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(600),
+            max_tries: 5,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a request or exchange did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum OtpError {
+    /// No such password profile.
+    #[error("password profile not found")]
+    ProfileNotFound,
+    /// The profile does not allow one-time password tokens.
+    #[error("one-time password tokens are not enabled for this password profile")]
+    NotEnabled,
+    /// Malformed input.
+    #[error("{0}")]
+    Invalid(String),
+    /// Wrong code, password or username; no detail is given on purpose.
+    #[error("authentication failed")]
+    Unauthorized,
+    /// Too many wrong guesses for this username.
+    #[error("too many attempts")]
+    Throttled(Throttled),
+    /// The store is unreachable.
+    #[error("store unavailable")]
+    Unavailable,
+    /// Something unexpected.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for OtpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(reason) => {
+                tracing::error!(%reason, "store unavailable");
+                OtpError::Unavailable
+            }
+            StoreError::Protocol(reason) => OtpError::Internal(reason),
+        }
+    }
+}
+
+impl From<DirectoryError> for OtpError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::Store(s) => s.into(),
+            DirectoryError::NotFound(_) => OtpError::Unauthorized,
+            DirectoryError::Invalid(m) | DirectoryError::Conflict(m) => OtpError::Invalid(m),
+        }
+    }
+}
+
+/// A code issued to a known user, to be delivered.
+#[derive(Debug, Clone)]
+pub struct IssuedCode {
+    /// The code, in clear: only the delivery may see it.
+    pub code: OneTimeCode,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// The profile.
+    pub profile: PasswordProfile,
+    /// The user's credential in that profile.
+    pub credential: Credential,
+    /// The user.
+    pub user: UserInfo,
+}
+
+/// An authenticated account member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The user (the member).
+    pub user: UserInfo,
+    /// The credential they authenticated with.
+    pub credential: Credential,
+}
+
+/// The scheme.
+#[derive(Clone)]
+pub struct OtpScheme {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    keyring: Keyring,
+    directory: Directory,
+    config: OtpConfig,
+}
+
+impl std::fmt::Debug for OtpScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpScheme")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+const CODE: &str = "otp";
+const TRIES: &str = "otp-tries";
+const REQUESTS: &str = "otp-requests";
+const GUESSES: &str = "otp-guesses";
+
+impl OtpScheme {
+    /// The scheme on the shared services.
+    pub fn new(store: Arc<dyn Store>, keys: Keys, directory: Directory, config: OtpConfig) -> Self {
+        Self {
+            keyring: directory.keyring().clone(),
+            store,
+            keys,
+            directory,
+            config,
+        }
+    }
+
+    /// The scheme's settings.
+    pub fn config(&self) -> &OtpConfig {
+        &self.config
+    }
+
+    fn digest(&self, profile_id: &str, username: &str, code: &OneTimeCode) -> String {
+        hex::encode(self.keyring.mac(
+            "one-time password token",
+            &[
+                profile_id.as_bytes(),
+                username.as_bytes(),
+                code.as_str().as_bytes(),
+            ],
+        ))
+    }
+
+    fn key(&self, profile_id: &str, username: &str, what: &str) -> String {
+        self.keys.user(profile_id, username, what)
+    }
+
+    /// The profile, if it allows codes.
+    async fn otp_profile(&self, profile_id: &str) -> Result<PasswordProfile, OtpError> {
+        let profile = match self.directory.profile(profile_id).await {
+            Ok(p) => p,
+            Err(DirectoryError::NotFound(_)) => return Err(OtpError::ProfileNotFound),
+            Err(e) => return Err(e.into()),
+        };
+        if !profile.enable_one_time_password_token {
+            return Err(OtpError::NotEnabled);
+        }
+        Ok(profile)
+    }
+
+    /// The canonical username, or the raw one when it cannot be a username here
+    /// (it is then simply unknown: no hint in the answer).
+    fn username(profile: &PasswordProfile, raw: &str) -> Result<String, OtpError> {
+        if raw.trim().is_empty() || raw.len() > 255 {
+            return Err(OtpError::Invalid(
+                "username must be 1 to 255 characters".into(),
+            ));
+        }
+        Ok(Directory::check_username(profile, raw).unwrap_or_else(|_| raw.trim().to_owned()))
+    }
+
+    /// Accepts a code request. Returns the code to deliver when the user exists
+    /// and the request is within the limit; `None` otherwise (the caller answers
+    /// the same either way).
+    pub async fn request(
+        &self,
+        profile_id: &str,
+        username: &str,
+        purpose: Purpose,
+    ) -> Result<Option<IssuedCode>, OtpError> {
+        let profile = self.otp_profile(profile_id).await?;
+        let username = Self::username(&profile, username)?;
+        let credential = self
+            .directory
+            .credential_by_username(&profile.id, &username)
+            .await?;
+        let code = OneTimeCode::generate();
+        let limit = self.config.limits.requests_per_user;
+        let reply = self
+            .store
+            .exec(vec![Op::SetUnderLimit {
+                counter: self.key(&profile.id, &username, REQUESTS),
+                window: limit.window,
+                limit: limit.count,
+                key: self.key(&profile.id, &username, CODE),
+                value: self.digest(&profile.id, &username, &code).into_bytes(),
+                ttl: self.config.ttl,
+                clear: vec![self.key(&profile.id, &username, TRIES)],
+            }])
+            .await?
+            .pop();
+        let written = matches!(reply, Some(Reply::Counted { written: true, .. }));
+        let Some(credential) = credential else {
+            // The same number of store reads as for a known user.
+            let _ = self
+                .directory
+                .user("00000000-0000-0000-0000-000000000000")
+                .await;
+            return Ok(None);
+        };
+        let user = self.directory.user(&credential.user_id).await?;
+        if !written {
+            tracing::info!(target: "authgate::audit", "one-time password token request throttled");
+            return Ok(None);
+        }
+        Ok(Some(IssuedCode {
+            code,
+            purpose,
+            profile,
+            credential,
+            user,
+        }))
+    }
+
+    async fn guard_guesses(&self, profile_id: &str, username: &str) -> Result<(), OtpError> {
+        let limit = self.config.limits.guesses_per_user;
+        if limit.is_off() {
+            return Ok(());
+        }
+        let reply = self
+            .store
+            .exec(vec![Op::Peek(self.key(profile_id, username, GUESSES))])
+            .await?
+            .pop();
+        if let Some(Reply::Counter { count, reset }) = reply {
+            if count >= limit.count {
+                return Err(OtpError::Throttled(Throttled { retry_after: reset }));
+            }
+        }
+        Ok(())
+    }
+
+    async fn wrong_guess(&self, profile_id: &str, username: &str) -> Result<(), OtpError> {
+        let limit = self.config.limits.guesses_per_user;
+        if !limit.is_off() {
+            self.store
+                .exec(vec![Op::Hit {
+                    key: self.key(profile_id, username, GUESSES),
+                    window: limit.window,
+                }])
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn member(&self, profile: &PasswordProfile, username: &str) -> Result<Member, OtpError> {
+        let credential = self
+            .directory
+            .credential_by_username(&profile.id, username)
+            .await?
+            .ok_or(OtpError::Unauthorized)?;
+        let user = self.directory.user(&credential.user_id).await?;
+        if !user.enabled {
+            return Err(OtpError::Unauthorized);
+        }
+        Ok(Member { user, credential })
+    }
+
+    /// Exchanges a code, once, for the member it was issued to.
+    pub async fn exchange_code(
+        &self,
+        profile_id: &str,
+        username: &str,
+        code: &str,
+    ) -> Result<Member, OtpError> {
+        let profile = match self.directory.profile(profile_id).await {
+            Ok(p) => p,
+            Err(DirectoryError::NotFound(_)) => return Err(OtpError::Unauthorized),
+            Err(e) => return Err(e.into()),
+        };
+        let username = Self::username(&profile, username)?;
+        let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
+        self.guard_guesses(&profile.id, &username).await?;
+        let check = self
+            .store
+            .exec(vec![Op::CheckCode {
+                key: self.key(&profile.id, &username, CODE),
+                tries: self.key(&profile.id, &username, TRIES),
+                digest: self.digest(&profile.id, &username, &code),
+                max_tries: self.config.max_tries,
+            }])
+            .await?
+            .pop();
+        match check {
+            Some(Reply::Code(CodeCheck::Matched)) => self.member(&profile, &username).await,
+            Some(Reply::Code(CodeCheck::Wrong { burnt })) => {
+                if burnt {
+                    tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
+                }
+                self.wrong_guess(&profile.id, &username).await?;
+                Err(OtpError::Unauthorized)
+            }
+            // No live code: not a guess.
+            Some(Reply::Code(CodeCheck::Missing)) => Err(OtpError::Unauthorized),
+            other => Err(OtpError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Authenticates a member with their password.
+    pub async fn exchange_password(
+        &self,
+        profile_id: &str,
+        username: &str,
+        secret: &str,
+    ) -> Result<Member, OtpError> {
+        let profile = match self.directory.profile(profile_id).await {
+            Ok(p) => p,
+            Err(DirectoryError::NotFound(_)) => return Err(OtpError::Unauthorized),
+            Err(e) => return Err(e.into()),
+        };
+        let username = Self::username(&profile, username)?;
+        if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
+            return Err(OtpError::Unauthorized);
+        }
+        self.guard_guesses(&profile.id, &username).await?;
+        let credential = self
+            .directory
+            .credential_by_username(&profile.id, &username)
+            .await?;
+        let phc = credential
+            .as_ref()
+            .and_then(|c| c.password_hash.clone())
+            .unwrap_or_else(|| password::decoy().to_owned());
+        let secret = secret.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&secret, &phc))
+            .await
+            .unwrap_or(false);
+        if ok
+            && credential
+                .as_ref()
+                .is_some_and(|c| c.password_hash.is_some())
+        {
+            self.member(&profile, &username).await
+        } else {
+            self.wrong_guess(&profile.id, &username).await?;
+            Err(OtpError::Unauthorized)
+        }
+    }
+}
