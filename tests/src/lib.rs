@@ -6,11 +6,13 @@
 //! - [`redis`]: [`TestRedis`], a private Redis server (or a unique prefix on the
 //!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw.
 //! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form.
+//! - [`webhook`]: [`webhook::Receiver`], a real HTTP server that records deliveries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod app;
 pub mod redis;
+pub mod webhook;
 
 pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};
 pub use redis::TestRedis;

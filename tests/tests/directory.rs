@@ -533,3 +533,67 @@ async fn generated_secrets_are_shared_by_replicas_through_the_store() {
     assert!(!second.client_secret_matches("something else"));
     assert!(!redis.dump().await.contains(secret.expose_secret()));
 }
+
+#[tokio::test]
+async fn handler_errors_keep_their_detail_and_headers() {
+    let redis = redis_or_skip!();
+    let app = authgate_tests::spawn_app_with(Some(&redis), |c| {
+        c.limits.per_ip = authgate_tests::app::limit(3, 60)
+    })
+    .await;
+    let t = app.admin_token().await;
+    let realm = app.realm(&t).await;
+    let profile = app.web_profile(&t, "app.acct").await;
+    let u = app
+        .web_user_in(&t, &profile, "app.acct", "yan", "yanpass12")
+        .await;
+    let (status, body) = app
+        .admin(&t, Method::POST, &format!("/v2/authentication-realms/{realm}/user-authentication-info/{}/user-authentication-password-profile-info", u.user_id),
+            Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile, "username": "zed", "password": "short"}})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at least 8"),
+        "{body}"
+    );
+    // The token above was the first client-auth request; two more fit, the fourth is refused.
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "authgate"),
+        ("client_secret", "wrong"),
+    ];
+    for _ in 0..2 {
+        let resp = app
+            .http
+            .post(app.url("/oauth/access_token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = parts(resp).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("client_secret"),
+            "{body}"
+        );
+    }
+    let resp = app
+        .http
+        .post(app.url("/oauth/access_token"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        resp.headers().contains_key("retry-after"),
+        "{:?}",
+        resp.headers()
+    );
+}

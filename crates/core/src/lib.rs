@@ -12,12 +12,14 @@
 //!   and its two implementations (memory, Redis).
 //! - [`directory`]: the realm, password profiles, users and their credentials.
 //! - [`tokens`]: sessions, access and refresh tokens, rotation, revocation.
+//! - [`integrations`]: where events are delivered, and the delivery logs.
 //! - [`limits`]: rate limits shared through the store.
 //! - [`password`]: Argon2id hashing of passwords at rest.
 //! - [`crypto`]: random secrets, digests, constant-time comparison, sealing.
 
 pub mod crypto;
 pub mod directory;
+pub mod integrations;
 pub mod limits;
 pub mod password;
 pub mod store;

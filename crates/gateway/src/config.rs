@@ -54,6 +54,14 @@ pub struct Config {
     pub email_from: Option<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// Tries per event and integration before a delivery is abandoned.
+    pub webhook_max_attempts: u32,
+    /// Wait before the second delivery try (doubles each time, up to a minute).
+    pub webhook_retry_base: Duration,
+    /// Run this replica's delivery worker.
+    pub delivery_worker: bool,
+    /// How long a delivery may stay unacknowledged before another replica takes it over.
+    pub delivery_claim_after: Duration,
 }
 
 impl Default for Config {
@@ -79,6 +87,10 @@ impl Default for Config {
             smtp_url: None,
             email_from: None,
             log_format: "text".into(),
+            webhook_max_attempts: 20,
+            webhook_retry_base: Duration::from_secs(1),
+            delivery_worker: true,
+            delivery_claim_after: Duration::from_secs(30),
         }
     }
 }
@@ -138,6 +150,8 @@ struct FileConfig {
     smtp_url: Option<String>,
     email_from: Option<String>,
     log_format: Option<String>,
+    webhook_max_attempts: Option<u32>,
+    webhook_retry_base_ms: Option<u64>,
 }
 
 fn invalid(name: &str, reason: impl ToString) -> ConfigError {
@@ -239,6 +253,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("AUTHGATE_EMAIL_FROM", "(unset)", "default sender of emails"),
     ("AUTHGATE_LOG_FORMAT", "text", "text or json"),
+    (
+        "AUTHGATE_WEBHOOK_MAX_ATTEMPTS",
+        "20",
+        "delivery tries per event and integration",
+    ),
+    (
+        "AUTHGATE_WEBHOOK_RETRY_BASE_MS",
+        "1000",
+        "wait before the second try; doubles, capped at 60 s",
+    ),
 ];
 
 impl Config {
@@ -396,6 +420,32 @@ impl Config {
         }
         c.smtp_url = get("AUTHGATE_SMTP_URL", parsed.smtp_url).map(SecretString::from);
         c.email_from = get("AUTHGATE_EMAIL_FROM", parsed.email_from);
+        if let Some(v) = env("AUTHGATE_WEBHOOK_MAX_ATTEMPTS").filter(|v| !v.is_empty()) {
+            c.webhook_max_attempts = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| invalid("AUTHGATE_WEBHOOK_MAX_ATTEMPTS", "expected 1 to 100"))?;
+        } else if let Some(v) = parsed.webhook_max_attempts {
+            c.webhook_max_attempts = v.clamp(1, 100);
+        }
+        if let Some(v) = env("AUTHGATE_WEBHOOK_RETRY_BASE_MS").filter(|v| !v.is_empty()) {
+            c.webhook_retry_base = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (10..=600_000).contains(n))
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    invalid(
+                        "AUTHGATE_WEBHOOK_RETRY_BASE_MS",
+                        "expected 10 to 600000 milliseconds",
+                    )
+                })?;
+        } else if let Some(v) = parsed.webhook_retry_base_ms {
+            c.webhook_retry_base = Duration::from_millis(v.clamp(10, 600_000));
+        }
         if let Some(f) = get("AUTHGATE_LOG_FORMAT", parsed.log_format) {
             if f != "text" && f != "json" {
                 return Err(invalid("AUTHGATE_LOG_FORMAT", "expected text or json"));

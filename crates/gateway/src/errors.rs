@@ -201,6 +201,8 @@ pub fn dialect_errors<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
         let path = req.uri().path().to_owned();
         match ep.call(req).await {
             Ok(resp) => Ok(resp.into_response()),
+            // Errors a handler shaped (ApiError and the like) keep their body and headers.
+            Err(err) if err.is_from_response() => Ok(err.into_response()),
             Err(err) => {
                 let status = err.status();
                 let detail = if status.is_server_error() {

@@ -13,10 +13,12 @@
 //! - [`api`]: the endpoints, one module per group, and the OpenAPI document.
 //! - [`errors`]: error bodies in each dialect, and the middleware that shapes
 //!   errors no handler saw.
+//! - [`delivery`]: the outbox and the worker that delivers events to integrations.
 //! - [`demo`]: the `--demo` seed data.
 
 pub mod api;
 pub mod config;
+pub mod delivery;
 pub mod demo;
 pub mod errors;
 pub mod startup;

@@ -21,6 +21,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::api;
 use crate::config::Config;
+use crate::delivery::Worker;
 use crate::errors::dialect_errors;
 use crate::state::{AppState, Generated};
 
@@ -32,6 +33,7 @@ pub struct Application {
     state: Arc<AppState>,
     max_body_bytes: usize,
     generated: Generated,
+    delivery_worker: bool,
 }
 
 impl std::fmt::Debug for Application {
@@ -118,6 +120,7 @@ impl Application {
             state,
             max_body_bytes: config.max_body_bytes,
             generated,
+            delivery_worker: config.delivery_worker,
         })
     }
 
@@ -163,10 +166,27 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains for up to five seconds.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = self.delivery_worker.then(|| {
+            let s = &self.state;
+            let worker = Worker::new(
+                s.store.clone(),
+                s.keys.clone(),
+                s.outbox.clone(),
+                s.integrations.clone(),
+                s.delivery.clone(),
+            );
+            tokio::spawn(worker.run(stopped))
+        });
         let app = routes(self.state, self.max_body_bytes);
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(Duration::from_secs(120))
             .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
-            .await
+            .await;
+        let _ = stop.send(true);
+        if let Some(w) = worker {
+            let _ = tokio::time::timeout(Duration::from_secs(12), w).await;
+        }
+        served
     }
 }

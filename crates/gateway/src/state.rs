@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use authgate_core::crypto::{ct_eq, digest, random_token, Keyring};
 use authgate_core::directory::Directory;
+use authgate_core::integrations::Integrations;
 use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Store, StoreError};
 use authgate_core::tokens::TokenService;
 use authgate_onetimekey::{KeyScheme, KeySchemeConfig};
+use authgate_otp::{OtpConfig, OtpScheme};
 use poem::Request;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
+use crate::delivery::{DeliveryConfig, Outbox};
 
 /// Shared state of one gateway instance.
 pub struct AppState {
@@ -29,6 +32,14 @@ pub struct AppState {
     pub directory: Directory,
     /// The one-time login key scheme.
     pub key_scheme: KeyScheme,
+    /// The one-time password token scheme.
+    pub otp: OtpScheme,
+    /// Integrations and their logs.
+    pub integrations: Integrations,
+    /// Where accepted events wait for delivery.
+    pub outbox: Outbox,
+    /// How deliveries are tried.
+    pub delivery: DeliveryConfig,
     /// The API client's id.
     pub client_id: String,
     /// Digest of the API client's secret.
@@ -97,6 +108,7 @@ impl AppState {
             }
         };
         let keyring = Keyring::new(token_secret);
+        let keyring_for_integrations = keyring.clone();
         let tokens = TokenService::new(
             store.clone(),
             keys.clone(),
@@ -113,6 +125,23 @@ impl AppState {
             86_400,
         )
         .await?;
+        let integrations = Integrations::new(store.clone(), keys.clone(), keyring_for_integrations);
+        let outbox = Outbox::new(
+            store.clone(),
+            keys.clone(),
+            integrations.clone(),
+            directory.realm_id().to_owned(),
+        );
+        let otp = OtpScheme::new(
+            store.clone(),
+            keys.clone(),
+            directory.clone(),
+            OtpConfig {
+                ttl: config.otp_ttl,
+                max_tries: 5,
+                limits: config.limits,
+            },
+        );
         let key_scheme = KeyScheme::new(
             store.clone(),
             keys.clone(),
@@ -130,6 +159,15 @@ impl AppState {
             tokens,
             directory,
             key_scheme,
+            otp,
+            integrations,
+            outbox,
+            delivery: DeliveryConfig {
+                max_attempts: config.webhook_max_attempts,
+                retry_base: config.webhook_retry_base,
+                claim_after: config.delivery_claim_after,
+                ..DeliveryConfig::default()
+            },
             client_id: config.client_id.clone(),
             client_secret_digest,
             client_token_ttl: config.client_token_ttl,

@@ -47,6 +47,9 @@ async fn the_committed_spec_matches_what_the_server_serves() {
 
 #[test]
 fn the_cli_prints_the_same_spec() {
+    if std::env::var("AUTHGATE_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
+        return; // the other test is rewriting the file
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
         .arg("openapi")
         .output()

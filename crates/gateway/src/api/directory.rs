@@ -7,7 +7,9 @@ use std::sync::Arc;
 use authgate_core::directory::{
     Credential, PasswordProfile, ProfileChanges, SelfManagement, Settings, UserInfo, UsernameFormat,
 };
-use poem_openapi::param::{Path, Query};
+use authgate_core::tokens::Scheme;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -485,6 +487,51 @@ pub struct DirectoryApi {
 }
 
 impl DirectoryApi {
+    /// An admin client, or the member owning `user` with self-management on.
+    async fn credential_writer(
+        &self,
+        authorization: Option<&str>,
+        account_token: Option<&str>,
+        user: &str,
+    ) -> Result<(), ApiError> {
+        let bearer = authorization.and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+        if let Some(member_token) = account_token {
+            let principal = self
+                .state
+                .tokens
+                .verify(member_token.trim())
+                .await?
+                .filter(|p| p.subject.scheme == Scheme::AccountManagement)
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "the account management authentication token is unknown or expired",
+                    )
+                })?;
+            let settings = self.state.directory.settings().await?;
+            if settings.account_member_self_management != SelfManagement::UpdateOnly {
+                return Err(ApiError::forbidden("account members may not update their records (account_member_self_management is disabled)"));
+            }
+            if principal.subject.user_id != user {
+                return Err(ApiError::forbidden(
+                    "an account member may update only their own records",
+                ));
+            }
+            return Ok(());
+        }
+        let token = bearer.ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        admin(
+            &self.state,
+            &BearerToken(Bearer {
+                token: token.to_owned(),
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
     fn realm(&self, realm: &str) -> Result<(), ApiError> {
         self.state
             .directory
@@ -972,7 +1019,10 @@ impl DirectoryApi {
 
     /// Change a username or password
     ///
-    /// A new password replaces the Argon2id hash and the HA1 and ends the user's sessions.
+    /// A new password replaces the Argon2id hash and the HA1 and ends the user's
+    /// sessions. Allowed to an admin client token, or to the account member who owns
+    /// the record with `EP-Account-Management-Authentication-Token` when
+    /// `account_member_self_management` is `update_only` (a password reset).
     #[oai(
         path = "/v2/authentication-realms/:realm/user-authentication-info/:user/user-authentication-password-profile-info/:id",
         method = "put",
@@ -981,13 +1031,23 @@ impl DirectoryApi {
     )]
     async fn put_credential(
         &self,
-        auth: BearerToken,
+        /// `Bearer <client token>`: an admin token, or any client token with the member's token below.
+        #[oai(name = "Authorization")]
+        authorization: Header<Option<String>>,
+        /// The account member's token from `POST /v2/account-members/tokens`.
+        #[oai(name = "EP-Account-Management-Authentication-Token")]
+        account_token: Header<Option<String>>,
         realm: Path<String>,
         user: Path<String>,
         id: Path<String>,
         body: Json<CredentialBody>,
     ) -> Result<CredentialResponse, ApiError> {
-        admin(&self.state, &auth).await?;
+        self.credential_writer(
+            authorization.0.as_deref(),
+            account_token.0.as_deref(),
+            &user,
+        )
+        .await?;
         self.realm(&realm)?;
         let d = body.0.data;
         check_type(&d.type_, "user_authentication_password_profile_info")?;

@@ -1,9 +1,11 @@
 //! The HTTP API, one module per group of endpoints, all in one OpenAPI document.
 
+pub mod accounts;
 pub mod clients;
 pub mod directory;
 pub mod gate;
 pub mod health;
+pub mod integrations;
 pub mod webphone;
 
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub enum Tag {
     /// Users (user authentication info) and their credentials.
     #[oai(rename = "Users")]
     Users,
+    /// Where one-time password tokens are delivered, and the delivery logs.
+    Integrations,
     /// Checks of access tokens for reverse proxies and services.
     #[oai(rename = "Token checks")]
     Gate,
@@ -71,6 +75,8 @@ pub type Api = (
     webphone::WebPhoneApi,
     clients::ClientsApi,
     directory::DirectoryApi,
+    accounts::AccountsApi,
+    integrations::IntegrationsApi,
     gate::GateApi,
     health::HealthApi,
 );
@@ -86,6 +92,12 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
                 state: state.clone(),
             },
             directory::DirectoryApi {
+                state: state.clone(),
+            },
+            accounts::AccountsApi {
+                state: state.clone(),
+            },
+            integrations::IntegrationsApi {
                 state: state.clone(),
             },
             gate::GateApi {
@@ -111,6 +123,11 @@ Results are AuthResult objects with the web phone SDKs' codes.
 JSON:API-style wire format (`{\"data\": ...}`, errors as `{\"errors\": [...]}`), behind client tokens \
 from `POST /oauth/access_token`. A password profile with `voximplant_application` set exposes its users \
 to web phone login.
+
+**One-time password tokens.** A six-character code, requested for a username of a password profile \
+with `enable_one_time_password_token`, reaches the user through a webhook integration (delivered from a \
+durable outbox, retried, logged) and is exchanged once, within ten minutes, at `POST /v2/account-members/tokens` \
+for an account management authentication token, for passwordless login or a password reset.
 
 **Token checks.** `GET /v1/auth/verify` is a forward-auth endpoint for reverse proxies; \
 `POST /v1/tokens/introspect` answers RFC 7662-style. Revocation takes effect at once on every replica.

@@ -1,0 +1,400 @@
+//! One-time password tokens over the commerce platform's API: the code request
+//! and the exchange for an account management authentication token.
+
+use std::sync::Arc;
+
+use authgate_core::directory::SelfManagement;
+use authgate_core::store::{Op, Reply};
+use authgate_core::tokens::{Role, Scheme, Subject};
+use authgate_otp::{Member, OtpError, Purpose};
+use poem::http::StatusCode;
+use poem::Request;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use time::format_description::well_known::Rfc3339;
+
+use super::{client, BearerToken, Tag};
+use crate::errors::{ApiError, Errors};
+use crate::state::AppState;
+
+/// A code request.
+#[derive(Debug, Object)]
+pub struct CodeRequestInput {
+    /// Must be `one_time_password_token_request`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// The username in the password profile.
+    #[oai(validator(max_length = 255))]
+    pub username: String,
+    /// `reset_password` or `passwordless_authentication`.
+    pub purpose: String,
+}
+
+/// A code request, wrapped.
+#[derive(Debug, Object)]
+pub struct CodeRequestBody {
+    /// The request.
+    pub data: CodeRequestInput,
+}
+
+/// The answer to a code request.
+#[derive(Debug, ApiResponse)]
+pub enum CodeRequestResponse {
+    /// Accepted. The same answer whether or not the username exists, and when
+    /// the username's request limit is reached (then nothing is sent).
+    #[oai(status = 202)]
+    Accepted,
+}
+
+/// A token exchange.
+#[derive(Debug, Object)]
+pub struct TokenInput {
+    /// Must be `account_management_authentication_token`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// `passwordless` (with `one_time_password_token`) or `password` (with `password`).
+    pub authentication_mechanism: String,
+    /// The password profile.
+    #[oai(validator(max_length = 64))]
+    pub password_profile_id: String,
+    /// The username in that profile.
+    #[oai(validator(max_length = 255))]
+    pub username: String,
+    /// The code the user received.
+    #[oai(validator(max_length = 64))]
+    pub one_time_password_token: Option<String>,
+    /// The user's password.
+    #[oai(validator(max_length = 1024))]
+    pub password: Option<String>,
+}
+
+/// A token exchange, wrapped.
+#[derive(Debug, Object)]
+pub struct TokenBody {
+    /// The exchange.
+    pub data: TokenInput,
+}
+
+/// An account management authentication token for one account.
+#[derive(Debug, Object)]
+pub struct AccountToken {
+    /// Always `account_management_authentication_token`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// The member's personal account.
+    pub account_id: String,
+    /// The account's name.
+    pub account_name: String,
+    /// The token (an HS256 JWT): send it as `EP-Account-Management-Authentication-Token`.
+    pub token: String,
+    /// When it expires (RFC 3339).
+    pub expires: String,
+}
+
+/// Paging of the token list.
+#[derive(Debug, Object)]
+pub struct TokenPage {
+    /// Items per page.
+    pub limit: u32,
+    /// Items skipped.
+    pub offset: u32,
+    /// This page.
+    pub current: u32,
+    /// Pages in all.
+    pub total: u32,
+}
+
+/// Counts of the token list.
+#[derive(Debug, Object)]
+pub struct TokenResults {
+    /// Tokens in all.
+    pub total: u32,
+}
+
+/// Metadata of the token list.
+#[derive(Debug, Object)]
+pub struct TokenMeta {
+    /// The authenticated account member (the user authentication info id).
+    pub account_member_id: String,
+    /// Paging.
+    pub page: TokenPage,
+    /// Counts.
+    pub results: TokenResults,
+}
+
+/// Links of the token list.
+#[derive(Debug, Object)]
+pub struct TokenLinks {
+    /// This page.
+    pub current: String,
+    /// The first page.
+    pub first: String,
+    /// The last page.
+    pub last: String,
+    /// The next page, if any.
+    pub next: Option<String>,
+    /// The previous page, if any.
+    pub prev: Option<String>,
+}
+
+/// The tokens of an exchange: one per account of the member.
+#[derive(Debug, Object)]
+pub struct TokenList {
+    /// The tokens.
+    pub data: Vec<AccountToken>,
+    /// Metadata.
+    pub meta: TokenMeta,
+    /// Links.
+    pub links: TokenLinks,
+}
+
+/// The answer to an exchange.
+#[derive(Debug, ApiResponse)]
+pub enum TokenResponse {
+    /// Authenticated.
+    #[oai(status = 201)]
+    Created(Json<TokenList>),
+}
+
+/// Account member authentication.
+pub struct AccountsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+fn otp_error(e: OtpError) -> ApiError {
+    match e {
+        OtpError::ProfileNotFound => ApiError::not_found("password profile not found"),
+        OtpError::NotEnabled => ApiError::unprocessable(
+            "one-time password tokens are not enabled for this password profile",
+        ),
+        OtpError::Invalid(m) => ApiError::bad(m),
+        OtpError::Unauthorized => ApiError::unauthorized("authentication failed"),
+        OtpError::Throttled(t) => ApiError::TooManyRequests(
+            Errors::one(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                Some("too many attempts; retry later".to_owned()),
+            ),
+            t.retry_after_secs(),
+        ),
+        OtpError::Unavailable => ApiError::unavailable(),
+        OtpError::Internal(reason) => {
+            tracing::error!(%reason, "internal error in an account request");
+            ApiError::Internal(Errors::one(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal Server Error",
+                None,
+            ))
+        }
+    }
+}
+
+impl AccountsApi {
+    async fn count_ip(&self, req: &Request) -> Result<(), ApiError> {
+        let limit = self.state.key_scheme.config().limits.per_ip;
+        if limit.is_off() {
+            return Ok(());
+        }
+        let ip = self.state.client_ip(req);
+        let reply = self
+            .state
+            .store
+            .exec(vec![Op::Hit {
+                key: self.state.keys.address("login", &ip),
+                window: limit.window,
+            }])
+            .await?
+            .pop();
+        match reply {
+            Some(Reply::Counter { count, reset }) if limit.exceeded_by(count) => {
+                Err(ApiError::TooManyRequests(
+                    Errors::one(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too Many Requests",
+                        Some("retry later".to_owned()),
+                    ),
+                    reset.as_secs().max(1),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn account_of(&self, member: &Member) -> Result<String, ApiError> {
+        let key = self.state.keys.directory("accounts");
+        let fresh = uuid::Uuid::new_v4().to_string();
+        let replies = self
+            .state
+            .store
+            .exec(vec![
+                Op::MapSetIfAbsent(key.clone(), member.user.id.clone(), fresh.into_bytes()),
+                Op::MapGet(key, member.user.id.clone()),
+            ])
+            .await?;
+        match replies.into_iter().nth(1) {
+            Some(Reply::Value(Some(id))) => Ok(String::from_utf8_lossy(&id).into_owned()),
+            _ => Err(ApiError::unavailable()),
+        }
+    }
+}
+
+#[OpenApi]
+impl AccountsApi {
+    /// Request a one-time password token
+    ///
+    /// A six-character code, valid for ten minutes and one use, is sent through the
+    /// enabled integrations observing `one-time-password-token-request.created`.
+    /// The answer is 202 with an empty body whether or not the username exists;
+    /// nothing is delivered inline. Needs any client token (implicit is enough).
+    #[oai(
+        path = "/v2/authentication-realms/:realm/password-profiles/:profile/one-time-password-token-request",
+        method = "post",
+        tag = "Tag::PasswordProfiles",
+        operation_id = "createOneTimePasswordTokenRequest"
+    )]
+    async fn request_code(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+        realm: Path<String>,
+        profile: Path<String>,
+        body: Json<CodeRequestBody>,
+    ) -> Result<CodeRequestResponse, ApiError> {
+        client(&self.state, &auth).await?;
+        self.state.directory.check_realm(&realm)?;
+        let d = &body.data;
+        if d.type_ != "one_time_password_token_request" {
+            return Err(ApiError::bad(
+                "data.type must be \"one_time_password_token_request\"",
+            ));
+        }
+        let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
+        self.count_ip(req).await?;
+        let issued = self
+            .state
+            .otp
+            .request(&profile, &d.username, purpose)
+            .await
+            .map_err(otp_error)?;
+        if let Some(issued) = issued {
+            self.state
+                .outbox
+                .enqueue(&issued, self.state.directory.realm_id())
+                .await?;
+        }
+        Ok(CodeRequestResponse::Accepted)
+    }
+
+    /// Get an account management authentication token
+    ///
+    /// With `authentication_mechanism: passwordless`, exchanges a one-time password
+    /// token (once); with `password`, checks the password. Any failure is a plain 401.
+    /// The token is an HS256 JWT (`sub` the account member, `scope` the account,
+    /// `realm_id`, `iat`, `exp`, `account_member_self_management`); it works in
+    /// `GET /v1/auth/verify` and ends when the member's password changes.
+    #[oai(
+        path = "/v2/account-members/tokens",
+        method = "post",
+        tag = "Tag::Users",
+        operation_id = "createAccountManagementAuthenticationToken"
+    )]
+    async fn token(
+        &self,
+        req: &Request,
+        auth: BearerToken,
+        body: Json<TokenBody>,
+    ) -> Result<TokenResponse, ApiError> {
+        client(&self.state, &auth).await?;
+        let d = body.0.data;
+        if d.type_ != "account_management_authentication_token" {
+            return Err(ApiError::bad(
+                "data.type must be \"account_management_authentication_token\"",
+            ));
+        }
+        self.count_ip(req).await?;
+        let otp = &self.state.otp;
+        let member = match d.authentication_mechanism.as_str() {
+            "passwordless" => {
+                let code = d
+                    .one_time_password_token
+                    .ok_or_else(|| ApiError::bad("data.one_time_password_token is required"))?;
+                otp.exchange_code(&d.password_profile_id, &d.username, &code)
+                    .await
+            }
+            "password" => {
+                let password = d
+                    .password
+                    .ok_or_else(|| ApiError::bad("data.password is required"))?;
+                otp.exchange_password(&d.password_profile_id, &d.username, &password)
+                    .await
+            }
+            other => {
+                return Err(ApiError::bad(format!(
+                "authentication_mechanism {other:?} is not supported: use passwordless or password"
+            )))
+            }
+        }
+        .map_err(|e| match e {
+            // Whatever went wrong with the credentials, the answer is the same.
+            OtpError::Invalid(_) | OtpError::ProfileNotFound | OtpError::NotEnabled => {
+                ApiError::unauthorized("authentication failed")
+            }
+            other => otp_error(other),
+        })?;
+        let settings = self.state.directory.settings().await?;
+        let account_id = self.account_of(&member).await?;
+        let subject = Subject {
+            user_id: member.user.id.clone(),
+            username: member.credential.username.clone(),
+            realm_id: self.state.directory.realm_id().to_owned(),
+            display_name: member.user.name.clone(),
+            scheme: Scheme::AccountManagement,
+            role: Role::User,
+        };
+        let self_management = match settings.account_member_self_management {
+            SelfManagement::Disabled => "disabled",
+            SelfManagement::UpdateOnly => "update_only",
+        };
+        let ttl = std::time::Duration::from_secs(
+            settings.account_management_authentication_token_timeout_secs,
+        );
+        let (token, exp) = self
+            .state
+            .tokens
+            .issue_account_token(&subject, ttl, &account_id, self_management)
+            .await?;
+        let expires = time::OffsetDateTime::from_unix_timestamp(exp)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        let here = "/v2/account-members/tokens?page[offset]=0&page[limit]=25".to_owned();
+        Ok(TokenResponse::Created(Json(TokenList {
+            data: vec![AccountToken {
+                type_: "account_management_authentication_token".into(),
+                account_id,
+                account_name: member.user.name.clone(),
+                token,
+                expires,
+            }],
+            meta: TokenMeta {
+                account_member_id: member.user.id,
+                page: TokenPage {
+                    limit: 25,
+                    offset: 0,
+                    current: 1,
+                    total: 1,
+                },
+                results: TokenResults { total: 1 },
+            },
+            links: TokenLinks {
+                current: here.clone(),
+                first: here.clone(),
+                last: here,
+                next: None,
+                prev: None,
+            },
+        })))
+    }
+}

@@ -1,0 +1,472 @@
+//! Integrations (`/v2/integrations`) and their delivery logs. Admin only.
+
+use std::sync::Arc;
+
+use authgate_core::integrations::{DeliveryLog, Integration, IntegrationInput, IntegrationType};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+use super::directory::Deleted;
+use super::{admin, BearerToken, Tag};
+use crate::errors::ApiError;
+use crate::state::AppState;
+
+/// How an integration delivers.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum IntegrationTypeDto {
+    /// POST the event to `configuration.url`.
+    Webhook,
+    /// Email the code to the user (not available yet: tries are logged as failed).
+    Email,
+}
+
+impl From<IntegrationTypeDto> for IntegrationType {
+    fn from(v: IntegrationTypeDto) -> Self {
+        match v {
+            IntegrationTypeDto::Webhook => Self::Webhook,
+            IntegrationTypeDto::Email => Self::Email,
+        }
+    }
+}
+
+impl From<IntegrationType> for IntegrationTypeDto {
+    fn from(v: IntegrationType) -> Self {
+        match v {
+            IntegrationType::Webhook => Self::Webhook,
+            IntegrationType::Email => Self::Email,
+        }
+    }
+}
+
+/// Where and how events are sent.
+#[derive(Debug, Object)]
+pub struct Configuration {
+    /// The receiver's URL (webhooks).
+    #[oai(validator(max_length = 2048))]
+    pub url: Option<String>,
+    /// Sent as `X-MOLTIN-SECRET-KEY` and used to sign each delivery (`X-Authgate-Signature`).
+    #[oai(validator(max_length = 512))]
+    pub secret_key: Option<String>,
+}
+
+/// An integration to create or the changes to one.
+#[derive(Debug, Object)]
+pub struct IntegrationInputDto {
+    /// Must be `integration`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// Name (required on create).
+    #[oai(validator(max_length = 255))]
+    pub name: Option<String>,
+    /// Description.
+    #[oai(validator(max_length = 1024))]
+    pub description: Option<String>,
+    /// Whether events are delivered (default true).
+    pub enabled: Option<bool>,
+    /// `webhook` (default) or `email`.
+    pub integration_type: Option<IntegrationTypeDto>,
+    /// Events observed: `one-time-password-token-request.created` (the default).
+    pub observes: Option<Vec<String>>,
+    /// Where and how to deliver.
+    pub configuration: Option<Configuration>,
+}
+
+/// An integration to create or change, wrapped.
+#[derive(Debug, Object)]
+pub struct IntegrationBody {
+    /// The integration.
+    pub data: IntegrationInputDto,
+}
+
+/// Timestamps.
+#[derive(Debug, Object)]
+pub struct Timestamps {
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+/// Metadata of an integration.
+#[derive(Debug, Object)]
+pub struct IntegrationMeta {
+    /// Timestamps.
+    pub timestamps: Timestamps,
+}
+
+/// The configuration as stored.
+#[derive(Debug, Object)]
+pub struct ConfigurationOut {
+    /// The receiver's URL.
+    pub url: Option<String>,
+    /// The signing secret.
+    pub secret_key: String,
+}
+
+/// An integration.
+#[derive(Debug, Object)]
+pub struct IntegrationData {
+    /// Id.
+    pub id: String,
+    /// Always `integration`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Whether events are delivered.
+    pub enabled: bool,
+    /// How it delivers.
+    pub integration_type: IntegrationTypeDto,
+    /// Events observed.
+    pub observes: Vec<String>,
+    /// Where and how.
+    pub configuration: ConfigurationOut,
+    /// Metadata.
+    pub meta: IntegrationMeta,
+}
+
+/// An integration, wrapped.
+#[derive(Debug, Object)]
+pub struct IntegrationEnvelope {
+    /// The integration.
+    pub data: IntegrationData,
+}
+
+/// Counts of a list.
+#[derive(Debug, Object)]
+pub struct Counts {
+    /// Items in all.
+    pub total: u32,
+}
+
+/// Metadata of a list.
+#[derive(Debug, Object)]
+pub struct CountMeta {
+    /// Counts.
+    pub results: Counts,
+}
+
+/// Integrations.
+#[derive(Debug, Object)]
+pub struct IntegrationList {
+    /// The integrations.
+    pub data: Vec<IntegrationData>,
+    /// Counts.
+    pub meta: CountMeta,
+}
+
+/// A reference to an integration.
+#[derive(Debug, Object)]
+pub struct IntegrationRef {
+    /// Its id.
+    pub id: String,
+    /// Always `integration`.
+    #[oai(rename = "type")]
+    pub type_: String,
+}
+
+/// The relationship to an integration.
+#[derive(Debug, Object)]
+pub struct IntegrationRelationship {
+    /// The integration.
+    pub data: IntegrationRef,
+}
+
+/// Relationships of a log entry.
+#[derive(Debug, Object)]
+pub struct LogRelationships {
+    /// The integration it belongs to.
+    pub integration: IntegrationRelationship,
+}
+
+/// When a try happened.
+#[derive(Debug, Object)]
+pub struct LogTimestamps {
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// Metadata of a log entry.
+#[derive(Debug, Object)]
+pub struct LogMeta {
+    /// When.
+    pub timestamps: LogTimestamps,
+}
+
+/// One delivery try.
+#[derive(Debug, Object)]
+pub struct LogData {
+    /// Id.
+    pub id: String,
+    /// Always `integration_log`.
+    #[oai(rename = "type")]
+    pub type_: String,
+    /// Whether the receiver answered 2xx.
+    pub succeeded: bool,
+    /// Which try, from 1.
+    pub attempt: u32,
+    /// The receiver's status, if it answered.
+    pub status_code: Option<u16>,
+    /// The start of the receiver's answer.
+    pub body: String,
+    /// What went wrong, if anything.
+    pub error_detail: String,
+    /// Seconds the try took.
+    pub processing_time: f64,
+    /// The event delivered.
+    pub event_id: String,
+    /// The integration.
+    pub relationships: LogRelationships,
+    /// When.
+    pub meta: LogMeta,
+}
+
+/// Delivery tries, newest first.
+#[derive(Debug, Object)]
+pub struct LogList {
+    /// The tries.
+    pub data: Vec<LogData>,
+    /// Counts.
+    pub meta: CountMeta,
+}
+
+/// An integration answer.
+#[derive(Debug, ApiResponse)]
+pub enum IntegrationResponse {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<IntegrationEnvelope>),
+    /// The integration.
+    #[oai(status = 200)]
+    Ok(Json<IntegrationEnvelope>),
+}
+
+/// The integrations endpoints.
+pub struct IntegrationsApi {
+    /// Shared state.
+    pub state: Arc<AppState>,
+}
+
+impl IntegrationsApi {
+    fn data(&self, i: Integration) -> IntegrationData {
+        let secret_key = self.state.integrations.secret_key(&i);
+        IntegrationData {
+            id: i.id,
+            type_: "integration".into(),
+            name: i.name,
+            description: i.description,
+            enabled: i.enabled,
+            integration_type: i.integration_type.into(),
+            observes: i.observes,
+            configuration: ConfigurationOut {
+                url: i.url,
+                secret_key,
+            },
+            meta: IntegrationMeta {
+                timestamps: Timestamps {
+                    created_at: i.created_at,
+                    updated_at: i.updated_at,
+                },
+            },
+        }
+    }
+
+    fn input(body: IntegrationBody) -> Result<IntegrationInput, ApiError> {
+        let d = body.data;
+        if d.type_ != "integration" {
+            return Err(ApiError::bad("data.type must be \"integration\""));
+        }
+        let (url, secret_key) = match d.configuration {
+            Some(c) => (c.url, c.secret_key),
+            None => (None, None),
+        };
+        Ok(IntegrationInput {
+            name: d.name,
+            description: d.description,
+            enabled: d.enabled,
+            integration_type: d.integration_type.map(Into::into),
+            observes: d.observes,
+            url,
+            secret_key,
+        })
+    }
+
+    fn logs(entries: Vec<DeliveryLog>) -> LogList {
+        let total = entries.len() as u32;
+        LogList {
+            data: entries
+                .into_iter()
+                .map(|l| LogData {
+                    id: l.id,
+                    type_: "integration_log".into(),
+                    succeeded: l.succeeded,
+                    attempt: l.attempt,
+                    status_code: l.status_code,
+                    body: l.body,
+                    error_detail: l.error_detail,
+                    processing_time: l.processing_time,
+                    event_id: l.event_id,
+                    relationships: LogRelationships {
+                        integration: IntegrationRelationship {
+                            data: IntegrationRef {
+                                id: l.integration_id,
+                                type_: "integration".into(),
+                            },
+                        },
+                    },
+                    meta: LogMeta {
+                        timestamps: LogTimestamps {
+                            created_at: l.created_at,
+                        },
+                    },
+                })
+                .collect(),
+            meta: CountMeta {
+                results: Counts { total },
+            },
+        }
+    }
+}
+
+#[OpenApi(tag = "Tag::Integrations")]
+impl IntegrationsApi {
+    /// Create an integration
+    #[oai(
+        path = "/v2/integrations",
+        method = "post",
+        operation_id = "createIntegration"
+    )]
+    async fn create(
+        &self,
+        auth: BearerToken,
+        body: Json<IntegrationBody>,
+    ) -> Result<IntegrationResponse, ApiError> {
+        admin(&self.state, &auth).await?;
+        let i = self.state.integrations.create(Self::input(body.0)?).await?;
+        Ok(IntegrationResponse::Created(Json(IntegrationEnvelope {
+            data: self.data(i),
+        })))
+    }
+
+    /// List integrations
+    #[oai(
+        path = "/v2/integrations",
+        method = "get",
+        operation_id = "listIntegrations"
+    )]
+    async fn list(&self, auth: BearerToken) -> Result<Json<IntegrationList>, ApiError> {
+        admin(&self.state, &auth).await?;
+        let all = self.state.integrations.list().await?;
+        let total = all.len() as u32;
+        Ok(Json(IntegrationList {
+            data: all.into_iter().map(|i| self.data(i)).collect(),
+            meta: CountMeta {
+                results: Counts { total },
+            },
+        }))
+    }
+
+    /// Delivery tries of all integrations
+    ///
+    /// The newest first (up to 200 are kept).
+    #[oai(
+        path = "/v2/integrations/logs",
+        method = "get",
+        operation_id = "listAllIntegrationLogs"
+    )]
+    async fn all_logs(
+        &self,
+        auth: BearerToken,
+        /// How many (1 to 200, default 100).
+        #[oai(name = "page[limit]")]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<LogList>, ApiError> {
+        admin(&self.state, &auth).await?;
+        let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
+        Ok(Json(Self::logs(
+            self.state.integrations.logs(None, n).await?,
+        )))
+    }
+
+    /// Get an integration
+    #[oai(
+        path = "/v2/integrations/:id",
+        method = "get",
+        operation_id = "getIntegration"
+    )]
+    async fn get(
+        &self,
+        auth: BearerToken,
+        id: Path<String>,
+    ) -> Result<IntegrationResponse, ApiError> {
+        admin(&self.state, &auth).await?;
+        let i = self.state.integrations.get(&id).await?;
+        Ok(IntegrationResponse::Ok(Json(IntegrationEnvelope {
+            data: self.data(i),
+        })))
+    }
+
+    /// Update an integration
+    #[oai(
+        path = "/v2/integrations/:id",
+        method = "put",
+        operation_id = "updateIntegration"
+    )]
+    async fn update(
+        &self,
+        auth: BearerToken,
+        id: Path<String>,
+        body: Json<IntegrationBody>,
+    ) -> Result<IntegrationResponse, ApiError> {
+        admin(&self.state, &auth).await?;
+        let i = self
+            .state
+            .integrations
+            .update(&id, Self::input(body.0)?)
+            .await?;
+        Ok(IntegrationResponse::Ok(Json(IntegrationEnvelope {
+            data: self.data(i),
+        })))
+    }
+
+    /// Delete an integration
+    #[oai(
+        path = "/v2/integrations/:id",
+        method = "delete",
+        operation_id = "deleteIntegration"
+    )]
+    async fn delete(&self, auth: BearerToken, id: Path<String>) -> Result<Deleted, ApiError> {
+        admin(&self.state, &auth).await?;
+        self.state.integrations.delete(&id).await?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// Delivery tries of one integration
+    ///
+    /// The newest first (up to 200 are kept): `succeeded`, `attempt`, `status_code`,
+    /// `body`, `processing_time`, `error_detail`.
+    #[oai(
+        path = "/v2/integrations/:id/logs",
+        method = "get",
+        operation_id = "listIntegrationLogs"
+    )]
+    async fn logs_of(
+        &self,
+        auth: BearerToken,
+        id: Path<String>,
+        /// How many (1 to 200, default 100).
+        #[oai(name = "page[limit]")]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<LogList>, ApiError> {
+        admin(&self.state, &auth).await?;
+        self.state.integrations.get(&id).await?;
+        let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
+        Ok(Json(Self::logs(
+            self.state.integrations.logs(Some(&id), n).await?,
+        )))
+    }
+}

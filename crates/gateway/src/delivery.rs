@@ -1,0 +1,481 @@
+//! Delivery of events through a durable outbox shared by all replicas.
+//!
+//! An accepted code request appends one entry per observing integration to a
+//! stream in the store ([`Outbox::enqueue`]); the request itself delivers nothing,
+//! so it answers in the same time whether or not the user exists. Every replica
+//! runs a [`Worker`] in one consumer group: it takes new entries, POSTs them,
+//! logs each try, and acknowledges (and deletes) an entry only once it has been
+//! delivered or rescheduled, so nothing accepted is lost when a receiver is down
+//! or a replica dies. Failed tries go to a schedule with exponential backoff and
+//! jitter and return to the stream when due; entries a dead replica left pending
+//! are claimed by another after a grace period.
+//!
+//! Each webhook POST carries `X-MOLTIN-SECRET-KEY: <secret_key>` and
+//! `X-Authgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
+//! keyed by the same secret, so receivers can check the body and refuse replays.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authgate_core::integrations::{
+    DeliveryLog, Integration, IntegrationType, Integrations, OTP_REQUEST_CREATED,
+};
+use authgate_core::store::{Keys, Op, Store, StoreError};
+use authgate_otp::IssuedCode;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Semaphore};
+
+const STREAM: &str = "events";
+const SCHEDULE: &str = "retry";
+const GROUP: &str = "delivery";
+
+/// How deliveries are tried.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Tries per event and integration before giving up.
+    pub max_attempts: u32,
+    /// Wait before the second try; doubles each time, capped at `retry_cap`.
+    pub retry_base: Duration,
+    /// The longest wait between tries.
+    pub retry_cap: Duration,
+    /// How long a receiver may take to answer.
+    pub timeout: Duration,
+    /// How often an idle worker looks for new entries.
+    pub poll: Duration,
+    /// How long an entry may stay unacknowledged before another replica takes it.
+    pub claim_after: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 20,
+            retry_base: Duration::from_secs(1),
+            retry_cap: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(50),
+            claim_after: Duration::from_secs(30),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The outbox: where accepted events wait for delivery.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    integrations: Integrations,
+    store_id: String,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox(..)")
+    }
+}
+
+impl Outbox {
+    /// The outbox in `store`; `store_id` names this deployment in event bodies.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        integrations: Integrations,
+        store_id: String,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            integrations,
+            store_id,
+        }
+    }
+
+    /// Appends `one-time-password-token-request.created` for every enabled
+    /// integration observing it. Returns how many entries were appended.
+    pub async fn enqueue(&self, issued: &IssuedCode, realm_id: &str) -> Result<usize, StoreError> {
+        let targets = self
+            .integrations
+            .observing(OTP_REQUEST_CREATED)
+            .await
+            .map_err(|e| match e {
+                authgate_core::directory::DirectoryError::Store(s) => s,
+                other => StoreError::Protocol(other.to_string()),
+            })?;
+        if targets.is_empty() {
+            tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
+            return Ok(0);
+        }
+        let at = rfc3339(OffsetDateTime::now_utc());
+        let payload = json!({
+            "authentication_realm_id": realm_id,
+            "created_at": at,
+            "one_time_password_token": issued.code.as_str(),
+            "password_profile_id": issued.profile.id,
+            "purpose": issued.purpose.as_str(),
+            "updated_at": at,
+            "user_authentication_info": {
+                "email": issued.user.email,
+                "id": issued.user.id,
+                "name": issued.user.name,
+            },
+            "user_authentication_password_profile_info": {
+                "id": issued.credential.id,
+                "password_profile_id": issued.credential.password_profile_id,
+                "username": issued.credential.username,
+            },
+        });
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let ops = targets
+            .iter()
+            .map(|i| Op::StreamAdd {
+                stream: self.keys.outbox(STREAM),
+                entry: json!({
+                    "event_id": event_id,
+                    "integration_id": i.id,
+                    "attempt": 1,
+                    "accepted_ms": now_ms(),
+                    "payload": payload,
+                })
+                .to_string()
+                .into_bytes(),
+            })
+            .collect();
+        self.store.exec(ops).await?;
+        Ok(targets.len())
+    }
+
+    /// The webhook body, field for field as the platform sends it.
+    pub fn webhook_body(&self, i: &Integration, secret_key: &str, entry: &Value) -> Value {
+        json!({
+            "id": entry["event_id"],
+            "store_id": self.store_id,
+            "triggered_by": OTP_REQUEST_CREATED,
+            "attempt": entry["attempt"],
+            "integration": {
+                "id": i.id,
+                "integration_type": i.integration_type.as_str(),
+                "name": i.name,
+                "description": i.description,
+            },
+            "payload": entry["payload"],
+            "configuration": {
+                "url": i.url,
+                "secret_key": secret_key,
+            },
+        })
+    }
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed by `secret`.
+pub fn signature(secret: &str, unix_secs: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(unix_secs.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={unix_secs},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// One replica's delivery worker.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    outbox: Outbox,
+    integrations: Integrations,
+    config: DeliveryConfig,
+    http: reqwest::Client,
+    consumer: String,
+}
+
+enum Outcome {
+    Delivered,
+    Failed,
+    Dropped,
+}
+
+impl Worker {
+    /// A worker with its own consumer name.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        outbox: Outbox,
+        integrations: Integrations,
+        config: DeliveryConfig,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            keys,
+            outbox,
+            integrations,
+            config,
+            http,
+            consumer: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Runs until `stop` changes.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let me = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(32));
+        let mut last_claim = Instant::now();
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let mut ops = vec![
+                Op::Release {
+                    schedule: me.keys.outbox(SCHEDULE),
+                    stream: me.keys.outbox(STREAM),
+                    now_ms: now_ms(),
+                    max: 100,
+                },
+                Op::StreamRead {
+                    stream: me.keys.outbox(STREAM),
+                    group: GROUP.into(),
+                    consumer: me.consumer.clone(),
+                    count: 32,
+                },
+            ];
+            let claiming = last_claim.elapsed() >= me.config.claim_after / 3;
+            if claiming {
+                last_claim = Instant::now();
+                ops.push(Op::StreamClaim {
+                    stream: me.keys.outbox(STREAM),
+                    group: GROUP.into(),
+                    consumer: me.consumer.clone(),
+                    min_idle: me.config.claim_after,
+                    count: 32,
+                });
+            }
+            let entries = match me.store.exec(ops).await {
+                Ok(replies) => replies
+                    .into_iter()
+                    .skip(1)
+                    .filter_map(|r| r.into_entries().ok())
+                    .flatten()
+                    .collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox unreachable; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                        _ = stop.changed() => {},
+                    }
+                    continue;
+                }
+            };
+            let idle = entries.is_empty();
+            for (id, raw) in entries {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                let me = me.clone();
+                tokio::spawn(async move {
+                    me.handle(id, raw).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(me.config.poll) => {},
+                    _ = stop.changed() => {},
+                }
+            }
+        }
+    }
+
+    async fn ack(&self, id: &str) -> Result<(), StoreError> {
+        self.store
+            .exec(vec![Op::StreamAck {
+                stream: self.keys.outbox(STREAM),
+                group: GROUP.into(),
+                id: id.to_owned(),
+            }])
+            .await
+            .map(drop)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .config
+            .retry_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.config.retry_cap);
+        // Up to 20% jitter either way, so retries of many events do not align.
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        exp.mul_f64(jitter)
+    }
+
+    async fn handle(&self, id: String, raw: Vec<u8>) {
+        let Ok(mut entry) = serde_json::from_slice::<Value>(&raw) else {
+            tracing::error!(%id, "malformed outbox entry dropped");
+            let _ = self.ack(&id).await;
+            return;
+        };
+        let attempt = entry["attempt"].as_u64().unwrap_or(1) as u32;
+        let outcome = self.deliver(&entry, attempt).await;
+        let result = match outcome {
+            Outcome::Delivered | Outcome::Dropped => self.ack(&id).await,
+            Outcome::Failed if attempt < self.config.max_attempts => {
+                entry["attempt"] = json!(attempt + 1);
+                let due = now_ms() + self.backoff(attempt).as_millis() as i64;
+                // Schedule first, then acknowledge: a crash in between repeats a
+                // delivery rather than losing one.
+                let scheduled = self
+                    .store
+                    .exec(vec![Op::Schedule {
+                        schedule: self.keys.outbox(SCHEDULE),
+                        due_ms: due,
+                        entry: entry.to_string().into_bytes(),
+                    }])
+                    .await;
+                match scheduled {
+                    Ok(_) => self.ack(&id).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Outcome::Failed => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned after the last attempt");
+                self.ack(&id).await
+            }
+        };
+        if let Err(e) = result {
+            // Left pending: another replica (or this one) claims it later.
+            tracing::warn!(error = %e, %id, "could not settle an outbox entry");
+        }
+    }
+
+    async fn deliver(&self, entry: &Value, attempt: u32) -> Outcome {
+        let integration_id = entry["integration_id"].as_str().unwrap_or_default();
+        let integration = match self.integrations.get(integration_id).await {
+            Ok(i) if i.enabled => i,
+            Ok(_) | Err(authgate_core::directory::DirectoryError::NotFound(_)) => {
+                tracing::info!(
+                    integration = integration_id,
+                    "integration gone or disabled; event dropped"
+                );
+                return Outcome::Dropped;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "integration unreadable; will retry");
+                return Outcome::Failed;
+            }
+        };
+        let started = Instant::now();
+        let (succeeded, status_code, body, error_detail) = match integration.integration_type {
+            IntegrationType::Webhook => self.post(&integration, entry).await,
+            IntegrationType::Email => (
+                false,
+                None,
+                String::new(),
+                "email delivery is not available yet".to_owned(),
+            ),
+        };
+        let log = DeliveryLog {
+            id: uuid::Uuid::new_v4().to_string(),
+            integration_id: integration.id.clone(),
+            event_id: entry["event_id"].as_str().unwrap_or_default().to_owned(),
+            succeeded,
+            attempt,
+            status_code,
+            body,
+            processing_time: started.elapsed().as_secs_f64(),
+            error_detail,
+            created_at: rfc3339(OffsetDateTime::now_utc()),
+        };
+        if let Err(e) = self.integrations.log(&log).await {
+            tracing::warn!(error = %e, "could not write a delivery log");
+        }
+        if succeeded {
+            let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
+            tracing::debug!(latency_ms = now_ms() - accepted, attempt, "event delivered");
+            Outcome::Delivered
+        } else {
+            tracing::info!(integration = %integration.id, attempt, status = ?status_code, "delivery failed: {}", log.error_detail);
+            Outcome::Failed
+        }
+    }
+
+    async fn post(&self, i: &Integration, entry: &Value) -> (bool, Option<u16>, String, String) {
+        let secret = self.integrations.secret_key(i);
+        let body = self.outbox.webhook_body(i, &secret, entry).to_string();
+        let url = i.url.clone().unwrap_or_default();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let sent = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("X-MOLTIN-SECRET-KEY", &secret)
+            .header(
+                "X-Authgate-Signature",
+                signature(&secret, now, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => {
+                let status = resp.status();
+                let mut text = resp.text().await.unwrap_or_default();
+                if text.len() > 1024 {
+                    let mut cut = 1024;
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                }
+                let detail = if status.is_success() {
+                    String::new()
+                } else {
+                    format!("the receiver answered {status}")
+                };
+                (status.is_success(), Some(status.as_u16()), text, detail)
+            }
+            Err(e) => {
+                let detail = if e.is_timeout() {
+                    format!("no answer within {} s", self.config.timeout.as_secs())
+                } else if e.is_connect() {
+                    "could not connect to the receiver".to_owned()
+                } else {
+                    format!("request failed: {e}")
+                };
+                (false, None, String::new(), detail)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_an_hmac_of_time_dot_body() {
+        // printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac 'shh'
+        assert_eq!(
+            signature("shh", 1_700_000_000, br#"{"a":1}"#),
+            "t=1700000000,v1=be310eac0f84daf469d630347a950258de768b365563ab68f29f2f783473d547"
+        );
+    }
+}

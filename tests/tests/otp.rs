@@ -1,0 +1,823 @@
+//! Scheme B, black box: codes, webhook delivery through the outbox, the token
+//! exchange and password reset, on a private Redis with a real HTTP receiver.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use authgate_tests::app::{limit, parts, TestApp};
+use authgate_tests::webhook::Receiver;
+use authgate_tests::{spawn_app, spawn_app_with, TestRedis};
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+macro_rules! redis_or_skip {
+    () => {
+        match TestRedis::start().await {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}
+
+const SECRET: &str = "whsec-test-123";
+
+/// A realm with an OTP profile, a user in it and a webhook integration.
+struct Shop {
+    realm: String,
+    profile: String,
+    user_id: String,
+    credential_id: String,
+    admin: String,
+    implicit: String,
+    integration: String,
+}
+
+async fn implicit_token(app: &TestApp) -> String {
+    let resp = app
+        .http
+        .post(app.url("/oauth/access_token"))
+        .form(&[("grant_type", "implicit"), ("client_id", "authgate")])
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = parts(resp).await;
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn shop(app: &TestApp, hook: &str) -> Shop {
+    let admin = app.admin_token().await;
+    let realm = app.realm(&admin).await;
+    let base = format!("/v2/authentication-realms/{realm}");
+    let (status, p) = app
+        .admin(&admin, Method::POST, &format!("{base}/password-profiles"),
+            Some(json!({"data": {"type": "password_profile", "name": "Customers", "username_format": "email", "enable_one_time_password_token": true}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    let profile = p["data"]["id"].as_str().unwrap().to_owned();
+    let (_, u) = app
+        .admin(&admin, Method::POST, &format!("{base}/user-authentication-info"),
+            Some(json!({"data": {"type": "user_authentication_info", "name": "John Doe", "email": "john.doe@banks.com"}})))
+        .await;
+    let user_id = u["data"]["id"].as_str().unwrap().to_owned();
+    let (status, c) = app
+        .admin(&admin, Method::POST, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
+            Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile, "username": "john.doe@banks.com", "password": "old-password-1"}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
+    let (status, i) = app
+        .admin(&admin, Method::POST, "/v2/integrations",
+            Some(json!({"data": {"type": "integration", "name": "One Time Password notification", "description": "Send one time password notification",
+                "integration_type": "webhook", "enabled": true, "observes": ["one-time-password-token-request.created"],
+                "configuration": {"url": hook, "secret_key": SECRET}}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{i}");
+    Shop {
+        realm,
+        profile,
+        user_id,
+        credential_id: c["data"]["id"].as_str().unwrap().to_owned(),
+        implicit: implicit_token(app).await,
+        integration: i["data"]["id"].as_str().unwrap().to_owned(),
+        admin,
+    }
+}
+
+async fn request_code(app: &TestApp, s: &Shop, username: &str, purpose: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(&format!("/v2/authentication-realms/{}/password-profiles/{}/one-time-password-token-request", s.realm, s.profile)))
+        .bearer_auth(&s.implicit)
+        .json(&json!({"data": {"type": "one_time_password_token_request", "username": username, "purpose": purpose}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn exchange(app: &TestApp, s: &Shop, username: &str, code: &str) -> (StatusCode, Value) {
+    let resp = app
+        .http
+        .post(app.url("/v2/account-members/tokens"))
+        .bearer_auth(&s.implicit)
+        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
+            "password_profile_id": s.profile, "username": username, "one_time_password_token": code}}))
+        .send()
+        .await
+        .unwrap();
+    parts(resp).await
+}
+
+async fn with_password(app: &TestApp, s: &Shop, password: &str) -> (StatusCode, Value) {
+    let resp = app
+        .http
+        .post(app.url("/v2/account-members/tokens"))
+        .bearer_auth(&s.implicit)
+        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "password",
+            "password_profile_id": s.profile, "username": "john.doe@banks.com", "password": password}}))
+        .send()
+        .await
+        .unwrap();
+    parts(resp).await
+}
+
+fn code_of(d: &authgate_tests::webhook::Delivery) -> String {
+    d.body["payload"]["one_time_password_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+
+    let resp = request_code(
+        &app,
+        &s,
+        "John.Doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(
+        resp.text().await.unwrap().is_empty(),
+        "202 with an empty body"
+    );
+
+    let got = hook.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1, "delivered within a second or so");
+    let d = &got[0];
+    let b = &d.body;
+    assert_eq!(
+        keys(b),
+        [
+            "attempt",
+            "configuration",
+            "id",
+            "integration",
+            "payload",
+            "store_id",
+            "triggered_by"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(b["triggered_by"], "one-time-password-token-request.created");
+    assert_eq!(b["attempt"], 1);
+    assert_eq!(
+        b["integration"],
+        json!({"id": s.integration, "integration_type": "webhook", "name": "One Time Password notification", "description": "Send one time password notification"})
+    );
+    assert_eq!(
+        b["configuration"],
+        json!({"url": hook.url, "secret_key": SECRET})
+    );
+    let p = &b["payload"];
+    assert_eq!(
+        keys(p),
+        [
+            "authentication_realm_id",
+            "created_at",
+            "one_time_password_token",
+            "password_profile_id",
+            "purpose",
+            "updated_at",
+            "user_authentication_info",
+            "user_authentication_password_profile_info"
+        ]
+        .map(String::from)
+        .into()
+    );
+    assert_eq!(p["authentication_realm_id"], s.realm.as_str());
+    assert_eq!(p["purpose"], "passwordless_authentication");
+    assert_eq!(p["password_profile_id"], s.profile.as_str());
+    assert_eq!(
+        p["user_authentication_info"],
+        json!({"email": "john.doe@banks.com", "id": s.user_id, "name": "John Doe"})
+    );
+    assert_eq!(
+        p["user_authentication_password_profile_info"],
+        json!({"id": s.credential_id, "password_profile_id": s.profile, "username": "john.doe@banks.com"})
+    );
+    let code = code_of(d);
+    assert!(
+        code.len() == 6
+            && code
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{code}"
+    );
+    assert!(uuid::Uuid::parse_str(b["id"].as_str().unwrap()).is_ok());
+
+    // The headers: the shared secret and a signature of "<t>.<body>".
+    assert_eq!(d.headers["x-moltin-secret-key"], SECRET);
+    let sig = &d.headers["x-authgate-signature"];
+    let (t, v1) = sig.strip_prefix("t=").unwrap().split_once(",v1=").unwrap();
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&d.raw);
+    assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
+
+    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let t = &body["data"][0];
+    assert_eq!(t["type"], "account_management_authentication_token");
+    assert_eq!(t["account_name"], "John Doe");
+    assert_eq!(body["meta"]["account_member_id"], s.user_id.as_str());
+    assert_eq!(body["meta"]["results"]["total"], 1);
+    let token = t["token"].as_str().unwrap();
+    let expires = time::OffsetDateTime::parse(
+        t["expires"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        (left.whole_seconds() - 86_400).abs() < 60,
+        "default timeout: {left}"
+    );
+
+    // The JWT's claims.
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sub"], s.user_id.as_str());
+    assert_eq!(claims["realm_id"], s.realm.as_str());
+    assert_eq!(claims["scope"], t["account_id"]);
+    assert_eq!(claims["account_member_self_management"], "disabled");
+
+    // It works at the gateway checks.
+    let resp = app
+        .http
+        .get(app.url("/v1/auth/verify"))
+        .header("EP-Account-Management-Authentication-Token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-auth-scheme"], "account-management");
+    assert_eq!(resp.headers()["x-auth-user-id"], s.user_id.as_str());
+    let (_, intro) = app
+        .post("/v1/tokens/introspect", &json!({"token": token}))
+        .await;
+    assert_eq!(intro["active"], true);
+    assert_eq!(intro["scheme"], "account-management");
+
+    // Single use.
+    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errors"][0]["status"], "401");
+}
+
+#[tokio::test]
+async fn password_reset_with_the_account_token_replaces_the_password_and_ends_sessions() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let (status, _) = app
+        .admin(&s.admin, Method::PUT, "/v2/settings/account-authentication",
+            Some(json!({"data": {"type": "account_authentication_settings", "account_member_self_management": "update_only"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, old_session) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{old_session}");
+
+    assert_eq!(
+        request_code(&app, &s, "john.doe@banks.com", "reset_password")
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let d = hook.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(d[0].body["payload"]["purpose"], "reset_password");
+    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code_of(&d[0])).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["data"][0]["token"].as_str().unwrap().to_owned();
+
+    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
+    let put = |token: String, password: &'static str, path: String| {
+        let req = app
+            .http
+            .put(app.url(&path))
+            .bearer_auth(&s.implicit)
+            .header("EP-Account-Management-Authentication-Token", token)
+            .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": password}}));
+        async move { parts(req.send().await.unwrap()).await }
+    };
+    // Not someone else's record.
+    let other = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, uuid::Uuid::new_v4(), s.credential_id);
+    let (status, _) = put(token.clone(), "new-password-2", other).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = put(token.clone(), "new-password-2", path.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_password(&app, &s, "new-password-2").await.0,
+        StatusCode::CREATED
+    );
+    // The new password ended the sessions: the earlier token and the reset token.
+    let old = old_session["data"][0]["token"].as_str().unwrap();
+    assert_eq!(app.verify(old).await.0, StatusCode::UNAUTHORIZED);
+    let resp = app
+        .http
+        .get(app.url("/v1/auth/verify"))
+        .header("EP-Account-Management-Authentication-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = put(token, "third-password-3", path).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn self_management_disabled_refuses_a_members_update() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let (_, body) = with_password(&app, &s, "old-password-1").await;
+    let token = body["data"][0]["token"].as_str().unwrap();
+    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
+    let resp = app
+        .http
+        .put(app.url(&path))
+        .bearer_auth(&s.implicit)
+        .header("EP-Account-Management-Authentication-Token", token)
+        .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": "new-password-2"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::CREATED,
+        "unchanged"
+    );
+}
+
+#[tokio::test]
+async fn the_code_lives_ten_minutes_in_redis_and_no_code_is_left_in_clear() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let d = hook.wait_for(1, Duration::from_secs(5)).await;
+    let code = code_of(&d[0]);
+    let stored = redis.keys_ending(":otp").await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let ttl = redis.pttl(&stored[0]).await;
+    assert!(ttl > 590_000 && ttl <= 600_000, "ttl {ttl}");
+    // Delivered and acknowledged: the outbox entry is gone, nothing holds the code.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dump = redis.dump().await;
+    assert!(
+        !dump.contains(&code),
+        "the code is in clear in Redis after delivery"
+    );
+    assert!(
+        !dump.contains(SECRET),
+        "the webhook secret is sealed at rest"
+    );
+}
+
+#[tokio::test]
+async fn a_new_request_replaces_the_code_and_five_wrong_tries_burn_it() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let first = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let second = code_of(&hook.wait_for(2, Duration::from_secs(5)).await[1]);
+    if first != second {
+        assert_eq!(
+            exchange(&app, &s, "john.doe@banks.com", &first).await.0,
+            StatusCode::UNAUTHORIZED,
+            "the first code is void"
+        );
+    }
+    assert_eq!(
+        exchange(&app, &s, "john.doe@banks.com", &second).await.0,
+        StatusCode::CREATED
+    );
+
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let third = code_of(&hook.wait_for(3, Duration::from_secs(5)).await[2]);
+    let wrong = if third == "aaaaaa" {
+        "bbbbbb"
+    } else {
+        "aaaaaa"
+    };
+    for _ in 0..5 {
+        let (status, body) = exchange(&app, &s, "john.doe@banks.com", wrong).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    assert_eq!(
+        exchange(&app, &s, "john.doe@banks.com", &third).await.0,
+        StatusCode::UNAUTHORIZED,
+        "burnt after five wrong tries"
+    );
+    assert!(redis.keys_ending(":otp").await.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_exchanges_of_one_code_across_two_instances_have_exactly_one_winner() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let a = spawn_app(Some(&redis)).await;
+    let b = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
+    let s = shop(&a, &hook.url).await;
+    request_code(&a, &s, "john.doe@banks.com", "passwordless_authentication").await;
+    let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
+    let tries: Vec<_> = (0..16)
+        .map(|i| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let req = app
+                .http
+                .post(app.url("/v2/account-members/tokens"))
+                .bearer_auth(&s.implicit)
+                .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
+                    "password_profile_id": s.profile, "username": "john.doe@banks.com", "one_time_password_token": code}}));
+            tokio::spawn(async move { req.send().await.unwrap().status() })
+        })
+        .collect();
+    let statuses: Vec<StatusCode> = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_throttled_requests_get_the_same_202_and_send_nothing() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app_with(Some(&redis), |c| c.limits.requests_per_user = limit(2, 600)).await;
+    let s = shop(&app, &hook.url).await;
+    for name in [
+        "nobody@banks.com",
+        "not an email",
+        "john.doe@banks.com",
+        "john.doe@banks.com",
+        "john.doe@banks.com",
+    ] {
+        let resp = request_code(&app, &s, name, "reset_password").await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{name}");
+        assert!(resp.text().await.unwrap().is_empty());
+    }
+    let got = hook.wait_for(3, Duration::from_secs(2)).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "only John's two requests within the limit were delivered"
+    );
+    assert!(got.iter().all(
+        |d| d.body["payload"]["user_authentication_password_profile_info"]["username"]
+            == "john.doe@banks.com"
+    ));
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_in_the_errors_shape() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let (_, p) = app
+        .admin(
+            &s.admin,
+            Method::POST,
+            &format!("/v2/authentication-realms/{}/password-profiles", s.realm),
+            Some(json!({"data": {"type": "password_profile", "name": "No codes"}})),
+        )
+        .await;
+    let off = p["data"]["id"].as_str().unwrap();
+    let url = |profile: &str| {
+        app.url(&format!("/v2/authentication-realms/{}/password-profiles/{profile}/one-time-password-token-request", s.realm))
+    };
+    let ok_body = json!({"data": {"type": "one_time_password_token_request", "username": "john.doe@banks.com", "purpose": "reset_password"}});
+    for (profile, body, want) in [
+        (off, ok_body.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+        ("no-such-profile", ok_body.clone(), StatusCode::NOT_FOUND),
+        (
+            s.profile.as_str(),
+            json!({"data": {"type": "one_time_password_token_request", "username": "x", "purpose": "login"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            s.profile.as_str(),
+            json!({"data": {"type": "wrong", "username": "x", "purpose": "reset_password"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            s.profile.as_str(),
+            json!({"username": "x"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, resp) = parts(
+            app.http
+                .post(url(profile))
+                .bearer_auth(&s.implicit)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, want, "{profile} {body}: {resp}");
+        assert_eq!(resp["errors"][0]["status"], want.as_u16().to_string());
+    }
+    let (status, _) = parts(
+        app.http
+            .post(url(&s.profile))
+            .json(&ok_body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a client token is required"
+    );
+    for body in [
+        json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless", "password_profile_id": s.profile, "username": "john.doe@banks.com", "one_time_password_token": "xx"}}),
+        json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "password", "password_profile_id": s.profile, "username": "nobody@banks.com", "password": "whatever1"}}),
+        json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless", "password_profile_id": "nope", "username": "john.doe@banks.com", "one_time_password_token": "abc123"}}),
+    ] {
+        let (status, resp) = parts(
+            app.http
+                .post(app.url("/v2/account-members/tokens"))
+                .bearer_auth(&s.implicit)
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}: {resp}");
+        assert_eq!(resp["errors"][0]["status"], "401");
+    }
+    assert!(hook.received().is_empty());
+}
+
+#[tokio::test]
+async fn delivery_survives_a_receiver_outage_and_every_try_is_logged() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.webhook_retry_base = Duration::from_millis(100)
+    })
+    .await;
+    let s = shop(&app, &hook.url).await;
+    hook.answer(503);
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let port = hook.stop().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hook = Receiver::start_on(port).await;
+    let got = hook.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "delivered once the receiver is back");
+    let attempt = got[0].body["attempt"].as_u64().unwrap();
+    assert!(attempt >= 3, "attempt counts the tries: {attempt}");
+    let code = code_of(&got[0]);
+    assert_eq!(
+        exchange(&app, &s, "john.doe@banks.com", &code).await.0,
+        StatusCode::CREATED
+    );
+
+    let (status, logs) = app
+        .admin(
+            &s.admin,
+            Method::GET,
+            &format!("/v2/integrations/{}/logs", s.integration),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{logs}");
+    let entries = logs["data"].as_array().unwrap();
+    assert_eq!(entries.len() as u64, attempt, "{logs}");
+    assert_eq!(entries[0]["succeeded"], true);
+    assert_eq!(entries[0]["status_code"], 200);
+    assert_eq!(entries[0]["attempt"], attempt);
+    assert!(
+        entries[1..]
+            .iter()
+            .all(|e| e["succeeded"] == false && !e["error_detail"].as_str().unwrap().is_empty()),
+        "{logs}"
+    );
+    assert!(
+        entries.iter().any(|e| e["status_code"] == 503),
+        "the 503 answers are logged"
+    );
+    assert!(
+        entries.iter().any(|e| e["status_code"].is_null()),
+        "the refused connections are logged"
+    );
+    let (_, all) = app
+        .admin(&s.admin, Method::GET, "/v2/integrations/logs", None)
+        .await;
+    assert_eq!(all["data"].as_array().unwrap().len(), entries.len());
+}
+
+#[tokio::test]
+async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_claimed() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    // A replica that accepts requests but delivers nothing, then goes away.
+    let first = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
+    let s = shop(&first, &hook.url).await;
+    request_code(
+        &first,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    // A replica that took an entry and died before acknowledging it.
+    request_code(&first, &s, "john.doe@banks.com", "reset_password").await;
+    let taken = first
+        .state
+        .store
+        .exec(vec![authgate_core::store::Op::StreamRead {
+            stream: first.state.keys.outbox("events"),
+            group: "delivery".into(),
+            consumer: "crashed-replica".into(),
+            count: 10,
+        }])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .into_entries()
+        .unwrap();
+    assert_eq!(
+        taken.len(),
+        2,
+        "both entries were taken by the crashed consumer"
+    );
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(hook.received().is_empty());
+
+    let second = spawn_app_with(Some(&redis), |c| {
+        c.delivery_claim_after = Duration::from_millis(500)
+    })
+    .await;
+    let got = hook.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "the new replica delivered what the dead one left pending"
+    );
+    let purposes: BTreeSet<_> = got
+        .iter()
+        .map(|d| d.body["payload"]["purpose"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        purposes,
+        ["passwordless_authentication", "reset_password"]
+            .map(String::from)
+            .into()
+    );
+    // The later request replaced the earlier code: only the reset code works.
+    let reset = got
+        .iter()
+        .find(|d| d.body["payload"]["purpose"] == "reset_password")
+        .unwrap();
+    assert_eq!(
+        exchange(&second, &s, "john.doe@banks.com", &code_of(reset))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn integrations_round_trip_and_validate() {
+    let redis = redis_or_skip!();
+    let app = spawn_app(Some(&redis)).await;
+    let t = app.admin_token().await;
+    let (status, i) = app
+        .admin(&t, Method::POST, "/v2/integrations",
+            Some(json!({"data": {"type": "integration", "name": "hook", "integration_type": "webhook", "configuration": {"url": "http://127.0.0.1:9/x"}}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{i}");
+    assert_eq!(
+        i["data"]["observes"],
+        json!(["one-time-password-token-request.created"])
+    );
+    assert_eq!(i["data"]["enabled"], true);
+    let id = i["data"]["id"].as_str().unwrap();
+    let (status, u) = app
+        .admin(&t, Method::PUT, &format!("/v2/integrations/{id}"), Some(json!({"data": {"type": "integration", "enabled": false, "configuration": {"secret_key": "s3"}}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{u}");
+    assert_eq!(u["data"]["enabled"], false);
+    assert_eq!(u["data"]["configuration"]["secret_key"], "s3");
+    assert_eq!(u["data"]["configuration"]["url"], "http://127.0.0.1:9/x");
+    let (_, list) = app.admin(&t, Method::GET, "/v2/integrations", None).await;
+    assert_eq!(list["meta"]["results"]["total"], 1);
+    for (body, want) in [
+        (
+            json!({"data": {"type": "integration", "name": "x", "integration_type": "webhook"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"data": {"type": "integration", "name": "x", "configuration": {"url": "ftp://x"}}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"data": {"type": "integration", "name": "x", "observes": ["order.created"], "configuration": {"url": "http://x.test/"}}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"data": {"type": "integration", "name": "x", "integration_type": "sms"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"data": {"type": "nope", "name": "x"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, resp) = app
+            .admin(&t, Method::POST, "/v2/integrations", Some(body.clone()))
+            .await;
+        assert_eq!(status, want, "{body}: {resp}");
+    }
+    let (status, _) = app
+        .admin(&t, Method::DELETE, &format!("/v2/integrations/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .admin(&t, Method::GET, &format!("/v2/integrations/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
