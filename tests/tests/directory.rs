@@ -517,6 +517,7 @@ async fn generated_secrets_are_shared_by_replicas_through_the_store() {
     // was generated elsewhere, and both accept it; only its digest is stored.
     let mut config = authgate_tests::app::test_config(Some(&redis));
     config.client_secret = None;
+    config.token_secret = None;
     let (first, generated) = authgate_gateway::state::AppState::build(&config)
         .await
         .unwrap();
@@ -596,4 +597,19 @@ async fn handler_errors_keep_their_detail_and_headers() {
         "{:?}",
         resp.headers()
     );
+}
+
+#[tokio::test]
+async fn a_replica_with_another_token_secret_refuses_to_start() {
+    let redis = redis_or_skip!();
+    let _first = spawn_app(Some(&redis)).await;
+    let mut config = authgate_tests::app::test_config(Some(&redis));
+    config.token_secret = Some(secrecy::SecretString::from(
+        "a-different-token-secret-of-enough-length".to_owned(),
+    ));
+    let err = match authgate_gateway::state::AppState::build(&config).await {
+        Ok(_) => panic!("a replica with another secret started"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("AUTHGATE_TOKEN_SECRET"), "{err}");
 }

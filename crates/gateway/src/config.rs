@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authgate_core::limits::{Limit, Limits};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The gateway's settings.
@@ -161,7 +161,7 @@ fn invalid(name: &str, reason: impl ToString) -> ConfigError {
     }
 }
 
-/// Every variable the gateway reads, with its meaning, for `--help` and the README.
+/// Every variable the gateway reads, with its default and meaning (shown by `authgate serve --help`).
 pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("AUTHGATE_BIND", "127.0.0.1:8080", "address to listen on"),
     (
@@ -254,6 +254,16 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("AUTHGATE_EMAIL_FROM", "(unset)", "default sender of emails"),
     ("AUTHGATE_LOG_FORMAT", "text", "text or json"),
     (
+        "AUTHGATE_LOG",
+        "info",
+        "log filter (tracing EnvFilter syntax, e.g. debug or authgate=debug)",
+    ),
+    (
+        "AUTHGATE_CONFIG",
+        "(unset)",
+        "a TOML config file (same as --config)",
+    ),
+    (
         "AUTHGATE_WEBHOOK_MAX_ATTEMPTS",
         "20",
         "delivery tries per event and integration",
@@ -329,6 +339,24 @@ impl Config {
         c.client_secret =
             get("AUTHGATE_CLIENT_SECRET", parsed.client_secret).map(SecretString::from);
         c.token_secret = get("AUTHGATE_TOKEN_SECRET", parsed.token_secret).map(SecretString::from);
+        if c.client_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 12)
+        {
+            return Err(invalid(
+                "AUTHGATE_CLIENT_SECRET",
+                "must be at least 12 characters",
+            ));
+        }
+        if c.token_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(invalid(
+                "AUTHGATE_TOKEN_SECRET",
+                "must be at least 32 characters (e.g. openssl rand -base64 32)",
+            ));
+        }
         c.login_key_ttl = secs(
             "AUTHGATE_LOGIN_KEY_TTL_SECS",
             parsed.login_key_ttl_secs,
@@ -511,6 +539,7 @@ mod tests {
             ("AUTHGATE_LOGIN_KEY_TTL_SECS", "0"),
             ("AUTHGATE_LIMIT_PER_IP", "lots"),
             ("AUTHGATE_REVEAL_UNKNOWN_USERS", "maybe"),
+            ("AUTHGATE_TOKEN_SECRET", "short"),
             ("AUTHGATE_TRUSTED_PROXIES", "not-an-ip"),
         ] {
             let err = Config::load_from(None, env(&[(k, v)]))

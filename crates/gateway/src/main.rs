@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 
 /// An auth gateway: one-time login keys and one-time password tokens on Redis.
 #[derive(Debug, Parser)]
-#[command(name = "authgate", version, about)]
+#[command(
+    name = "authgate",
+    version,
+    about = "An auth gateway: one-time login keys and one-time password tokens on Redis."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -18,6 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway (the default). Configured by AUTHGATE_* variables and an optional TOML file.
+    #[command(after_help = variables_help())]
     Serve {
         /// Seed the documentation's example users.
         #[arg(long)]
@@ -49,6 +54,15 @@ enum Command {
         #[arg(long)]
         password: String,
     },
+}
+
+/// The variables table for `authgate serve --help`.
+fn variables_help() -> String {
+    let mut out = String::from("Environment variables (they override the config file):\n");
+    for (name, default, meaning) in authgate_gateway::config::VARIABLES {
+        out.push_str(&format!("  {name:<34} {default:<18} {meaning}\n"));
+    }
+    out
 }
 
 /// The bare user of `user` or `user@app.account...`.

@@ -108,6 +108,21 @@ impl AppState {
             }
         };
         let keyring = Keyring::new(token_secret);
+        // Replicas with different secrets would refuse each other's keys and tokens
+        // with nothing but 401s: compare fingerprints through the store instead.
+        let fingerprint = hex::encode(keyring.mac("token secret fingerprint", &[]));
+        let (agreed, _) = shared_secret(
+            &*store,
+            &keys.bootstrap("token-secret-fingerprint"),
+            fingerprint.clone(),
+        )
+        .await?;
+        if agreed != fingerprint {
+            anyhow::bail!(
+                "AUTHGATE_TOKEN_SECRET differs from the secret the other replicas sharing this store use; \
+                 give every replica the same value (or, to rotate it, start from an empty store prefix)"
+            );
+        }
         let keyring_for_integrations = keyring.clone();
         let tokens = TokenService::new(
             store.clone(),
