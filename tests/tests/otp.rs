@@ -821,3 +821,83 @@ async fn integrations_round_trip_and_validate() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Redis commands run since the last reset, by name (the worker is off, so only the request counts).
+async fn commands(redis: &TestRedis) -> std::collections::BTreeMap<String, u64> {
+    let mut c = redis.conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| name != "info" && name != "config")
+        .collect()
+}
+
+async fn reset_stats(redis: &TestRedis) {
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.delivery_worker = false;
+        c.limits.requests_per_user = limit(2, 600);
+    })
+    .await;
+    let s = shop(&app, &hook.url).await;
+    // Opens this client's address window, whose first hit also sets its expiry.
+    request_code(&app, &s, "warm-up@banks.com", "reset_password").await;
+    let mut seen = Vec::new();
+    // First requests of two usernames (each opens its own window), then a second
+    // request within the limit and a third over it.
+    for name in [
+        "john.doe@banks.com",
+        "nobody@banks.com",
+        "john.doe@banks.com",
+        "john.doe@banks.com",
+    ] {
+        reset_stats(&redis).await;
+        assert_eq!(
+            request_code(&app, &s, name, "reset_password")
+                .await
+                .status(),
+            StatusCode::ACCEPTED
+        );
+        seen.push(commands(&redis).await);
+    }
+    assert!(seen[0].get("xadd").is_some(), "{:?}", seen[0]);
+    assert_eq!(seen[0], seen[1], "known vs unknown username");
+    // Over the limit, the one script that counts the request skips its write (the
+    // SET of the code and the DEL of the old try counter); every round trip is the same.
+    let without_guarded_write = |m: &std::collections::BTreeMap<String, u64>| {
+        let mut m = m.clone();
+        m.remove("set");
+        m.remove("del");
+        m
+    };
+    assert_eq!(seen[2].get("set"), Some(&1));
+    assert_eq!(seen[3].get("set"), None, "nothing written over the limit");
+    assert_eq!(
+        without_guarded_write(&seen[2]),
+        without_guarded_write(&seen[3]),
+        "within vs over the limit"
+    );
+}

@@ -815,16 +815,16 @@ impl Directory {
             .map(Reply::into_value)
             .transpose()?
             .flatten();
-        match id {
-            Some(id) => match self
-                .doc(CREDENTIALS, &String::from_utf8_lossy(&id), "credential")
-                .await
-            {
-                Ok(c) => Ok(Some(c)),
-                Err(DirectoryError::NotFound(_)) => Ok(None),
-                Err(e) => Err(e),
-            },
-            None => Ok(None),
+        // The second read happens for unknown usernames too (of an id that cannot
+        // exist), so a lookup costs the same whether or not the username exists.
+        let id = id.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let found = self
+            .doc::<Credential>(CREDENTIALS, id.as_deref().unwrap_or("-"), "credential")
+            .await;
+        match (id, found) {
+            (Some(_), Ok(c)) => Ok(Some(c)),
+            (_, Ok(_)) | (_, Err(DirectoryError::NotFound(_))) => Ok(None),
+            (_, Err(e)) => Err(e),
         }
     }
 

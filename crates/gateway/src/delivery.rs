@@ -103,9 +103,15 @@ impl Outbox {
         }
     }
 
-    /// Appends `one-time-password-token-request.created` for every enabled
-    /// integration observing it. Returns how many entries were appended.
-    pub async fn enqueue(&self, issued: &IssuedCode, realm_id: &str) -> Result<usize, StoreError> {
+    /// Appends what the outbox must do for a code request: the event for every
+    /// enabled integration observing it when a code was issued, or one decoy entry
+    /// (which workers drop) when none was, so that both cost the same store work.
+    /// Returns how many deliveries were queued.
+    pub async fn enqueue(
+        &self,
+        issued: Option<&IssuedCode>,
+        realm_id: &str,
+    ) -> Result<usize, StoreError> {
         let targets = self
             .integrations
             .observing(OTP_REQUEST_CREATED)
@@ -115,9 +121,20 @@ impl Outbox {
                 other => StoreError::Protocol(other.to_string()),
             })?;
         if targets.is_empty() {
-            tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
+            if issued.is_some() {
+                tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
+            }
             return Ok(0);
         }
+        let Some(issued) = issued else {
+            self.store
+                .exec(vec![Op::StreamAdd {
+                    stream: self.keys.outbox(STREAM),
+                    entry: br#"{"decoy":true}"#.to_vec(),
+                }])
+                .await?;
+            return Ok(0);
+        };
         let at = rfc3339(OffsetDateTime::now_utc());
         let payload = json!({
             "authentication_realm_id": realm_id,
@@ -333,6 +350,10 @@ impl Worker {
             let _ = self.ack(&id).await;
             return;
         };
+        if entry["decoy"] == true {
+            let _ = self.ack(&id).await;
+            return;
+        }
         let attempt = entry["attempt"].as_u64().unwrap_or(1) as u32;
         let outcome = self.deliver(&entry, attempt).await;
         let result = match outcome {

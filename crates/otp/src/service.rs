@@ -190,8 +190,8 @@ impl OtpScheme {
     }
 
     /// Accepts a code request. Returns the code to deliver when the user exists
-    /// and the request is within the limit; `None` otherwise (the caller answers
-    /// the same either way).
+    /// and the request is within the limit; `None` otherwise. The caller must
+    /// answer, and touch the store, the same way in both cases.
     pub async fn request(
         &self,
         profile_id: &str,

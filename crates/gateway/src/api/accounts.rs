@@ -278,12 +278,11 @@ impl AccountsApi {
             .request(&profile, &d.username, purpose)
             .await
             .map_err(otp_error)?;
-        if let Some(issued) = issued {
-            self.state
-                .outbox
-                .enqueue(&issued, self.state.directory.realm_id())
-                .await?;
-        }
+        // Known or not, within the limit or not: the same store work, the same answer.
+        self.state
+            .outbox
+            .enqueue(issued.as_ref(), self.state.directory.realm_id())
+            .await?;
         Ok(CodeRequestResponse::Accepted)
     }
 
