@@ -883,7 +883,7 @@ async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
         );
         seen.push(commands(&redis).await);
     }
-    assert!(seen[0].get("xadd").is_some(), "{:?}", seen[0]);
+    assert!(seen[0].contains_key("xadd"), "{:?}", seen[0]);
     assert_eq!(seen[0], seen[1], "known vs unknown username");
     // Over the limit, the one script that counts the request skips its write (the
     // SET of the code and the DEL of the old try counter); every round trip is the same.
