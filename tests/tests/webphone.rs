@@ -857,3 +857,34 @@ async fn an_unreachable_redis_gives_503_and_the_gateway_recovers_by_itself() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_the_funnel() {
+    let redis = redis_or_skip!();
+    let app = spawn_app(Some(&redis)).await;
+    let u = app.web_user("vera", "verapass1").await;
+    app.key_login(&u).await;
+    let key = app.key(&u.username).await;
+    app.login_key(&u.username, &hash(&key, &u.user, "wrongpass"))
+        .await;
+    app.login_key(&u.username, &hash(&key, &u.user, &u.password))
+        .await;
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    for line in [
+        r#"authgate_funnel_total{scheme="one_time_key",stage="issued"} 2"#,
+        r#"authgate_funnel_total{scheme="one_time_key",stage="verified"} 1"#,
+        r#"authgate_funnel_total{scheme="one_time_key",stage="burnt"} 1"#,
+        r#"authgate_funnel_total{scheme="one_time_key",stage="expired"} 1"#,
+        r#"authgate_http_requests_total{operation="requestOneTimeLoginKey",status="200"} 2"#,
+        r#"authgate_http_requests_total{operation="loginWithOneTimeKey",status="401"} 2"#,
+        r#"authgate_http_request_duration_seconds_count{operation="loginWithOneTimeKey"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+}

@@ -12,6 +12,7 @@
 //!   and its two implementations (memory, Redis).
 //! - [`directory`]: the realm, password profiles, users and their credentials.
 //! - [`tokens`]: sessions, access and refresh tokens, rotation, revocation.
+//! - [`funnel`]: the funnel events schemes report (issued, verified, burnt, ...).
 //! - [`integrations`]: where events are delivered, and the delivery logs.
 //! - [`limits`]: rate limits shared through the store.
 //! - [`password`]: Argon2id hashing of passwords at rest.
@@ -19,6 +20,7 @@
 
 pub mod crypto;
 pub mod directory;
+pub mod funnel;
 pub mod integrations;
 pub mod limits;
 pub mod password;

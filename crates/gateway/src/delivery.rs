@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::integrations::{
     DeliveryLog, Integration, IntegrationType, Integrations, OTP_REQUEST_CREATED,
 };
@@ -218,6 +219,7 @@ pub struct Worker {
     config: DeliveryConfig,
     http: reqwest::Client,
     consumer: String,
+    observer: Arc<dyn Observer>,
 }
 
 enum Outcome {
@@ -249,7 +251,14 @@ impl Worker {
             config,
             http,
             consumer: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            observer: Arc::new(Ignore),
         }
+    }
+
+    /// Reports deliveries to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Runs until `stop` changes.
@@ -429,6 +438,7 @@ impl Worker {
             tracing::warn!(error = %e, "could not write a delivery log");
         }
         if succeeded {
+            self.observer.observe(ONE_TIME_PASSWORD, Stage::Delivered);
             let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
             tracing::debug!(latency_ms = now_ms() - accepted, attempt, "event delivered");
             Outcome::Delivered

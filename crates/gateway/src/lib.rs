@@ -15,12 +15,14 @@
 //!   errors no handler saw.
 //! - [`delivery`]: the outbox and the worker that delivers events to integrations.
 //! - [`demo`]: the `--demo` seed data.
+//! - [`metrics`]: Prometheus metrics of requests and of the schemes' funnels.
 
 pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod errors;
+pub mod metrics;
 pub mod startup;
 pub mod state;
 

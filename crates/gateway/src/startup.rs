@@ -47,14 +47,27 @@ impl std::fmt::Debug for Application {
 
 /// All routes of the gateway, with the error and size middleware.
 pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+    let metrics = state.metrics.clone();
+    let scrape = {
+        let metrics = metrics.clone();
+        poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("text/plain; version=0.0.4")
+                .body(metrics.render())
+        })
+    };
     let api = api::service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let app = Route::new()
         .at("/openapi.json", spec)
+        .at("/metrics", scrape)
         .nest("/docs", docs)
         .nest("/", api);
-    dialect_errors(limit_body(app, max_body_bytes))
+    dialect_errors(crate::metrics::record(
+        limit_body(app, max_body_bytes),
+        metrics,
+    ))
 }
 
 /// Refuses bodies over `max` bytes with 413: by their declared length, or, for
@@ -175,7 +188,8 @@ impl Application {
                 s.outbox.clone(),
                 s.integrations.clone(),
                 s.delivery.clone(),
-            );
+            )
+            .with_observer(s.metrics.clone());
             tokio::spawn(worker.run(stopped))
         });
         let app = routes(self.state, self.max_body_bytes);

@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
 use crate::delivery::{DeliveryConfig, Outbox};
+use crate::metrics::Metrics;
 
 /// Shared state of one gateway instance.
 pub struct AppState {
@@ -40,6 +41,8 @@ pub struct AppState {
     pub outbox: Outbox,
     /// How deliveries are tried.
     pub delivery: DeliveryConfig,
+    /// Request and funnel metrics.
+    pub metrics: Arc<Metrics>,
     /// The API client's id.
     pub client_id: String,
     /// Digest of the API client's secret.
@@ -147,6 +150,7 @@ impl AppState {
             integrations.clone(),
             directory.realm_id().to_owned(),
         );
+        let metrics = Arc::new(Metrics::default());
         let otp = OtpScheme::new(
             store.clone(),
             keys.clone(),
@@ -156,7 +160,8 @@ impl AppState {
                 max_tries: 5,
                 limits: config.limits,
             },
-        );
+        )
+        .with_observer(metrics.clone());
         let key_scheme = KeyScheme::new(
             store.clone(),
             keys.clone(),
@@ -167,7 +172,8 @@ impl AppState {
                 reveal_unknown_users: config.reveal_unknown_users,
                 limits: config.limits,
             },
-        );
+        )
+        .with_observer(metrics.clone());
         let state = Self {
             store,
             keys,
@@ -183,6 +189,7 @@ impl AppState {
                 claim_after: config.delivery_claim_after,
                 ..DeliveryConfig::default()
             },
+            metrics,
             client_id: config.client_id.clone(),
             client_secret_digest,
             client_token_ttl: config.client_token_ttl,

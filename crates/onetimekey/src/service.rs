@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use authgate_core::crypto::{ct_eq, random_bytes, Keyring};
 use authgate_core::directory::{login_record_key, Directory, LoginRecord};
+use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_KEY};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{Keys, Op, Reply, Store, StoreError};
@@ -109,6 +110,7 @@ pub struct KeyScheme {
     keyring: Keyring,
     tokens: TokenService,
     config: KeySchemeConfig,
+    observer: Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for KeyScheme {
@@ -143,7 +145,31 @@ impl KeyScheme {
             keys,
             tokens,
             config,
+            observer: Arc::new(Ignore),
         }
+    }
+
+    /// Reports funnel events to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn saw(&self, stage: Stage) {
+        self.observer.observe(ONE_TIME_KEY, stage);
+    }
+
+    /// Reports the funnel stage a failure stands for.
+    fn failed<T>(&self, f: Failure) -> Outcome<T> {
+        match &f {
+            Failure::Throttled(_) => self.saw(Stage::Throttled),
+            Failure::TokenExpired => self.saw(Stage::Expired),
+            Failure::WrongCredentials | Failure::Disabled | Failure::UnknownUser => {
+                self.saw(Stage::Failed)
+            }
+            _ => {}
+        }
+        Err(f)
     }
 
     /// The scheme's settings.
@@ -221,6 +247,16 @@ impl KeyScheme {
 
     /// Issues a key for `username`: a decoy for unknown users unless revealing is on.
     pub async fn request_key(&self, username: &str, ip: &str) -> Outcome<String> {
+        match self.issue_key(username, ip).await {
+            Ok(key) => {
+                self.saw(Stage::Issued);
+                Ok(key)
+            }
+            Err(f) => self.failed(f),
+        }
+    }
+
+    async fn issue_key(&self, username: &str, ip: &str) -> Outcome<String> {
         let who = parse(username)?;
         let nonce = random_bytes::<16>();
         let limit = self.config.limits.requests_per_user;
@@ -264,6 +300,21 @@ impl KeyScheme {
 
     /// Logs in with `hash = MD5(key|HA1)`, consuming the key whatever the outcome.
     pub async fn login_with_key(&self, username: &str, hash: &str, ip: &str) -> Outcome<LoggedIn> {
+        self.counted(self.key_login(username, hash, ip).await)
+    }
+
+    /// Reports a login's outcome to the funnel.
+    fn counted(&self, outcome: Outcome<LoggedIn>) -> Outcome<LoggedIn> {
+        match outcome {
+            Ok(l) => {
+                self.saw(Stage::Verified);
+                Ok(l)
+            }
+            Err(f) => self.failed(f),
+        }
+    }
+
+    async fn key_login(&self, username: &str, hash: &str, ip: &str) -> Outcome<LoggedIn> {
         let who = parse(username)?;
         if !is_md5_hex(hash) {
             return Err(Failure::BadRequest(
@@ -289,6 +340,7 @@ impl KeyScheme {
         self.check_guesses(guesses)?;
         let Some(nonce) = nonce.into_value()? else {
             // No live key: not a guess, nothing to compare.
+            self.saw(Stage::Expired);
             return Err(Failure::WrongCredentials);
         };
         let record = Self::record(record)?;
@@ -309,6 +361,7 @@ impl KeyScheme {
         match record {
             Some(r) if matches => self.start_session(&who, &r).await,
             _ => {
+                self.saw(Stage::Burnt);
                 self.wrong_guess(&who).await?;
                 Err(Failure::WrongCredentials)
             }
@@ -322,6 +375,10 @@ impl KeyScheme {
         secret: &str,
         ip: &str,
     ) -> Outcome<LoggedIn> {
+        self.counted(self.password_login(username, secret, ip).await)
+    }
+
+    async fn password_login(&self, username: &str, secret: &str, ip: &str) -> Outcome<LoggedIn> {
         let who = parse(username)?;
         if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
             return Err(Failure::BadRequest(
@@ -375,6 +432,10 @@ impl KeyScheme {
         access_token: &str,
         ip: &str,
     ) -> Outcome<LoggedIn> {
+        self.counted(self.token_login(username, access_token, ip).await)
+    }
+
+    async fn token_login(&self, username: &str, access_token: &str, ip: &str) -> Outcome<LoggedIn> {
         let who = parse(username)?;
         self.exec_counted(ip, Vec::new()).await?;
         let principal = match self.tokens.check(access_token).await? {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use authgate_core::crypto::Keyring;
 use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
+use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{CodeCheck, Keys, Op, Reply, Store, StoreError};
@@ -118,6 +119,7 @@ pub struct OtpScheme {
     keyring: Keyring,
     directory: Directory,
     config: OtpConfig,
+    observer: Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for OtpScheme {
@@ -142,7 +144,29 @@ impl OtpScheme {
             keys,
             directory,
             config,
+            observer: Arc::new(Ignore),
         }
+    }
+
+    /// Reports funnel events to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn saw(&self, stage: Stage) {
+        self.observer.observe(ONE_TIME_PASSWORD, stage);
+    }
+
+    /// Reports an exchange's outcome to the funnel.
+    fn counted(&self, outcome: Result<Member, OtpError>) -> Result<Member, OtpError> {
+        match &outcome {
+            Ok(_) => self.saw(Stage::Verified),
+            Err(OtpError::Throttled(_)) => self.saw(Stage::Throttled),
+            Err(OtpError::Unauthorized) => self.saw(Stage::Failed),
+            Err(_) => {}
+        }
+        outcome
     }
 
     /// The scheme's settings.
@@ -231,8 +255,10 @@ impl OtpScheme {
         let user = self.directory.user(&credential.user_id).await?;
         if !written {
             tracing::info!(target: "authgate::audit", "one-time password token request throttled");
+            self.saw(Stage::Throttled);
             return Ok(None);
         }
+        self.saw(Stage::Issued);
         Ok(Some(IssuedCode {
             code,
             purpose,
@@ -293,6 +319,15 @@ impl OtpScheme {
         username: &str,
         code: &str,
     ) -> Result<Member, OtpError> {
+        self.counted(self.check_code(profile_id, username, code).await)
+    }
+
+    async fn check_code(
+        &self,
+        profile_id: &str,
+        username: &str,
+        code: &str,
+    ) -> Result<Member, OtpError> {
         let profile = match self.directory.profile(profile_id).await {
             Ok(p) => p,
             Err(DirectoryError::NotFound(_)) => return Err(OtpError::Unauthorized),
@@ -315,19 +350,32 @@ impl OtpScheme {
             Some(Reply::Code(CodeCheck::Matched)) => self.member(&profile, &username).await,
             Some(Reply::Code(CodeCheck::Wrong { burnt })) => {
                 if burnt {
+                    self.saw(Stage::Burnt);
                     tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
                 }
                 self.wrong_guess(&profile.id, &username).await?;
                 Err(OtpError::Unauthorized)
             }
             // No live code: not a guess.
-            Some(Reply::Code(CodeCheck::Missing)) => Err(OtpError::Unauthorized),
+            Some(Reply::Code(CodeCheck::Missing)) => {
+                self.saw(Stage::Expired);
+                Err(OtpError::Unauthorized)
+            }
             other => Err(OtpError::Internal(format!("unexpected reply {other:?}"))),
         }
     }
 
     /// Authenticates a member with their password.
     pub async fn exchange_password(
+        &self,
+        profile_id: &str,
+        username: &str,
+        secret: &str,
+    ) -> Result<Member, OtpError> {
+        self.counted(self.check_password(profile_id, username, secret).await)
+    }
+
+    async fn check_password(
         &self,
         profile_id: &str,
         username: &str,
