@@ -448,12 +448,13 @@ async fn a_new_request_replaces_the_code_and_five_wrong_tries_burn_it() {
     )
     .await;
     let third = code_of(&hook.wait_for(3, Duration::from_secs(5)).await[2]);
-    let wrong = if third == "aaaaaa" {
-        "bbbbbb"
-    } else {
-        "aaaaaa"
-    };
-    for _ in 0..5 {
+    let wrongs: Vec<String> = ["aaaaa1", "aaaaa2", "aaaaa3", "aaaaa4", "aaaaa5", "aaaaa6"]
+        .into_iter()
+        .filter(|w| *w != third)
+        .take(5)
+        .map(String::from)
+        .collect();
+    for wrong in &wrongs {
         let (status, body) = exchange(&app, &s, "john.doe@banks.com", wrong).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
@@ -899,5 +900,51 @@ async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
         without_guarded_write(&seen[2]),
         without_guarded_write(&seen[3]),
         "within vs over the limit"
+    );
+}
+
+#[tokio::test]
+async fn a_resent_wrong_code_spends_one_try_like_the_sdks_retries() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
+    let typo = if code == "zzzzzz" { "yyyyyy" } else { "zzzzzz" };
+    // Four wrong tries: the first typo resent four times (one try), then three others.
+    for _ in 0..4 {
+        assert_eq!(
+            exchange(&app, &s, "john.doe@banks.com", typo).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for other in ["x0x0x1", "x0x0x2", "x0x0x3"] {
+        assert_eq!(
+            exchange(&app, &s, "john.doe@banks.com", other).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        exchange(&app, &s, "john.doe@banks.com", &code).await.0,
+        StatusCode::CREATED,
+        "one try was left"
+    );
+    // A resent wrong password counts once against the username's guess limit too.
+    for _ in 0..12 {
+        assert_eq!(
+            with_password(&app, &s, "not-the-password").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::CREATED
     );
 }

@@ -67,7 +67,77 @@ both!(
     entries_left_pending_are_claimed_by_another_consumer_after_their_idle_time,
     scheduled_entries_reach_the_stream_when_due,
     lists_keep_the_newest_items,
+    a_repeated_wrong_code_spends_one_try,
+    a_repeated_event_counts_once_per_window,
 );
+
+async fn a_repeated_wrong_code_spends_one_try(s: Shared, k: Keys) {
+    let key = k.user("p", "u", "code");
+    let check = |d: &str| Op::CheckCode {
+        key: key.clone(),
+        tries: k.user("p", "u", "tries"),
+        seen: k.user("p", "u", "seen"),
+        digest: d.into(),
+        max_tries: 2,
+    };
+    s.one(Op::Set {
+        key: key.clone(),
+        value: b"right".to_vec(),
+        ttl: Some(Duration::from_secs(60)),
+    })
+    .await
+    .unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            s.one(check("typo")).await.unwrap(),
+            Reply::Code(CodeCheck::Wrong { burnt: false }),
+            "a resent wrong code"
+        );
+    }
+    assert_eq!(
+        s.one(check("right")).await.unwrap(),
+        Reply::Code(CodeCheck::Matched)
+    );
+    s.one(Op::Set {
+        key: key.clone(),
+        value: b"right".to_vec(),
+        ttl: Some(Duration::from_secs(60)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.one(check("w1")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    assert_eq!(
+        s.one(check("w2")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: true }),
+        "distinct guesses still burn"
+    );
+}
+
+async fn a_repeated_event_counts_once_per_window(s: Shared, k: Keys) {
+    let hit = |m: &str| Op::HitUnlessSeen {
+        key: k.user("a", "b", "g"),
+        seen: k.user("a", "b", "seen"),
+        member: m.into(),
+        window: Duration::from_millis(400),
+    };
+    let count = |r: Reply| r.into_counter().unwrap().0;
+    assert_eq!(count(s.one(hit("x")).await.unwrap()), 1);
+    assert_eq!(
+        count(s.one(hit("x")).await.unwrap()),
+        1,
+        "the same member again"
+    );
+    assert_eq!(count(s.one(hit("y")).await.unwrap()), 2);
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert_eq!(
+        count(s.one(hit("x")).await.unwrap()),
+        1,
+        "a new window forgets what it saw"
+    );
+}
 
 async fn a_stream_hands_each_entry_to_one_consumer_until_acknowledged(s: Shared, k: Keys) {
     let stream = k.outbox("events");
@@ -279,6 +349,7 @@ async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Ke
     let check = |d: &str| Op::CheckCode {
         key: key.clone(),
         tries: tries.clone(),
+        seen: k.user("p", "u", "seen"),
         digest: d.into(),
         max_tries: 3,
     };
@@ -336,11 +407,12 @@ async fn a_new_code_clears_the_earlier_codes_tries(s: Shared, k: Keys) {
         key: key.clone(),
         value: v.as_bytes().to_vec(),
         ttl: Duration::from_secs(600),
-        clear: vec![tries.clone()],
+        clear: vec![tries.clone(), k.user("p", "u", "seen")],
     };
     let check = |d: &str| Op::CheckCode {
         key: key.clone(),
         tries: tries.clone(),
+        seen: k.user("p", "u", "seen"),
         digest: d.into(),
         max_tries: 2,
     };

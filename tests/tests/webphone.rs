@@ -499,11 +499,12 @@ async fn past_the_guess_limit_even_the_right_answer_gets_429() {
             StatusCode::UNAUTHORIZED
         );
     }
-    for _ in 0..2 {
+    // A resent wrong password counts once; two different ones reach the limit.
+    for wrong in ["wrongpass1", "wrongpass1", "wrongpass1", "wrongpass2"] {
         let (status, _) = app
             .post(
                 "/v1/login/password",
-                &json!({"username": u.username, "password": "wrongpass"}),
+                &json!({"username": u.username, "password": wrong}),
             )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -223,15 +223,26 @@ impl KeyScheme {
         Ok(())
     }
 
-    async fn wrong_guess(&self, who: &WebUsername) -> Outcome<()> {
+    /// Counts a wrong guess against the username. A repeated identical wrong
+    /// password (`repeat` is its keyed digest) counts once per window, since some
+    /// clients resend refused requests; every key attempt counts, keys being single use.
+    async fn wrong_guess(&self, who: &WebUsername, repeat: Option<String>) -> Outcome<()> {
         let limit = self.config.limits.guesses_per_user;
         if !limit.is_off() {
-            self.store
-                .exec(vec![Op::Hit {
-                    key: self.user_key(who, GUESSES),
+            let key = self.user_key(who, GUESSES);
+            let op = match repeat {
+                Some(member) => Op::HitUnlessSeen {
+                    key,
+                    seen: self.user_key(who, "guessed"),
+                    member,
                     window: limit.window,
-                }])
-                .await?;
+                },
+                None => Op::Hit {
+                    key,
+                    window: limit.window,
+                },
+            };
+            self.store.exec(vec![op]).await?;
         }
         Ok(())
     }
@@ -362,7 +373,7 @@ impl KeyScheme {
             Some(r) if matches => self.start_session(&who, &r).await,
             _ => {
                 self.saw(Stage::Burnt);
-                self.wrong_guess(&who).await?;
+                self.wrong_guess(&who, None).await?;
                 Err(Failure::WrongCredentials)
             }
         }
@@ -419,7 +430,15 @@ impl KeyScheme {
         match record {
             Some(r) if matches => self.start_session(&who, &r).await,
             _ => {
-                self.wrong_guess(&who).await?;
+                let repeat = hex::encode(self.keyring.mac(
+                    "wrong password",
+                    &[
+                        who.application().as_bytes(),
+                        who.user().as_bytes(),
+                        secret.as_bytes(),
+                    ],
+                ));
+                self.wrong_guess(&who, Some(repeat)).await?;
                 Err(Failure::WrongCredentials)
             }
         }

@@ -132,6 +132,8 @@ impl std::fmt::Debug for OtpScheme {
 
 const CODE: &str = "otp";
 const TRIES: &str = "otp-tries";
+const TRIED: &str = "otp-tried";
+const GUESSED: &str = "otp-guessed";
 const REQUESTS: &str = "otp-requests";
 const GUESSES: &str = "otp-guesses";
 
@@ -239,7 +241,10 @@ impl OtpScheme {
                 key: self.key(&profile.id, &username, CODE),
                 value: self.digest(&profile.id, &username, &code).into_bytes(),
                 ttl: self.config.ttl,
-                clear: vec![self.key(&profile.id, &username, TRIES)],
+                clear: vec![
+                    self.key(&profile.id, &username, TRIES),
+                    self.key(&profile.id, &username, TRIED),
+                ],
             }])
             .await?
             .pop();
@@ -286,12 +291,22 @@ impl OtpScheme {
         Ok(())
     }
 
-    async fn wrong_guess(&self, profile_id: &str, username: &str) -> Result<(), OtpError> {
+    /// Counts a wrong guess against the username, once per distinct guess in the
+    /// window (`guess` is a keyed digest): SDKs that resend a refused request
+    /// spend one guess, not four.
+    async fn wrong_guess(
+        &self,
+        profile_id: &str,
+        username: &str,
+        guess: String,
+    ) -> Result<(), OtpError> {
         let limit = self.config.limits.guesses_per_user;
         if !limit.is_off() {
             self.store
-                .exec(vec![Op::Hit {
+                .exec(vec![Op::HitUnlessSeen {
                     key: self.key(profile_id, username, GUESSES),
+                    seen: self.key(profile_id, username, GUESSED),
+                    member: guess,
                     window: limit.window,
                 }])
                 .await?;
@@ -336,12 +351,14 @@ impl OtpScheme {
         let username = Self::username(&profile, username)?;
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         self.guard_guesses(&profile.id, &username).await?;
+        let digest = self.digest(&profile.id, &username, &code);
         let check = self
             .store
             .exec(vec![Op::CheckCode {
                 key: self.key(&profile.id, &username, CODE),
                 tries: self.key(&profile.id, &username, TRIES),
-                digest: self.digest(&profile.id, &username, &code),
+                seen: self.key(&profile.id, &username, TRIED),
+                digest: digest.clone(),
                 max_tries: self.config.max_tries,
             }])
             .await?
@@ -353,7 +370,7 @@ impl OtpScheme {
                     self.saw(Stage::Burnt);
                     tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
                 }
-                self.wrong_guess(&profile.id, &username).await?;
+                self.wrong_guess(&profile.id, &username, digest).await?;
                 Err(OtpError::Unauthorized)
             }
             // No live code: not a guess.
@@ -399,6 +416,14 @@ impl OtpScheme {
             .as_ref()
             .and_then(|c| c.password_hash.clone())
             .unwrap_or_else(|| password::decoy().to_owned());
+        let guess = hex::encode(self.keyring.mac(
+            "wrong password",
+            &[
+                profile.id.as_bytes(),
+                username.as_bytes(),
+                secret.as_bytes(),
+            ],
+        ));
         let secret = secret.to_owned();
         let ok = tokio::task::spawn_blocking(move || password::verify(&secret, &phc))
             .await
@@ -410,7 +435,7 @@ impl OtpScheme {
         {
             self.member(&profile, &username).await
         } else {
-            self.wrong_guess(&profile.id, &username).await?;
+            self.wrong_guess(&profile.id, &username, guess).await?;
             Err(OtpError::Unauthorized)
         }
     }

@@ -181,6 +181,20 @@ impl Inner {
                 let (count, reset) = self.hit(&key, window, now);
                 Reply::Counter { count, reset }
             }
+            Op::HitUnlessSeen {
+                key,
+                seen,
+                member,
+                window,
+            } => {
+                if self.set_contains(&seen, &member, now)? {
+                    self.peek(&key, now)?
+                } else {
+                    self.set_insert(&seen, member, window, now)?;
+                    let (count, reset) = self.hit(&key, window, now);
+                    Reply::Counter { count, reset }
+                }
+            }
             Op::Peek(key) => match self.live(&key, now) {
                 Some(e) => {
                     let count = match &e.value {
@@ -236,6 +250,7 @@ impl Inner {
             Op::CheckCode {
                 key,
                 tries,
+                seen,
                 digest,
                 max_tries,
             } => {
@@ -252,18 +267,24 @@ impl Inner {
                     Some((stored, _)) if stored == digest.as_bytes() => {
                         self.entries.remove(&key);
                         self.entries.remove(&tries);
+                        self.entries.remove(&seen);
                         Reply::Code(CodeCheck::Matched)
+                    }
+                    Some(_) if self.set_contains(&seen, &digest, now)? => {
+                        Reply::Code(CodeCheck::Wrong { burnt: false })
                     }
                     Some((_, expires)) => {
                         let window = expires
                             .map(|at| at.saturating_duration_since(now))
                             .unwrap_or(Duration::from_secs(3600))
                             .max(Duration::from_millis(1));
+                        self.set_insert(&seen, digest, window, now)?;
                         let (n, _) = self.hit(&tries, window, now);
                         let burnt = n >= max_tries;
                         if burnt {
                             self.entries.remove(&key);
                             self.entries.remove(&tries);
+                            self.entries.remove(&seen);
                         }
                         Reply::Code(CodeCheck::Wrong { burnt })
                     }
@@ -518,6 +539,61 @@ impl Inner {
                     Reply::Rotated(Rotation::Unknown)
                 }
             }
+        })
+    }
+
+    fn set_contains(&mut self, key: &str, member: &str, now: Instant) -> Result<bool, StoreError> {
+        match self.live(key, now) {
+            Some(Entry {
+                value: Value::Set(s),
+                ..
+            }) => Ok(s.contains(member)),
+            Some(_) => Err(wrong_type(key)),
+            None => Ok(false),
+        }
+    }
+
+    /// Adds to a set; a new set lives `ttl`.
+    fn set_insert(
+        &mut self,
+        key: &str,
+        member: String,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        self.live(key, now);
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(|| Entry {
+            value: Value::Set(HashSet::new()),
+            expires: Some(now + ttl),
+        });
+        match &mut entry.value {
+            Value::Set(s) => {
+                s.insert(member);
+                Ok(())
+            }
+            _ => Err(wrong_type(key)),
+        }
+    }
+
+    fn peek(&mut self, key: &str, now: Instant) -> Result<Reply, StoreError> {
+        Ok(match self.live(key, now) {
+            Some(e) => {
+                let count = match &e.value {
+                    Value::Bytes(b) => std::str::from_utf8(b)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    _ => return Err(wrong_type(key)),
+                };
+                Reply::Counter {
+                    count,
+                    reset: Self::remaining(e, now),
+                }
+            }
+            None => Reply::Counter {
+                count: 0,
+                reset: Duration::ZERO,
+            },
         })
     }
 

@@ -65,6 +65,19 @@ pub enum Op {
         /// The window's length.
         window: Duration,
     },
+    /// Count one event unless `member` was already counted in the current window
+    /// (clients that resend a refused request, as some SDKs do on 401, then spend
+    /// one guess, not several). Replies [`Reply::Counter`].
+    HitUnlessSeen {
+        /// The counter's key.
+        key: String,
+        /// The set of members counted in this window (same hash tag).
+        seen: String,
+        /// What identifies this event (a keyed digest of the guess).
+        member: String,
+        /// The window's length.
+        window: Duration,
+    },
     /// Read a counter without counting. Replies [`Reply::Counter`] (zero when absent).
     Peek(String),
     /// Count one event, and only while the count is within `limit` also write `key`.
@@ -94,6 +107,9 @@ pub enum Op {
         key: String,
         /// The try counter's key (same hash tag).
         tries: String,
+        /// The set of wrong digests already counted (same hash tag): a repeated
+        /// wrong guess does not spend another try.
+        seen: String,
         /// The digest presented.
         digest: String,
         /// Wrong tries that burn the code.

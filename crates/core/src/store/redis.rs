@@ -46,20 +46,38 @@ const CHECK_CODE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 if cur == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   return 1
 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 2 end
+local t = redis.call('PTTL', KEYS[1])
+if t < 1 then t = 3600000 end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], t)
 local n = redis.call('INCR', KEYS[2])
-if n == 1 then
-  local t = redis.call('PTTL', KEYS[1])
-  if t < 1 then t = 3600000 end
-  redis.call('PEXPIRE', KEYS[2], t)
-end
+if n == 1 then redis.call('PEXPIRE', KEYS[2], t) end
 if n >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   return 3
 end
 return 2
+";
+
+/// Counts an event unless the same member was counted in this window.
+const HIT_UNLESS_SEEN: &str = r"
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then
+  local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+  return {n, redis.call('PTTL', KEYS[1])}
+end
+redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+local n = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  t = tonumber(ARGV[1])
+end
+return {n, t}
 ";
 
 /// Compare-and-swap of a session's refresh digest, with reuse detection.
@@ -211,6 +229,21 @@ impl RedisStore {
                 pipe.cmd("EVAL").arg(HIT).arg(1).arg(key).arg(ms(window));
                 shapes.push(Shape::Counter);
             }
+            Op::HitUnlessSeen {
+                key,
+                seen,
+                member,
+                window,
+            } => {
+                pipe.cmd("EVAL")
+                    .arg(HIT_UNLESS_SEEN)
+                    .arg(2)
+                    .arg(key)
+                    .arg(seen)
+                    .arg(ms(window))
+                    .arg(member);
+                shapes.push(Shape::Counter);
+            }
             Op::Peek(key) => {
                 pipe.cmd("GET").arg(&key);
                 pipe.cmd("PTTL").arg(key);
@@ -240,14 +273,16 @@ impl RedisStore {
             Op::CheckCode {
                 key,
                 tries,
+                seen,
                 digest,
                 max_tries,
             } => {
                 pipe.cmd("EVAL")
                     .arg(CHECK_CODE)
-                    .arg(2)
+                    .arg(3)
                     .arg(key)
                     .arg(tries)
+                    .arg(seen)
                     .arg(digest)
                     .arg(max_tries);
                 shapes.push(Shape::Code);
