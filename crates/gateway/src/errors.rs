@@ -134,6 +134,18 @@ impl ApiError {
         ))
     }
 
+    /// 429 with `Retry-After`.
+    pub fn too_many(t: authgate_core::limits::Throttled) -> Self {
+        ApiError::TooManyRequests(
+            Errors::one(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                Some("too many attempts; retry later".to_owned()),
+            ),
+            t.retry_after_secs(),
+        )
+    }
+
     /// 503: the store is down.
     pub fn unavailable() -> Self {
         ApiError::Unavailable(Errors::one(

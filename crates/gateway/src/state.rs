@@ -206,6 +206,37 @@ impl AppState {
         )
     }
 
+    /// Counts a request against the per-address limit (`bucket` names the counter:
+    /// logins and client authentication are counted apart). Fails with 429 past it.
+    pub async fn count_ip(
+        &self,
+        req: &Request,
+        bucket: &str,
+    ) -> Result<(), crate::errors::ApiError> {
+        let limit = self.key_scheme.config().limits.per_ip;
+        if limit.is_off() {
+            return Ok(());
+        }
+        let reply = self
+            .store
+            .exec(vec![Op::Hit {
+                key: self.keys.address(bucket, &self.client_ip(req)),
+                window: limit.window,
+            }])
+            .await?
+            .pop();
+        match reply {
+            Some(authgate_core::store::Reply::Counter { count, reset })
+                if limit.exceeded_by(count) =>
+            {
+                Err(crate::errors::ApiError::too_many(
+                    authgate_core::limits::Throttled { retry_after: reset },
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The client's address: the peer, or the nearest untrusted hop of
     /// `X-Forwarded-For` when the peer is a trusted proxy.
     pub fn client_ip(&self, req: &Request) -> String {

@@ -327,6 +327,15 @@ impl OtpScheme {
         Ok(Member { user, credential })
     }
 
+    /// The profile of an exchange; an unknown one is just a failed authentication.
+    async fn exchange_profile(&self, profile_id: &str) -> Result<PasswordProfile, OtpError> {
+        match self.directory.profile(profile_id).await {
+            Ok(p) => Ok(p),
+            Err(DirectoryError::NotFound(_)) => Err(OtpError::Unauthorized),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Exchanges a code, once, for the member it was issued to.
     pub async fn exchange_code(
         &self,
@@ -343,11 +352,7 @@ impl OtpScheme {
         username: &str,
         code: &str,
     ) -> Result<Member, OtpError> {
-        let profile = match self.directory.profile(profile_id).await {
-            Ok(p) => p,
-            Err(DirectoryError::NotFound(_)) => return Err(OtpError::Unauthorized),
-            Err(e) => return Err(e.into()),
-        };
+        let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         self.guard_guesses(&profile.id, &username).await?;
@@ -398,11 +403,7 @@ impl OtpScheme {
         username: &str,
         secret: &str,
     ) -> Result<Member, OtpError> {
-        let profile = match self.directory.profile(profile_id).await {
-            Ok(p) => p,
-            Err(DirectoryError::NotFound(_)) => return Err(OtpError::Unauthorized),
-            Err(e) => return Err(e.into()),
-        };
+        let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
             return Err(OtpError::Unauthorized);

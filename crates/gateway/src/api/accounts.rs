@@ -171,14 +171,7 @@ fn otp_error(e: OtpError) -> ApiError {
         ),
         OtpError::Invalid(m) => ApiError::bad(m),
         OtpError::Unauthorized => ApiError::unauthorized("authentication failed"),
-        OtpError::Throttled(t) => ApiError::TooManyRequests(
-            Errors::one(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests",
-                Some("too many attempts; retry later".to_owned()),
-            ),
-            t.retry_after_secs(),
-        ),
+        OtpError::Throttled(t) => ApiError::too_many(t),
         OtpError::Unavailable => ApiError::unavailable(),
         OtpError::Internal(reason) => {
             tracing::error!(%reason, "internal error in an account request");
@@ -192,36 +185,6 @@ fn otp_error(e: OtpError) -> ApiError {
 }
 
 impl AccountsApi {
-    async fn count_ip(&self, req: &Request) -> Result<(), ApiError> {
-        let limit = self.state.key_scheme.config().limits.per_ip;
-        if limit.is_off() {
-            return Ok(());
-        }
-        let ip = self.state.client_ip(req);
-        let reply = self
-            .state
-            .store
-            .exec(vec![Op::Hit {
-                key: self.state.keys.address("login", &ip),
-                window: limit.window,
-            }])
-            .await?
-            .pop();
-        match reply {
-            Some(Reply::Counter { count, reset }) if limit.exceeded_by(count) => {
-                Err(ApiError::TooManyRequests(
-                    Errors::one(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "Too Many Requests",
-                        Some("retry later".to_owned()),
-                    ),
-                    reset.as_secs().max(1),
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
     async fn account_of(&self, member: &Member) -> Result<String, ApiError> {
         let key = self.state.keys.directory("accounts");
         let fresh = uuid::Uuid::new_v4().to_string();
@@ -271,7 +234,7 @@ impl AccountsApi {
             ));
         }
         let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
-        self.count_ip(req).await?;
+        self.state.count_ip(req, "login").await?;
         let issued = self
             .state
             .otp
@@ -312,7 +275,7 @@ impl AccountsApi {
                 "data.type must be \"account_management_authentication_token\"",
             ));
         }
-        self.count_ip(req).await?;
+        self.state.count_ip(req, "login").await?;
         let otp = &self.state.otp;
         let member = match d.authentication_mechanism.as_str() {
             "passwordless" => {

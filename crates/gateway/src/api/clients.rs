@@ -4,16 +4,14 @@
 use std::sync::Arc;
 
 use authgate_core::crypto::ct_eq;
-use authgate_core::store::Op;
 use authgate_core::tokens::{Role, Scheme, Subject};
-use poem::http::StatusCode;
 use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::Tag;
-use crate::errors::{ApiError, Errors};
+use crate::errors::ApiError;
 use crate::state::AppState;
 
 /// A token request, form-encoded.
@@ -73,34 +71,7 @@ impl ClientsApi {
         req: &Request,
         body: Form<TokenRequest>,
     ) -> Result<TokenResponse, ApiError> {
-        let limit = self.state.key_scheme.config().limits.per_ip;
-        if !limit.is_off() {
-            let ip = self.state.client_ip(req);
-            let reply = self
-                .state
-                .store
-                .exec(vec![Op::Hit {
-                    key: self.state.keys.address("client-auth", &ip),
-                    window: limit.window,
-                }])
-                .await?
-                .pop()
-                .map(|r| r.into_counter())
-                .transpose()?;
-            if let Some((count, reset)) = reply {
-                if limit.exceeded_by(count) {
-                    let retry = reset.as_secs().max(1);
-                    return Err(ApiError::TooManyRequests(
-                        Errors::one(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "Too Many Requests",
-                            Some("retry later".to_owned()),
-                        ),
-                        retry,
-                    ));
-                }
-            }
-        }
+        self.state.count_ip(req, "client-auth").await?;
         let client_id = body.client_id.as_deref().unwrap_or_default();
         let id_ok = ct_eq(client_id.as_bytes(), self.state.client_id.as_bytes());
         let (role, identifier) = match body.grant_type.as_str() {
