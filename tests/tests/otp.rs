@@ -948,3 +948,137 @@ async fn a_resent_wrong_code_spends_one_try_like_the_sdks_retries() {
         StatusCode::CREATED
     );
 }
+
+#[tokio::test]
+async fn a_member_update_still_needs_a_client_token_and_account_tokens_can_log_out() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    app.admin(&s.admin, Method::PUT, "/v2/settings/account-authentication",
+        Some(json!({"data": {"type": "account_authentication_settings", "account_member_self_management": "update_only"}}))).await;
+    let (_, body) = with_password(&app, &s, "old-password-1").await;
+    let token = body["data"][0]["token"].as_str().unwrap().to_owned();
+    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
+    let body = json!({"data": {"type": "user_authentication_password_profile_info", "password": "new-password-2"}});
+    for auth in [None, Some("Bearer nonsense")] {
+        let mut req = app
+            .http
+            .put(app.url(&path))
+            .header("EP-Account-Management-Authentication-Token", &token)
+            .json(&body);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{auth:?}"
+        );
+    }
+    // An implicit token alone is not enough either.
+    let resp = app
+        .http
+        .put(app.url(&path))
+        .bearer_auth(&s.implicit)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::CREATED,
+        "nothing changed"
+    );
+
+    let resp = app
+        .post_raw("/v1/logout", &json!({"accessToken": token}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = app
+        .http
+        .get(app.url("/v1/auth/verify"))
+        .header("EP-Account-Management-Authentication-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_disabled_user_gets_no_code() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let (status, _) = app
+        .admin(
+            &s.admin,
+            Method::PUT,
+            &format!(
+                "/v2/authentication-realms/{}/user-authentication-info/{}",
+                s.realm, s.user_id
+            ),
+            Some(json!({"data": {"type": "user_authentication_info", "enabled": false}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        request_code(
+            &app,
+            &s,
+            "john.doe@banks.com",
+            "passwordless_authentication"
+        )
+        .await
+        .status(),
+        StatusCode::ACCEPTED
+    );
+    assert!(hook
+        .wait_for(1, Duration::from_millis(800))
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn retries_stop_once_the_code_has_expired() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.otp_ttl = Duration::from_secs(1);
+        c.webhook_retry_base = Duration::from_millis(100);
+    })
+    .await;
+    let s = shop(&app, &hook.url).await;
+    hook.answer(503);
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let path = format!("/v2/integrations/{}/logs", s.integration);
+    let after_expiry = log_count(&app, &s.admin, &path).await;
+    assert!(
+        after_expiry >= 2,
+        "it was retried while the code lived: {after_expiry}"
+    );
+    hook.answer(200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        log_count(&app, &s.admin, &path).await,
+        after_expiry,
+        "no try after the code expired"
+    );
+    assert!(hook.received().is_empty());
+}
+
+async fn log_count(app: &TestApp, admin: &str, path: &str) -> usize {
+    app.admin(admin, Method::GET, path, None).await.1["data"]
+        .as_array()
+        .unwrap()
+        .len()
+}

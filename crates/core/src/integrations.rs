@@ -304,22 +304,30 @@ impl Integrations {
         Ok(i)
     }
 
-    /// Deletes an integration (its logs age out).
+    /// Deletes an integration and its own log (the overall log keeps its entries).
     pub async fn delete(&self, id: &str) -> Result<(), DirectoryError> {
         self.get(id).await?;
         self.store
-            .exec(vec![Op::MapDelete(self.key(), vec![id.to_owned()])])
+            .exec(vec![
+                Op::MapDelete(self.key(), vec![id.to_owned()]),
+                Op::Delete(vec![self.log_key(Some(id))]),
+            ])
             .await?;
         Ok(())
     }
 
     /// The webhook's signing secret in clear ("" when none was given).
     pub fn secret_key(&self, i: &Integration) -> String {
-        i.secret_key_sealed
-            .as_deref()
-            .and_then(|s| self.keyring.open(s, &i.id).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        let Some(sealed) = i.secret_key_sealed.as_deref() else {
+            return String::new();
+        };
+        match self.keyring.open(sealed, &i.id) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => {
+                tracing::error!(integration = %i.id, "the integration's secret_key cannot be opened (was AUTHGATE_TOKEN_SECRET changed?); set it again");
+                String::new()
+            }
+        }
     }
 
     /// Records a delivery try in the integration's log and the overall log.

@@ -50,6 +50,9 @@ pub struct DeliveryConfig {
     pub poll: Duration,
     /// How long an entry may stay unacknowledged before another replica takes it.
     pub claim_after: Duration,
+    /// No retry starts once this long has passed since the event was accepted
+    /// (the code's lifetime: a late code is useless).
+    pub give_up_after: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -61,6 +64,7 @@ impl Default for DeliveryConfig {
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(50),
             claim_after: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(600),
         }
     }
 }
@@ -225,6 +229,8 @@ pub struct Worker {
 enum Outcome {
     Delivered,
     Failed,
+    /// A failure that retrying cannot mend.
+    Permanent,
     Dropped,
 }
 
@@ -365,8 +371,18 @@ impl Worker {
         }
         let attempt = entry["attempt"].as_u64().unwrap_or(1) as u32;
         let outcome = self.deliver(&entry, attempt).await;
+        let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
+        let expired = now_ms() - accepted > self.config.give_up_after.as_millis() as i64;
         let result = match outcome {
             Outcome::Delivered | Outcome::Dropped => self.ack(&id).await,
+            Outcome::Permanent => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery failed for good; not retried");
+                self.ack(&id).await
+            }
+            Outcome::Failed if expired => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned: the code has expired");
+                self.ack(&id).await
+            }
             Outcome::Failed if attempt < self.config.max_attempts => {
                 entry["attempt"] = json!(attempt + 1);
                 let due = now_ms() + self.backoff(attempt).as_millis() as i64;
@@ -436,6 +452,9 @@ impl Worker {
         };
         if let Err(e) = self.integrations.log(&log).await {
             tracing::warn!(error = %e, "could not write a delivery log");
+        }
+        if integration.integration_type == IntegrationType::Email {
+            return Outcome::Permanent;
         }
         if succeeded {
             self.observer.observe(ONE_TIME_PASSWORD, Stage::Delivered);

@@ -187,6 +187,7 @@ impl AppState {
                 max_attempts: config.webhook_max_attempts,
                 retry_base: config.webhook_retry_base,
                 claim_after: config.delivery_claim_after,
+                give_up_after: config.otp_ttl,
                 ..DeliveryConfig::default()
             },
             metrics,

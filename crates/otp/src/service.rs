@@ -258,6 +258,10 @@ impl OtpScheme {
             return Ok(None);
         };
         let user = self.directory.user(&credential.user_id).await?;
+        if !user.enabled {
+            // Disabled users get nothing, like unknown ones.
+            return Ok(None);
+        }
         if !written {
             tracing::info!(target: "authgate::audit", "one-time password token request throttled");
             self.saw(Stage::Throttled);

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use authgate_core::directory::{
     Credential, PasswordProfile, ProfileChanges, SelfManagement, Settings, UserInfo, UsernameFormat,
 };
-use authgate_core::tokens::Scheme;
+use authgate_core::tokens::{Role, Scheme};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use super::{admin, BearerToken, Tag};
+use super::{admin, client, BearerToken, Tag};
 use crate::errors::ApiError;
 use crate::state::AppState;
 
@@ -494,42 +494,51 @@ impl DirectoryApi {
         account_token: Option<&str>,
         user: &str,
     ) -> Result<(), ApiError> {
-        let bearer = authorization.and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-        if let Some(member_token) = account_token {
-            let principal = self
-                .state
-                .tokens
-                .verify(member_token.trim())
-                .await?
-                .filter(|p| p.subject.scheme == Scheme::AccountManagement)
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        "the account management authentication token is unknown or expired",
-                    )
-                })?;
-            let settings = self.state.directory.settings().await?;
-            if settings.account_member_self_management != SelfManagement::UpdateOnly {
-                return Err(ApiError::forbidden("account members may not update their records (account_member_self_management is disabled)"));
-            }
-            if principal.subject.user_id != user {
-                return Err(ApiError::forbidden(
-                    "an account member may update only their own records",
-                ));
-            }
-            return Ok(());
-        }
-        let token = bearer.ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
-        admin(
+        let bearer = authorization
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        // Every call needs a live client token; an admin one is enough on its own.
+        let client = client(
             &self.state,
             &BearerToken(Bearer {
-                token: token.to_owned(),
+                token: bearer.to_owned(),
             }),
         )
-        .await
-        .map(drop)
+        .await?;
+        if client.subject.role == Role::Admin {
+            return Ok(());
+        }
+        let Some(member_token) = account_token else {
+            return Err(ApiError::forbidden(
+                "this operation needs a client_credentials token, or the account member's EP-Account-Management-Authentication-Token",
+            ));
+        };
+        let principal = self
+            .state
+            .tokens
+            .verify(member_token.trim())
+            .await?
+            .filter(|p| p.subject.scheme == Scheme::AccountManagement)
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the account management authentication token is unknown or expired",
+                )
+            })?;
+        let settings = self.state.directory.settings().await?;
+        if settings.account_member_self_management != SelfManagement::UpdateOnly {
+            return Err(ApiError::forbidden(
+                "account members may not update their records (account_member_self_management is disabled)",
+            ));
+        }
+        if principal.subject.user_id != user {
+            return Err(ApiError::forbidden(
+                "an account member may update only their own records",
+            ));
+        }
+        Ok(())
     }
 
     fn realm(&self, realm: &str) -> Result<(), ApiError> {

@@ -210,11 +210,11 @@ pub struct TokenRefresh {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct Logout {
-    /// An access token of the session.
-    #[oai(validator(max_length = 256))]
+    /// An access token of the session (or an account management token).
+    #[oai(validator(max_length = 4096))]
     pub access_token: Option<String>,
     /// Or its refresh token.
-    #[oai(validator(max_length = 256))]
+    #[oai(validator(max_length = 4096))]
     pub refresh_token: Option<String>,
 }
 
