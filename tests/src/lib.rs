@@ -6,12 +6,14 @@
 //! - [`redis`]: [`TestRedis`], a private Redis server (or a unique prefix on the
 //!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw.
 //! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form.
+//! - [`smtp`]: [`smtp::SmtpSink`], a real SMTP server that keeps what it receives.
 //! - [`webhook`]: [`webhook::Receiver`], a real HTTP server that records deliveries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 pub mod app;
 pub mod redis;
+pub mod smtp;
 pub mod webhook;
 
 pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};

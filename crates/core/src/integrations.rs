@@ -56,6 +56,21 @@ pub struct Integration {
     pub url: Option<String>,
     /// The webhook's signing secret, sealed.
     pub secret_key_sealed: Option<String>,
+    /// Email: the sender (default `AUTHGATE_EMAIL_FROM`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Email: the Reply-To address.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// Email: where reset links point.
+    #[serde(default)]
+    pub reset_password_url: Option<String>,
+    /// Email: where one-click sign-in links point.
+    #[serde(default)]
+    pub passwordless_url: Option<String>,
+    /// Email: the template set.
+    #[serde(default)]
+    pub locale: Option<String>,
     /// Creation time (RFC 3339).
     pub created_at: String,
     /// Last update (RFC 3339).
@@ -79,6 +94,16 @@ pub struct IntegrationInput {
     pub url: Option<String>,
     /// The webhook's signing secret.
     pub secret_key: Option<String>,
+    /// Email: the sender.
+    pub from: Option<String>,
+    /// Email: the Reply-To address.
+    pub reply_to: Option<String>,
+    /// Email: where reset links point.
+    pub reset_password_url: Option<String>,
+    /// Email: where one-click sign-in links point.
+    pub passwordless_url: Option<String>,
+    /// Email: the template set.
+    pub locale: Option<String>,
 }
 
 /// One delivery try, as logged.
@@ -222,6 +247,42 @@ impl Integrations {
             }
             i.secret_key_sealed = Some(self.keyring.seal(k.as_bytes(), &i.id));
         }
+        let address = |field: &str, v: String| -> Result<String, DirectoryError> {
+            let v = v.trim().to_owned();
+            let ok = v.len() <= 320 && v.contains('@') && !v.chars().any(char::is_control);
+            ok.then_some(v)
+                .ok_or_else(|| invalid(format!("configuration.{field} must be an email address")))
+        };
+        if let Some(v) = input.from {
+            i.from = Some(address("from", v)?);
+        }
+        if let Some(v) = input.reply_to {
+            i.reply_to = Some(address("reply_to", v)?);
+        }
+        if let Some(v) = input.reset_password_url {
+            i.reset_password_url = Some(check_url(&v).map_err(|_| {
+                invalid("configuration.reset_password_url must be an http:// or https:// URL")
+            })?);
+        }
+        if let Some(v) = input.passwordless_url {
+            i.passwordless_url = Some(check_url(&v).map_err(|_| {
+                invalid("configuration.passwordless_url must be an http:// or https:// URL")
+            })?);
+        }
+        if let Some(v) = input.locale {
+            let v = v.trim().to_owned();
+            if v.is_empty()
+                || v.len() > 16
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    "configuration.locale must be a short tag such as en or pt-BR",
+                ));
+            }
+            i.locale = Some(v);
+        }
         if i.integration_type == IntegrationType::Webhook && i.url.is_none() {
             return Err(invalid("a webhook integration needs configuration.url"));
         }
@@ -243,6 +304,11 @@ impl Integrations {
             observes: vec![OTP_REQUEST_CREATED.to_owned()],
             url: None,
             secret_key_sealed: None,
+            from: None,
+            reply_to: None,
+            reset_password_url: None,
+            passwordless_url: None,
+            locale: None,
             created_at: ts.clone(),
             updated_at: ts,
         };

@@ -52,6 +52,8 @@ pub struct Config {
     pub smtp_url: Option<SecretString>,
     /// Default sender of emails.
     pub email_from: Option<String>,
+    /// A directory of email templates overriding the built-in ones.
+    pub email_templates: Option<PathBuf>,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Tries per event and integration before a delivery is abandoned.
@@ -86,6 +88,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             smtp_url: None,
             email_from: None,
+            email_templates: None,
             log_format: "text".into(),
             webhook_max_attempts: 20,
             webhook_retry_base: Duration::from_secs(1),
@@ -149,6 +152,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     smtp_url: Option<String>,
     email_from: Option<String>,
+    email_templates: Option<PathBuf>,
     log_format: Option<String>,
     webhook_max_attempts: Option<u32>,
     webhook_retry_base_ms: Option<u64>,
@@ -448,6 +452,9 @@ impl Config {
         }
         c.smtp_url = get("AUTHGATE_SMTP_URL", parsed.smtp_url).map(SecretString::from);
         c.email_from = get("AUTHGATE_EMAIL_FROM", parsed.email_from);
+        c.email_templates = get("AUTHGATE_EMAIL_TEMPLATES", None)
+            .map(PathBuf::from)
+            .or(parsed.email_templates);
         if let Some(v) = env("AUTHGATE_WEBHOOK_MAX_ATTEMPTS").filter(|v| !v.is_empty()) {
             c.webhook_max_attempts = v
                 .trim()

@@ -31,6 +31,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Semaphore};
 
+use crate::email::{EmailSettings, Mailer};
+
 const STREAM: &str = "events";
 const SCHEDULE: &str = "retry";
 const GROUP: &str = "delivery";
@@ -84,6 +86,7 @@ pub struct Outbox {
     keys: Keys,
     integrations: Integrations,
     store_id: String,
+    mailer: Option<Mailer>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -105,7 +108,14 @@ impl Outbox {
             keys,
             integrations,
             store_id,
+            mailer: None,
         }
+    }
+
+    /// Sends email integrations' messages through `mailer`.
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
     }
 
     /// Appends what the outbox must do for a code request: the event for every
@@ -429,15 +439,11 @@ impl Worker {
             }
         };
         let started = Instant::now();
-        let (succeeded, status_code, body, error_detail) = match integration.integration_type {
-            IntegrationType::Webhook => self.post(&integration, entry).await,
-            IntegrationType::Email => (
-                false,
-                None,
-                String::new(),
-                "email delivery is not available yet".to_owned(),
-            ),
-        };
+        let (succeeded, status_code, body, error_detail, permanent) =
+            match integration.integration_type {
+                IntegrationType::Webhook => self.post(&integration, entry).await,
+                IntegrationType::Email => self.email(&integration, entry).await,
+            };
         let log = DeliveryLog {
             id: uuid::Uuid::new_v4().to_string(),
             integration_id: integration.id.clone(),
@@ -453,21 +459,53 @@ impl Worker {
         if let Err(e) = self.integrations.log(&log).await {
             tracing::warn!(error = %e, "could not write a delivery log");
         }
-        if integration.integration_type == IntegrationType::Email {
-            return Outcome::Permanent;
-        }
         if succeeded {
             self.observer.observe(ONE_TIME_PASSWORD, Stage::Delivered);
             let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
             tracing::debug!(latency_ms = now_ms() - accepted, attempt, "event delivered");
             Outcome::Delivered
+        } else if permanent {
+            tracing::warn!(integration = %integration.id, attempt, status = ?status_code, "delivery failed for good: {}", log.error_detail);
+            Outcome::Permanent
         } else {
             tracing::info!(integration = %integration.id, attempt, status = ?status_code, "delivery failed: {}", log.error_detail);
             Outcome::Failed
         }
     }
 
-    async fn post(&self, i: &Integration, entry: &Value) -> (bool, Option<u16>, String, String) {
+    async fn email(
+        &self,
+        i: &Integration,
+        entry: &Value,
+    ) -> (bool, Option<u16>, String, String, bool) {
+        let Some(mailer) = &self.outbox.mailer else {
+            return (
+                false,
+                None,
+                String::new(),
+                "email is not configured".to_owned(),
+                true,
+            );
+        };
+        let settings = EmailSettings {
+            from: i.from.clone(),
+            reply_to: i.reply_to.clone(),
+            reset_password_url: i.reset_password_url.clone(),
+            passwordless_url: i.passwordless_url.clone(),
+            locale: i.locale.clone(),
+        };
+        let minutes = (self.config.give_up_after.as_secs() / 60).max(1);
+        match mailer.send(&entry["payload"], &settings, minutes).await {
+            Ok(code) => (true, code, String::new(), String::new(), false),
+            Err(e) => (false, e.code, String::new(), e.detail, e.permanent),
+        }
+    }
+
+    async fn post(
+        &self,
+        i: &Integration,
+        entry: &Value,
+    ) -> (bool, Option<u16>, String, String, bool) {
         let secret = self.integrations.secret_key(i);
         let body = self.outbox.webhook_body(i, &secret, entry).to_string();
         let url = i.url.clone().unwrap_or_default();
@@ -500,7 +538,13 @@ impl Worker {
                 } else {
                     format!("the receiver answered {status}")
                 };
-                (status.is_success(), Some(status.as_u16()), text, detail)
+                (
+                    status.is_success(),
+                    Some(status.as_u16()),
+                    text,
+                    detail,
+                    false,
+                )
             }
             Err(e) => {
                 let detail = if e.is_timeout() {
@@ -510,7 +554,7 @@ impl Worker {
                 } else {
                     format!("request failed: {e}")
                 };
-                (false, None, String::new(), detail)
+                (false, None, String::new(), detail, false)
             }
         }
     }

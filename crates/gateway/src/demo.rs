@@ -1,6 +1,7 @@
 //! `authgate serve --demo`: the documentation's example users, ready to log in.
 
 use authgate_core::directory::{DirectoryError, UsernameFormat};
+use authgate_core::integrations::{IntegrationInput, IntegrationType};
 
 use crate::state::AppState;
 
@@ -38,6 +39,19 @@ pub async fn seed(state: &AppState) -> Result<(), DirectoryError> {
         .create_profile("Customers", UsernameFormat::Email, true, None)
         .await?;
     let john = dir.create_user("John Doe", Some(CUSTOMER)).await?;
+    state
+        .integrations
+        .create(IntegrationInput {
+            name: Some("Demo email".to_owned()),
+            description: Some(
+                "Sends codes by email (to the log unless AUTHGATE_SMTP_URL is set)".to_owned(),
+            ),
+            integration_type: Some(IntegrationType::Email),
+            reset_password_url: Some("http://localhost:3000/reset-password".to_owned()),
+            passwordless_url: Some("http://localhost:3000/sign-in".to_owned()),
+            ..IntegrationInput::default()
+        })
+        .await?;
     dir.create_credential(&john.id, &customers.id, CUSTOMER, Some(PASSWORD))
         .await?;
     tracing::info!(

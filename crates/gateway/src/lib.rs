@@ -15,14 +15,18 @@
 //!   errors no handler saw.
 //! - [`delivery`]: the outbox and the worker that delivers events to integrations.
 //! - [`demo`]: the `--demo` seed data.
+//! - [`email`]: code emails: templates, and SMTP or log transport.
 //! - [`metrics`]: Prometheus metrics of requests and of the schemes' funnels.
+//! - [`platform`]: the web phone SDK's `/platform` WebSocket (scheme A, SPEC §1b).
 
 pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod demo;
+pub mod email;
 pub mod errors;
 pub mod metrics;
+pub mod platform;
 pub mod startup;
 pub mod state;
 

@@ -108,8 +108,18 @@ async fn shutdown_signal() {
 }
 
 async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = Config::load(config.as_deref())?;
+    let mut config = Config::load(config.as_deref())?;
     init_logs(config.log_format == "json");
+    if demo_data {
+        // The demo's email integration writes its messages to the log unless a
+        // real SMTP server is configured.
+        if config.smtp_url.is_none() {
+            config.smtp_url = Some(secrecy::SecretString::from("log".to_owned()));
+        }
+        config
+            .email_from
+            .get_or_insert_with(|| "authgate demo <no-reply@authgate.invalid>".to_owned());
+    }
     let app = Application::build(config).await?;
     if demo_data {
         demo::seed(&app.state()).await?;

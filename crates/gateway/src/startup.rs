@@ -56,12 +56,13 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
                 .body(metrics.render())
         })
     };
-    let api = api::service(state);
+    let api = api::service(state.clone());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let app = Route::new()
         .at("/openapi.json", spec)
         .at("/metrics", scrape)
+        .at("/platform", crate::platform::endpoint(state))
         .nest("/docs", docs)
         .nest("/", api);
     dialect_errors(crate::metrics::record(

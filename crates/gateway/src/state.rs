@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
 use crate::delivery::{DeliveryConfig, Outbox};
+use crate::email::Mailer;
 use crate::metrics::Metrics;
 
 /// Shared state of one gateway instance.
@@ -144,12 +145,18 @@ impl AppState {
         )
         .await?;
         let integrations = Integrations::new(store.clone(), keys.clone(), keyring_for_integrations);
+        let mailer = Mailer::new(
+            config.smtp_url.as_ref(),
+            config.email_from.clone(),
+            config.email_templates.clone(),
+        )?;
         let outbox = Outbox::new(
             store.clone(),
             keys.clone(),
             integrations.clone(),
             directory.realm_id().to_owned(),
-        );
+        )
+        .with_mailer(mailer);
         let metrics = Arc::new(Metrics::default());
         let otp = OtpScheme::new(
             store.clone(),

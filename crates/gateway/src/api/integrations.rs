@@ -18,7 +18,7 @@ use crate::state::AppState;
 pub enum IntegrationTypeDto {
     /// POST the event to `configuration.url`.
     Webhook,
-    /// Email the code to the user (not available yet: tries are logged as failed).
+    /// Email the code to the user (SMTP, `AUTHGATE_SMTP_URL`).
     Email,
 }
 
@@ -49,6 +49,21 @@ pub struct Configuration {
     /// Sent as `X-MOLTIN-SECRET-KEY` and used to sign each delivery (`X-Authgate-Signature`).
     #[oai(validator(max_length = 512))]
     pub secret_key: Option<String>,
+    /// Email: the sender, e.g. `Shop <no-reply@shop.example>` (default `AUTHGATE_EMAIL_FROM`).
+    #[oai(validator(max_length = 320))]
+    pub from: Option<String>,
+    /// Email: the Reply-To address.
+    #[oai(validator(max_length = 320))]
+    pub reply_to: Option<String>,
+    /// Email: your reset page; the link gets `username` and `token` query parameters.
+    #[oai(validator(max_length = 2048))]
+    pub reset_password_url: Option<String>,
+    /// Email: your one-click sign-in page; the link gets `username` and `token`.
+    #[oai(validator(max_length = 2048))]
+    pub passwordless_url: Option<String>,
+    /// Email: the template set to use (`<AUTHGATE_EMAIL_TEMPLATES>/<locale>/`), when present.
+    #[oai(validator(max_length = 16))]
+    pub locale: Option<String>,
 }
 
 /// An integration to create or the changes to one.
@@ -103,6 +118,21 @@ pub struct ConfigurationOut {
     pub url: Option<String>,
     /// The signing secret.
     pub secret_key: String,
+    /// Email: the sender.
+    #[oai(skip_serializing_if_is_none)]
+    pub from: Option<String>,
+    /// Email: the Reply-To address.
+    #[oai(skip_serializing_if_is_none)]
+    pub reply_to: Option<String>,
+    /// Email: the reset page.
+    #[oai(skip_serializing_if_is_none)]
+    pub reset_password_url: Option<String>,
+    /// Email: the sign-in page.
+    #[oai(skip_serializing_if_is_none)]
+    pub passwordless_url: Option<String>,
+    /// Email: the template set.
+    #[oai(skip_serializing_if_is_none)]
+    pub locale: Option<String>,
 }
 
 /// An integration.
@@ -265,6 +295,11 @@ impl IntegrationsApi {
             configuration: ConfigurationOut {
                 url: i.url,
                 secret_key,
+                from: i.from,
+                reply_to: i.reply_to,
+                reset_password_url: i.reset_password_url,
+                passwordless_url: i.passwordless_url,
+                locale: i.locale,
             },
             meta: IntegrationMeta {
                 timestamps: Timestamps {
@@ -280,18 +315,28 @@ impl IntegrationsApi {
         if d.type_ != "integration" {
             return Err(ApiError::bad("data.type must be \"integration\""));
         }
-        let (url, secret_key) = match d.configuration {
-            Some(c) => (c.url, c.secret_key),
-            None => (None, None),
-        };
+        let c = d.configuration.unwrap_or(Configuration {
+            url: None,
+            secret_key: None,
+            from: None,
+            reply_to: None,
+            reset_password_url: None,
+            passwordless_url: None,
+            locale: None,
+        });
         Ok(IntegrationInput {
             name: d.name,
             description: d.description,
             enabled: d.enabled,
             integration_type: d.integration_type.map(Into::into),
             observes: d.observes,
-            url,
-            secret_key,
+            url: c.url,
+            secret_key: c.secret_key,
+            from: c.from,
+            reply_to: c.reply_to,
+            reset_password_url: c.reset_password_url,
+            passwordless_url: c.passwordless_url,
+            locale: c.locale,
         })
     }
 

@@ -1,0 +1,423 @@
+//! Email delivery of codes: a message per purpose, rendered from templates and
+//! sent over SMTP (lettre, pooled connections) or written to the log.
+//!
+//! Templates are `<purpose>.subject`, `<purpose>.txt` and `<purpose>.html` for the
+//! purposes `reset_password` and `passwordless_authentication`. Built-in English
+//! defaults ship in the binary; a directory named by `AUTHGATE_EMAIL_TEMPLATES`
+//! overrides any of them, per locale in `<dir>/<locale>/` and for every locale in
+//! `<dir>/`. Templates are minijinja: values are escaped in the HTML part.
+//!
+//! `AUTHGATE_SMTP_URL` picks the transport: `smtp://host:port` (plain),
+//! `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (implicit TLS),
+//! each with optional `user:password@`; or `log` to write each message to the log
+//! instead (what `--demo` does when nothing else is set).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+/// Built-in English templates.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "reset_password.subject",
+        include_str!("../templates/email/en/reset_password.subject"),
+    ),
+    (
+        "reset_password.txt",
+        include_str!("../templates/email/en/reset_password.txt"),
+    ),
+    (
+        "reset_password.html",
+        include_str!("../templates/email/en/reset_password.html"),
+    ),
+    (
+        "passwordless_authentication.subject",
+        include_str!("../templates/email/en/passwordless_authentication.subject"),
+    ),
+    (
+        "passwordless_authentication.txt",
+        include_str!("../templates/email/en/passwordless_authentication.txt"),
+    ),
+    (
+        "passwordless_authentication.html",
+        include_str!("../templates/email/en/passwordless_authentication.html"),
+    ),
+];
+
+/// How messages leave the gateway.
+#[derive(Clone)]
+pub enum Transport {
+    /// An SMTP server.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The log (for trying the gateway without a mail server).
+    Log,
+    /// Nowhere: email integrations fail with a clear error.
+    None,
+}
+
+/// An email that was not sent.
+#[derive(Debug)]
+pub struct SendError {
+    /// What went wrong, for the delivery log.
+    pub detail: String,
+    /// The SMTP reply code, when the server answered.
+    pub code: Option<u16>,
+    /// Whether retrying cannot help (a 5xx answer, a bad address, no transport).
+    pub permanent: bool,
+}
+
+impl SendError {
+    fn permanent(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            code: None,
+            permanent: true,
+        }
+    }
+}
+
+/// Renders and sends code emails.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Option<String>,
+    templates: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::Log => "log",
+            Transport::None => "none",
+        };
+        f.debug_struct("Mailer")
+            .field("transport", &kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `base` with `username` and `token` query parameters.
+pub fn link(base: &str, username: &str, token: &str) -> String {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!(
+        "{base}{sep}username={}&token={}",
+        percent_encode(username),
+        percent_encode(token)
+    )
+}
+
+impl Mailer {
+    /// A mailer on `smtp_url` (or `log`), sending from `from` unless an integration says otherwise.
+    pub fn new(
+        smtp_url: Option<&SecretString>,
+        from: Option<String>,
+        templates: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let transport = match smtp_url.map(|u| u.expose_secret().trim().to_owned()) {
+            None => Transport::None,
+            Some(u) if u == "log" => Transport::Log,
+            Some(u) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&u)
+                    .map_err(|e| anyhow::anyhow!("invalid AUTHGATE_SMTP_URL: {e}"))?
+                    .timeout(Some(Duration::from_secs(10)))
+                    .build(),
+            ),
+        };
+        if let Some(dir) = &templates {
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "AUTHGATE_EMAIL_TEMPLATES {} is not a directory",
+                    dir.display()
+                );
+            }
+        }
+        Ok(Self {
+            transport,
+            from,
+            templates,
+        })
+    }
+
+    /// The same mailer writing to the log when it has no transport (for `--demo`).
+    pub fn or_log(mut self) -> Self {
+        if matches!(self.transport, Transport::None) {
+            self.transport = Transport::Log;
+        }
+        self
+    }
+
+    fn source(&self, locale: Option<&str>, name: &str) -> Option<String> {
+        if let Some(dir) = &self.templates {
+            let clean = locale.filter(|l| {
+                !l.is_empty()
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+            let mut candidates = Vec::new();
+            if let Some(l) = clean {
+                candidates.push(dir.join(l).join(name));
+            }
+            candidates.push(dir.join(name));
+            for path in candidates {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    return Some(text);
+                }
+            }
+        }
+        BUILTIN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| (*t).to_owned())
+    }
+
+    /// Renders the message for a `one-time-password-token-request.created` payload.
+    pub fn render(
+        &self,
+        payload: &Value,
+        config: &EmailSettings,
+        code_minutes: u64,
+    ) -> Result<Rendered, SendError> {
+        let purpose = payload["purpose"].as_str().unwrap_or_default();
+        if purpose != "reset_password" && purpose != "passwordless_authentication" {
+            return Err(SendError::permanent(format!(
+                "no template for purpose {purpose:?}"
+            )));
+        }
+        let username = payload["user_authentication_password_profile_info"]["username"]
+            .as_str()
+            .unwrap_or_default();
+        let code = payload["one_time_password_token"]
+            .as_str()
+            .unwrap_or_default();
+        let base = if purpose == "reset_password" {
+            &config.reset_password_url
+        } else {
+            &config.passwordless_url
+        };
+        let context = minijinja::context! {
+            code => code,
+            username => username,
+            name => payload["user_authentication_info"]["name"].as_str().unwrap_or(username),
+            email => payload["user_authentication_info"]["email"].as_str(),
+            purpose => purpose,
+            minutes => code_minutes,
+            link => base.as_deref().map(|b| link(b, username, code)),
+        };
+        let render = |part: &str| -> Result<String, SendError> {
+            let name = format!("{purpose}.{part}");
+            let source = self
+                .source(config.locale.as_deref(), &name)
+                .ok_or_else(|| SendError::permanent(format!("template {name} missing")))?;
+            let mut env = minijinja::Environment::new();
+            env.add_template_owned(name.clone(), source)
+                .map_err(|e| SendError::permanent(format!("template {name}: {e}")))?;
+            env.get_template(&name)
+                .and_then(|t| t.render(&context))
+                .map_err(|e| SendError::permanent(format!("template {name}: {e}")))
+        };
+        Ok(Rendered {
+            subject: render("subject")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            text: render("txt")?,
+            html: render("html")?,
+        })
+    }
+
+    /// Renders and sends the code email of a payload. Returns the SMTP reply code.
+    pub async fn send(
+        &self,
+        payload: &Value,
+        config: &EmailSettings,
+        code_minutes: u64,
+    ) -> Result<Option<u16>, SendError> {
+        let to = payload["user_authentication_info"]["email"]
+            .as_str()
+            .unwrap_or_default();
+        if to.is_empty() {
+            return Err(SendError::permanent("the user has no email address"));
+        }
+        let name = payload["user_authentication_info"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        let to: Mailbox = format!("{} <{to}>", quote_name(name))
+            .parse()
+            .or_else(|_| to.parse())
+            .map_err(|e| SendError::permanent(format!("invalid recipient address: {e}")))?;
+        let from = config
+            .from
+            .clone()
+            .or_else(|| self.from.clone())
+            .ok_or_else(|| {
+                SendError::permanent("no sender: set configuration.from or AUTHGATE_EMAIL_FROM")
+            })?;
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| SendError::permanent(format!("invalid sender address: {e}")))?;
+        let rendered = self.render(payload, config, code_minutes)?;
+        let mut builder = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(rendered.subject.clone());
+        if let Some(reply_to) = &config.reply_to {
+            let reply_to: Mailbox = reply_to
+                .parse()
+                .map_err(|e| SendError::permanent(format!("invalid reply_to address: {e}")))?;
+            builder = builder.reply_to(reply_to);
+        }
+        let message = builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(rendered.text.clone()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(rendered.html.clone()),
+                    ),
+            )
+            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
+        match &self.transport {
+            Transport::None => Err(SendError::permanent(
+                "email is not configured: set AUTHGATE_SMTP_URL",
+            )),
+            Transport::Log => {
+                // Only for trying the gateway: the message (with its code) goes to the log.
+                tracing::info!(target: "authgate::email", to = %message.envelope().to().iter().map(ToString::to_string).collect::<Vec<_>>().join(","), subject = %rendered.subject, "email (log transport, not sent):\n{}", rendered.text);
+                Ok(None)
+            }
+            Transport::Smtp(smtp) => match smtp.send(message).await {
+                Ok(resp) => Ok(resp.code().to_string().parse().ok()),
+                Err(e) => Err(SendError {
+                    detail: format!("SMTP: {e}"),
+                    code: e.status().and_then(|c| c.to_string().parse().ok()),
+                    permanent: e.is_permanent(),
+                }),
+            },
+        }
+    }
+}
+
+fn quote_name(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    format!("\"{clean}\"")
+}
+
+/// An email integration's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailSettings {
+    /// Sender (default `AUTHGATE_EMAIL_FROM`).
+    pub from: Option<String>,
+    /// Reply-To.
+    pub reply_to: Option<String>,
+    /// Where reset links point (`username` and `token` are added).
+    pub reset_password_url: Option<String>,
+    /// Where one-click sign-in links point (`username` and `token` are added).
+    pub passwordless_url: Option<String>,
+    /// Template set (`<templates>/<locale>/`), when present.
+    pub locale: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn payload(purpose: &str, name: &str) -> Value {
+        json!({"purpose": purpose, "one_time_password_token": "ab12cd",
+            "user_authentication_info": {"email": "jo@example.com", "name": name},
+            "user_authentication_password_profile_info": {"username": "jo+1@example.com"}})
+    }
+
+    #[test]
+    fn links_carry_username_and_token_encoded() {
+        assert_eq!(
+            link("https://x.test/reset", "jo+1@example.com", "ab12cd"),
+            "https://x.test/reset?username=jo%2B1%40example.com&token=ab12cd"
+        );
+        assert_eq!(
+            link("https://x.test/r?a=1", "u", "t"),
+            "https://x.test/r?a=1&username=u&token=t"
+        );
+    }
+
+    #[test]
+    fn built_in_templates_render_both_parts_and_escape_html() -> Result<(), String> {
+        let mailer = Mailer::new(None, None, None).map_err(|e| e.to_string())?;
+        let settings = EmailSettings {
+            passwordless_url: Some("https://x.test/in".into()),
+            ..EmailSettings::default()
+        };
+        let r = mailer
+            .render(
+                &payload("passwordless_authentication", "<b>Jo</b> & co"),
+                &settings,
+                10,
+            )
+            .map_err(|e| e.detail)?;
+        assert_eq!(r.subject, "Your sign-in code: ab12cd");
+        assert!(
+            r.text.contains("ab12cd")
+                && r.text.contains("10 minutes")
+                && r.text.contains("<b>Jo</b> & co")
+        );
+        assert!(r.html.contains("&lt;b&gt;Jo&lt;"), "{}", r.html);
+        assert!(!r.html.contains("<b>Jo</b>"));
+        assert!(
+            r.html
+                .contains("?username=jo%2B1%40example.com&amp;token=ab12cd"),
+            "{}",
+            r.html
+        );
+        let r = mailer
+            .render(
+                &payload("reset_password", "Jo"),
+                &EmailSettings::default(),
+                10,
+            )
+            .map_err(|e| e.detail)?;
+        assert!(
+            r.subject.contains("reset") && !r.text.contains("http"),
+            "no link without a URL"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,515 @@
+//! Scheme A over the platform's Web SDK protocol: the `/platform` WebSocket.
+//!
+//! The web phone SDK (`voximplant-websdk`) opens `wss://host/platform?...` and
+//! exchanges text frames `{"name": "<fn>", "params": [...]}` (SPEC §1b). This
+//! module only translates: each login frame becomes one call of the same
+//! [`KeyScheme`] methods the REST endpoints use (same store, limits, decoy keys,
+//! tokens and funnel metrics), and each outcome one answer frame.
+//!
+//! Per socket, frames are answered in order, one scheme call at a time (pings are
+//! answered at once, even while a login runs). A socket is closed with a close
+//! frame, without touching any other socket, when it sends malformed JSON (1007),
+//! a binary frame (1003), a frame over [`MAX_FRAME_BYTES`] (1009), more than
+//! [`MAX_FRAMES_PER_SECOND`] frames in a second or more than [`MAX_PENDING`]
+//! unanswered requests (1008), or nothing for [`IDLE_TIMEOUT`] (1000).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::tokens::IssuedTokens;
+use authgate_onetimekey::{Failure, KeyScheme, LoggedIn};
+use futures::future::{BoxFuture, OptionFuture};
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
+use poem::{Endpoint, FromRequest, IntoResponse, Request, Response};
+use poem_openapi::OperationId;
+use serde_json::{json, Value};
+use tokio::time::{sleep_until, Instant, Sleep};
+
+use crate::api::webphone::LoginTokens;
+use crate::state::AppState;
+
+/// The largest text frame answered (bytes); a larger one closes the socket (1009).
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Frames accepted per second on one socket; more close it (1008). The SDK pings
+/// once a second and sends a login now and then.
+pub const MAX_FRAMES_PER_SECOND: u32 = 50;
+/// A socket that sends nothing for this long is closed (1000).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Requests waiting for their answer on one socket; more close it (1008).
+pub const MAX_PENDING: usize = 16;
+/// The operation under which upgrades appear in `authgate_http_requests_total`.
+pub const OPERATION_ID: &str = "platformWebSocket";
+
+/// How long a close handshake may take before the connection is just dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The transport refuses frames beyond this outright; frames between
+/// [`MAX_FRAME_BYTES`] and it get a clean 1009 close.
+const TRANSPORT_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+/// Parameter limits, the same as the REST bodies' validators.
+const MAX_USERNAME: usize = 512;
+const MAX_HASH: usize = 64;
+const MAX_PASSWORD: usize = 1024;
+const MAX_TOKEN: usize = 256;
+
+/// The `/platform` endpoint: upgrades to a WebSocket and serves the SDK's protocol.
+pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
+    Platform { state }
+}
+
+struct Platform {
+    state: Arc<AppState>,
+}
+
+impl Endpoint for Platform {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let ws = WebSocket::from_request_without_body(&req).await?;
+        // The address is taken from the upgrade request: a socket keeps it.
+        let ip = self.state.client_ip(&req);
+        let scheme = self.state.key_scheme.clone();
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(TRANSPORT_LIMIT))
+            .max_frame_size(Some(TRANSPORT_LIMIT));
+        let mut resp = ws
+            .config(config)
+            .on_upgrade(move |socket| serve(socket, scheme, ip))
+            .into_response();
+        resp.set_data(OperationId(OPERATION_ID));
+        Ok(resp)
+    }
+}
+
+/// Why a socket was closed by the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Malformed,
+    Binary,
+    TooLarge,
+    Flood,
+    Backlog,
+    Idle,
+}
+
+impl Closing {
+    fn frame(self) -> (CloseCode, &'static str) {
+        match self {
+            Closing::Malformed => (CloseCode::Invalid, "malformed frame"),
+            Closing::Binary => (CloseCode::Unsupported, "text frames only"),
+            Closing::TooLarge => (CloseCode::Size, "frame too large"),
+            Closing::Flood => (CloseCode::Policy, "too many frames"),
+            Closing::Backlog => (CloseCode::Policy, "too many unanswered requests"),
+            Closing::Idle => (CloseCode::Normal, "idle timeout"),
+        }
+    }
+}
+
+/// A request that needs the scheme, answered by one frame.
+#[derive(Debug)]
+enum Work {
+    RequestKey {
+        username: String,
+    },
+    KeyLogin {
+        username: String,
+        hash: String,
+    },
+    PasswordLogin {
+        username: String,
+        password: String,
+    },
+    TokenLogin {
+        username: String,
+        access_token: String,
+    },
+    Refresh {
+        username: String,
+        refresh_token: String,
+    },
+    /// A login frame whose parameters make no sense: answered `loginFailed [400]`.
+    BadLogin(&'static str),
+    /// A refresh frame whose parameters make no sense: `refreshOauthTokenFailed [400]`.
+    BadRefresh(&'static str),
+}
+
+/// What a well-formed frame asks for.
+#[derive(Debug)]
+enum Frame {
+    Ping,
+    Work(Work),
+    Unknown(String),
+}
+
+/// Counts frames in one-second windows.
+struct FloodGate {
+    window_start: Instant,
+    count: u32,
+}
+
+impl FloodGate {
+    fn new() -> Self {
+        Self {
+            window_start: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Counts a frame; false once the window holds too many.
+    fn admit(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= MAX_FRAMES_PER_SECOND
+    }
+}
+
+async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
+    tracing::debug!(target: "authgate::platform", %ip, "web phone socket opened");
+    if socket
+        .send(Message::text(out("__connectionSuccessful", json!([]))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut pending: VecDeque<Work> = VecDeque::new();
+    let mut running: Option<BoxFuture<'static, String>> = None;
+    let mut idle: Pin<Box<Sleep>> = Box::pin(sleep_until(Instant::now() + IDLE_TIMEOUT));
+    let mut flood = FloodGate::new();
+    let closing = loop {
+        if running.is_none() {
+            if let Some(work) = pending.pop_front() {
+                let (scheme, ip) = (scheme.clone(), ip.clone());
+                running = Some(Box::pin(async move { answer(&scheme, &ip, work).await }));
+            }
+        }
+        tokio::select! {
+            Some(reply) = OptionFuture::from(running.as_mut()), if running.is_some() => {
+                running = None;
+                if socket.send(Message::text(reply)).await.is_err() {
+                    break None;
+                }
+            }
+            () = idle.as_mut() => break Some(Closing::Idle),
+            frame = socket.next() => {
+                let msg = match frame {
+                    None => break None,
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        // The transport's own limit, or a broken connection.
+                        tracing::debug!(target: "authgate::platform", %ip, error = %e, "web phone socket read failed");
+                        break Some(Closing::TooLarge).filter(|_| is_capacity_error(&e));
+                    }
+                };
+                let now = Instant::now();
+                idle.as_mut().reset(now + IDLE_TIMEOUT);
+                if !flood.admit(now) {
+                    break Some(Closing::Flood);
+                }
+                let text = match msg {
+                    Message::Text(text) => text,
+                    Message::Binary(_) => break Some(Closing::Binary),
+                    Message::Close(_) => break None,
+                    // The transport answers pings itself.
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if text.len() > MAX_FRAME_BYTES {
+                    break Some(Closing::TooLarge);
+                }
+                match parse(&text) {
+                    None => break Some(Closing::Malformed),
+                    Some(Frame::Ping) => {
+                        if socket.send(Message::text(out("__pong", json!([])))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Frame::Unknown(name)) => {
+                        let name: String = name.chars().take(64).collect();
+                        tracing::debug!(target: "authgate::platform", %ip, %name, "ignored an unknown web phone frame");
+                    }
+                    Some(Frame::Work(work)) => {
+                        if pending.len() >= MAX_PENDING {
+                            break Some(Closing::Backlog);
+                        }
+                        pending.push_back(work);
+                    }
+                }
+            }
+        }
+    };
+    match closing {
+        Some(why) => {
+            let (code, reason) = why.frame();
+            tracing::debug!(target: "authgate::platform", %ip, ?why, "closing a web phone socket");
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                socket.send(Message::close_with(code, reason)).await?;
+                // Read until the client's close answer, so the TCP close is clean.
+                while let Some(Ok(msg)) = socket.next().await {
+                    if msg.is_close() {
+                        break;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        }
+        None => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+        }
+    }
+    tracing::debug!(target: "authgate::platform", %ip, "web phone socket closed");
+}
+
+fn is_capacity_error(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+}
+
+/// An outgoing frame.
+fn out(name: &str, params: Value) -> String {
+    json!({"name": name, "params": params}).to_string()
+}
+
+/// Reads a frame: `None` when it is not `{"name": string, "params": array}`.
+fn parse(text: &str) -> Option<Frame> {
+    let mut value: Value = serde_json::from_str(text).ok()?;
+    let obj = value.as_object_mut()?;
+    let name = obj.get("name")?.as_str()?.to_owned();
+    let params = match obj.remove("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(params)) => params,
+        Some(_) => return None,
+    };
+    Some(match name.as_str() {
+        "__ping" => Frame::Ping,
+        "loginGenerateOneTimeKey" => Frame::Work(login_params(&params, |u, _, _| {
+            Ok(Work::RequestKey { username: u })
+        })),
+        "loginUsingOneTimeKey" => Frame::Work(login_params(&params, |username, hash, _| {
+            let hash = text_param(hash, MAX_HASH).ok_or("hash must be a string")?;
+            Ok(Work::KeyLogin { username, hash })
+        })),
+        "login" => Frame::Work(login_params(&params, |username, secret, options| {
+            let password = text_param(secret, MAX_PASSWORD).ok_or("password must be a string")?;
+            let token = options.and_then(|o| o.get("accessToken"));
+            match token {
+                // loginWithToken sends an empty password and the token in the options.
+                Some(t) if password.is_empty() => Ok(Work::TokenLogin {
+                    username,
+                    access_token: text_param(Some(t), MAX_TOKEN)
+                        .ok_or("accessToken must be a string")?,
+                }),
+                _ => Ok(Work::PasswordLogin { username, password }),
+            }
+        })),
+        "refreshOauthToken" => Frame::Work(refresh_params(&params)),
+        _ => Frame::Unknown(name),
+    })
+}
+
+/// A string parameter of at most `max` bytes.
+fn text_param(v: Option<&Value>, max: usize) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|s| s.len() <= max)
+        .map(str::to_owned)
+}
+
+/// `[username, secret?, options?]` of a login frame, handed to `build`.
+fn login_params(
+    params: &[Value],
+    build: impl FnOnce(String, Option<&Value>, Option<&Value>) -> Result<Work, &'static str>,
+) -> Work {
+    let Some(username) = text_param(params.first(), MAX_USERNAME) else {
+        return Work::BadLogin("username must be a string");
+    };
+    build(username, params.get(1), params.get(2)).unwrap_or_else(Work::BadLogin)
+}
+
+/// `[username, refreshToken]` or `[username, {refreshToken, deviceToken}]`.
+fn refresh_params(params: &[Value]) -> Work {
+    let Some(username) = text_param(params.first(), MAX_USERNAME) else {
+        return Work::BadRefresh("username must be a string");
+    };
+    let token = match params.get(1) {
+        Some(Value::Object(o)) => o.get("refreshToken"),
+        other => other,
+    };
+    match text_param(token, MAX_TOKEN) {
+        Some(refresh_token) => Work::Refresh {
+            username,
+            refresh_token,
+        },
+        None => Work::BadRefresh("refreshToken must be a string"),
+    }
+}
+
+/// Runs one request on the scheme and renders its answer frame.
+async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> String {
+    match work {
+        Work::RequestKey { username } => match scheme.request_key(&username, ip).await {
+            // The SDK reads a key as a "failed" login with code 302.
+            Ok(key) => out("loginFailed", json!([302, key])),
+            Err(f) => login_failed(&f),
+        },
+        Work::KeyLogin { username, hash } => {
+            login_answer(scheme.login_with_key(&username, &hash, ip).await)
+        }
+        Work::PasswordLogin { username, password } => {
+            login_answer(scheme.login_with_password(&username, &password, ip).await)
+        }
+        Work::TokenLogin {
+            username,
+            access_token,
+        } => login_answer(scheme.login_with_token(&username, &access_token, ip).await),
+        Work::Refresh {
+            username,
+            refresh_token,
+        } => match scheme.refresh(&username, &refresh_token, ip).await {
+            Ok(tokens) => out(
+                "refreshOauthTokenSuccessful",
+                json!([{ "OAuth": oauth(tokens) }]),
+            ),
+            Err(f) => out("refreshOauthTokenFailed", json!([code(&f)])),
+        },
+        Work::BadLogin(reason) => {
+            tracing::debug!(target: "authgate::platform", reason, "malformed login parameters");
+            out("loginFailed", json!([400]))
+        }
+        Work::BadRefresh(reason) => {
+            tracing::debug!(target: "authgate::platform", reason, "malformed refresh parameters");
+            out("refreshOauthTokenFailed", json!([400]))
+        }
+    }
+}
+
+fn login_answer(outcome: Result<LoggedIn, Failure>) -> String {
+    match outcome {
+        Ok(l) => out(
+            "loginSuccessful",
+            json!([l.display_name, {
+                "OAuth": oauth(l.tokens),
+                // No media relays here; the SDK needs the field to be present.
+                "iceConfig": {"iceServers": []},
+            }]),
+        ),
+        Err(f) => login_failed(&f),
+    }
+}
+
+fn login_failed(f: &Failure) -> String {
+    out("loginFailed", json!([code(f)]))
+}
+
+/// The scheme's code for a failure (401, 403, 429, 701, ...), as REST reports it.
+fn code(f: &Failure) -> u16 {
+    if let Failure::Internal(reason) = f {
+        tracing::error!(%reason, "internal failure in a web phone socket request");
+    }
+    f.code()
+}
+
+/// The SDK's `OAuth` object: the REST `LoginTokens`, field for field.
+fn oauth(tokens: IssuedTokens) -> Value {
+    let t = LoginTokens::from(tokens);
+    json!({
+        "accessToken": t.access_token,
+        "accessExpire": t.access_expire,
+        "refreshToken": t.refresh_token,
+        "refreshExpire": t.refresh_expire,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn work(text: &str) -> Work {
+        match parse(text) {
+            Some(Frame::Work(w)) => w,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_that_are_not_a_name_and_a_params_array_are_malformed() {
+        for text in [
+            "",
+            "{",
+            "[]",
+            "42",
+            r#"{"params": []}"#,
+            r#"{"name": 7, "params": []}"#,
+            r#"{"name": "__ping", "params": {}}"#,
+        ] {
+            assert!(parse(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_sdk_frames_map_to_the_scheme_calls() {
+        assert!(matches!(
+            parse(r#"{"name":"__ping","params":[[]]}"#),
+            Some(Frame::Ping)
+        ));
+        assert!(matches!(
+            work(r#"{"name":"loginGenerateOneTimeKey","params":["u@a.b"]}"#),
+            Work::RequestKey { .. }
+        ));
+        assert!(matches!(
+            work(r#"{"name":"loginUsingOneTimeKey","params":["u@a.b","00",{}]}"#),
+            Work::KeyLogin { .. }
+        ));
+        assert!(matches!(
+            work(r#"{"name":"login","params":["u@a.b","pw",{}]}"#),
+            Work::PasswordLogin { .. }
+        ));
+        match work(r#"{"name":"login","params":["u@a.b","",{"accessToken":"t"}]}"#) {
+            Work::TokenLogin { access_token, .. } => assert_eq!(access_token, "t"),
+            other => panic!("{other:?}"),
+        }
+        for params in [r#"["u@a.b","r"]"#, r#"["u@a.b",{"refreshToken":"r","deviceToken":"d"}]"#] {
+            match work(&format!(r#"{{"name":"refreshOauthToken","params":{params}}}"#)) {
+                Work::Refresh { refresh_token, .. } => assert_eq!(refresh_token, "r"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(r#"{"name":"setOperatorACDStatus","params":["READY"]}"#),
+            Some(Frame::Unknown(n)) if n == "setOperatorACDStatus"
+        ));
+    }
+
+    #[test]
+    fn login_frames_with_wrong_parameters_are_still_answered() {
+        assert!(matches!(
+            work(r#"{"name":"login","params":[]}"#),
+            Work::BadLogin(_)
+        ));
+        assert!(matches!(
+            work(r#"{"name":"loginUsingOneTimeKey","params":["u@a.b", 5]}"#),
+            Work::BadLogin(_)
+        ));
+        assert!(matches!(
+            work(r#"{"name":"refreshOauthToken","params":["u@a.b", {}]}"#),
+            Work::BadRefresh(_)
+        ));
+    }
+
+    #[test]
+    fn the_flood_gate_admits_the_limit_per_second() {
+        let mut gate = FloodGate::new();
+        let t0 = gate.window_start;
+        for _ in 0..MAX_FRAMES_PER_SECOND {
+            assert!(gate.admit(t0));
+        }
+        assert!(!gate.admit(t0 + Duration::from_millis(999)));
+        assert!(gate.admit(t0 + Duration::from_secs(1)));
+    }
+}
