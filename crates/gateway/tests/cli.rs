@@ -59,3 +59,136 @@ fn a_malformed_setting_stops_serve_with_the_variable_named() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("AUTHGATE_LIMIT_PER_IP"), "{err}");
 }
+
+/// Reads the child's stderr into a shared buffer in the background.
+fn capture(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::Read;
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    out
+}
+
+#[tokio::test]
+async fn the_demo_writes_code_emails_to_the_log() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["serve", "--demo"])
+        .env("AUTHGATE_BIND", format!("127.0.0.1:{port}"))
+        .env("AUTHGATE_CLIENT_SECRET", "demo-test-client-secret")
+        .env_remove("AUTHGATE_REDIS_URL")
+        .env_remove("AUTHGATE_SMTP_URL")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = capture(&mut child);
+    let gw = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http.get(format!("{gw}/health/ready")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the demo gateway started: {}", log.lock().unwrap());
+    let token = |form: Vec<(&'static str, &'static str)>| {
+        let req = http.post(format!("{gw}/oauth/access_token")).form(&form);
+        async move {
+            req.send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let admin = token(vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", "authgate"),
+        ("client_secret", "demo-test-client-secret"),
+    ])
+    .await;
+    let implicit = token(vec![("grant_type", "implicit"), ("client_id", "authgate")]).await;
+    let settings: serde_json::Value = http
+        .get(format!("{gw}/v2/settings/account-authentication"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let realm = settings["data"]["relationships"]["authentication_realm"]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let profiles: serde_json::Value = http
+        .get(format!(
+            "{gw}/v2/authentication-realms/{realm}/password-profiles"
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let profile = profiles["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["enable_one_time_password_token"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = http
+        .post(format!("{gw}/v2/authentication-realms/{realm}/password-profiles/{profile}/one-time-password-token-request"))
+        .bearer_auth(&implicit)
+        .json(&serde_json::json!({"data": {"type": "one_time_password_token_request", "username": "john.doe@banks.com", "purpose": "passwordless_authentication"}}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = log.lock().unwrap().clone();
+        if seen.contains("Your code to sign in as john.doe@banks.com") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("email (log transport, not sent)"), "{seen}");
+    assert!(
+        seen.contains("Your code to sign in as john.doe@banks.com"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("sign-in?username=john.doe%40banks.com&token="),
+        "{seen}"
+    );
+}
