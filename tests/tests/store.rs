@@ -770,3 +770,42 @@ async fn a_batch_answers_each_op_in_order(s: Shared, k: Keys) {
     assert_eq!(replies[4], Reply::Value(Some(b"1".to_vec())));
     assert_eq!(replies[5], Reply::Int(1));
 }
+
+#[tokio::test]
+async fn scripts_survive_a_redis_that_forgot_them() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    let s = RedisStore::connect(&r.url).await.unwrap();
+    let k = Keys::new(&r.prefix);
+    let hit = || Op::Hit {
+        key: k.address("n", "1"),
+        window: Duration::from_secs(60),
+    };
+    assert_eq!(s.one(hit()).await.unwrap().into_counter().unwrap().0, 1);
+    let mut c = r.conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // A batch mixing a script with plain commands: each runs exactly once.
+    let replies = s
+        .exec(vec![
+            hit(),
+            Op::Set {
+                key: k.user("a", "b", "v"),
+                value: b"1".to_vec(),
+                ttl: None,
+            },
+            hit(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies[0].clone().into_counter().unwrap().0, 2);
+    assert_eq!(replies[2].clone().into_counter().unwrap().0, 3);
+    assert_eq!(
+        s.get(&k.user("a", "b", "v")).await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+}

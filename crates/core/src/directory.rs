@@ -700,10 +700,7 @@ impl Directory {
         password: &str,
         exposed: bool,
     ) -> (String, Option<String>) {
-        let pw = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-            .await
-            .unwrap_or_else(|_| password::hash(password));
+        let hash = password::hash_async(password.to_owned()).await;
         let ha1 = exposed.then(|| {
             self.keyring
                 .seal((self.ha1)(username, password).as_bytes(), cred_id)

@@ -31,6 +31,34 @@ pub fn verify(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// At most this many hashes run at once per process: each Argon2id computation
+/// holds 19 MiB, so unbounded concurrency turns a burst of logins into gigabytes
+/// of memory. Further requests wait their turn.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// [`hash`] on a blocking thread, within the process's hashing slots.
+pub async fn hash_async(password: String) -> String {
+    let _slot = hashing_slots().acquire().await;
+    let fallback = password.clone();
+    tokio::task::spawn_blocking(move || hash(&password))
+        .await
+        .unwrap_or_else(|_| hash(&fallback))
+}
+
+/// [`verify`] on a blocking thread, within the process's hashing slots.
+pub async fn verify_async(password: String, phc: String) -> bool {
+    let _slot = hashing_slots().acquire().await;
+    tokio::task::spawn_blocking(move || verify(&password, &phc))
+        .await
+        .unwrap_or(false)
+}
+
 /// A PHC string for a password nobody knows, so that a login for an unknown user
 /// costs the same hashing work as one for a known user.
 pub fn decoy() -> &'static str {
@@ -41,6 +69,34 @@ pub fn decoy() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hashing_runs_at_most_one_per_core_at_once() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..cores * 3)
+            .map(|_| {
+                let (busy, peak) = (busy.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let _slot = hashing_slots().acquire().await;
+                    let now = busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&peak),
+            "peak {peak} with {cores} cores"
+        );
+        assert!(verify_async("pw123456".into(), hash_async("pw123456".into()).await).await);
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only() {

@@ -422,10 +422,7 @@ impl KeyScheme {
                 .as_ref()
                 .and_then(|r| r.password_hash.clone())
                 .unwrap_or_else(|| password::decoy().to_owned());
-            let secret = secret.to_owned();
-            tokio::task::spawn_blocking(move || password::verify(&secret, &phc))
-                .await
-                .unwrap_or(false)
+            password::verify_async(secret.to_owned(), phc).await
         };
         match record {
             Some(r) if matches => self.start_session(&who, &r).await,

@@ -429,10 +429,7 @@ impl OtpScheme {
                 secret.as_bytes(),
             ],
         ));
-        let secret = secret.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&secret, &phc))
-            .await
-            .unwrap_or(false);
+        let ok = password::verify_async(secret.to_owned(), phc).await;
         if ok
             && credential
                 .as_ref()

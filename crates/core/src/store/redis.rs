@@ -141,6 +141,40 @@ if t < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1
 ";
 
+/// Every script this store runs.
+const SCRIPTS: [&str; 9] = [
+    HIT,
+    SET_UNDER_LIMIT,
+    CHECK_CODE,
+    HIT_UNLESS_SEEN,
+    ROTATE,
+    SET_ADD,
+    STREAM_READ,
+    STREAM_CLAIM,
+    RELEASE,
+];
+
+/// The SHA1 a script is cached under in Redis (computed once per process).
+fn sha(src: &'static str) -> &'static str {
+    static SHAS: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    let shas = SHAS.get_or_init(|| {
+        SCRIPTS
+            .iter()
+            .map(|s| (*s, redis::Script::new(s).get_hash().to_owned()))
+            .collect()
+    });
+    shas.iter()
+        // Constants may live at several addresses: compare the text (lengths first).
+        .find(|(s, _)| s.len() == src.len() && *s == src)
+        .map(|(_, h)| h.as_str())
+        .unwrap_or_else(|| unreachable!("every script is listed in SCRIPTS"))
+}
+
+/// The source of the script cached under `hash`.
+fn source(hash: &[u8]) -> Option<&'static str> {
+    SCRIPTS.iter().copied().find(|s| sha(s).as_bytes() == hash)
+}
+
 /// A store on a Redis server, reconnecting by itself when the server comes back.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -226,7 +260,11 @@ impl RedisStore {
                 shapes.push(Shape::Int);
             }
             Op::Hit { key, window } => {
-                pipe.cmd("EVAL").arg(HIT).arg(1).arg(key).arg(ms(window));
+                pipe.cmd("EVALSHA")
+                    .arg(sha(HIT))
+                    .arg(1)
+                    .arg(key)
+                    .arg(ms(window));
                 shapes.push(Shape::Counter);
             }
             Op::HitUnlessSeen {
@@ -235,8 +273,8 @@ impl RedisStore {
                 member,
                 window,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(HIT_UNLESS_SEEN)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(HIT_UNLESS_SEEN))
                     .arg(2)
                     .arg(key)
                     .arg(seen)
@@ -258,8 +296,8 @@ impl RedisStore {
                 ttl,
                 clear,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(SET_UNDER_LIMIT)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(SET_UNDER_LIMIT))
                     .arg(2 + clear.len())
                     .arg(counter)
                     .arg(key)
@@ -277,8 +315,8 @@ impl RedisStore {
                 digest,
                 max_tries,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(CHECK_CODE)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(CHECK_CODE))
                     .arg(3)
                     .arg(key)
                     .arg(tries)
@@ -297,8 +335,8 @@ impl RedisStore {
                 consumer,
                 count,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(STREAM_READ)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(STREAM_READ))
                     .arg(1)
                     .arg(stream)
                     .arg(group)
@@ -313,8 +351,8 @@ impl RedisStore {
                 min_idle,
                 count,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(STREAM_CLAIM)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(STREAM_CLAIM))
                     .arg(1)
                     .arg(stream)
                     .arg(group)
@@ -343,8 +381,8 @@ impl RedisStore {
                 now_ms,
                 max,
             } => {
-                pipe.cmd("EVAL")
-                    .arg(RELEASE)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(RELEASE))
                     .arg(2)
                     .arg(schedule)
                     .arg(stream)
@@ -390,8 +428,8 @@ impl RedisStore {
                 shapes.push(Shape::Int);
             }
             Op::SetAdd { key, member, ttl } => {
-                pipe.cmd("EVAL")
-                    .arg(SET_ADD)
+                pipe.cmd("EVALSHA")
+                    .arg(sha(SET_ADD))
                     .arg(1)
                     .arg(key)
                     .arg(member)
@@ -413,8 +451,8 @@ impl RedisStore {
                 ttl,
             } => {
                 let c = pipe
-                    .cmd("EVAL")
-                    .arg(ROTATE)
+                    .cmd("EVALSHA")
+                    .arg(sha(ROTATE))
                     .arg(1)
                     .arg(key)
                     .arg(presented)
@@ -615,7 +653,40 @@ impl Store for RedisStore {
             Self::push(&mut pipe, &mut shapes, op);
         }
         let mut conn = self.conn.clone();
-        let raw: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        // Scripts run by their hash (EVALSHA), which spares Redis hashing the
+        // source on every call. A Redis that restarted has forgotten them: the
+        // commands answered NOSCRIPT (and only those) run again with their source.
+        let mut raw: Vec<Value> = pipe
+            .ignore_errors()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        for (value, cmd) in raw.iter_mut().zip(pipe.cmd_iter()) {
+            let Value::ServerError(err) = value else {
+                continue;
+            };
+            if err.code() != "NOSCRIPT" {
+                return Err(StoreError::Protocol(format!(
+                    "{}: {}",
+                    err.code(),
+                    err.details().unwrap_or_default()
+                )));
+            }
+            let mut args = cmd.args_iter().skip(1).map(|a| match a {
+                redis::Arg::Simple(b) => b,
+                _ => &b""[..],
+            });
+            let script = args
+                .next()
+                .and_then(source)
+                .ok_or_else(|| StoreError::Protocol("NOSCRIPT for an unknown script".into()))?;
+            let mut again = redis::cmd("EVAL");
+            again.arg(script);
+            for a in args {
+                again.arg(a);
+            }
+            *value = again.query_async(&mut conn).await.map_err(unavailable)?;
+        }
         let mut raw = raw.into_iter();
         let mut replies = Vec::with_capacity(shapes.len());
         for shape in shapes {
