@@ -11,7 +11,8 @@
 //! frame, without touching any other socket, when it sends malformed JSON (1007),
 //! a binary frame (1003), a frame over [`MAX_FRAME_BYTES`] (1009), more than
 //! [`MAX_FRAMES_PER_SECOND`] frames in a second or more than [`MAX_PENDING`]
-//! unanswered requests (1008), or nothing for [`IDLE_TIMEOUT`] (1000).
+//! unanswered requests (1008), nothing for [`IDLE_TIMEOUT`] (1000), or frames
+//! that break the WebSocket protocol (1002).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -92,6 +93,7 @@ enum Closing {
     Flood,
     Backlog,
     Idle,
+    Protocol,
 }
 
 impl Closing {
@@ -103,6 +105,7 @@ impl Closing {
             Closing::Flood => (CloseCode::Policy, "too many frames"),
             Closing::Backlog => (CloseCode::Policy, "too many unanswered requests"),
             Closing::Idle => (CloseCode::Normal, "idle timeout"),
+            Closing::Protocol => (CloseCode::Protocol, "protocol error"),
         }
     }
 }
@@ -203,7 +206,7 @@ async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
                     Some(Err(e)) => {
                         // The transport's own limit, or a broken connection.
                         tracing::debug!(target: "authgate::platform", %ip, error = %e, "web phone socket read failed");
-                        break Some(Closing::TooLarge).filter(|_| is_capacity_error(&e));
+                        break read_failure(&e);
                     }
                 };
                 let now = Instant::now();
@@ -230,7 +233,7 @@ async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
                     }
                     Some(Frame::Unknown(name)) => {
                         let name: String = name.chars().take(64).collect();
-                        tracing::debug!(target: "authgate::platform", %ip, %name, "ignored an unknown web phone frame");
+                        tracing::debug!(target: "authgate::platform", %ip, ?name, "ignored an unknown web phone frame");
                     }
                     Some(Frame::Work(work)) => {
                         if pending.len() >= MAX_PENDING {
@@ -265,9 +268,20 @@ async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
     tracing::debug!(target: "authgate::platform", %ip, "web phone socket closed");
 }
 
-fn is_capacity_error(e: &std::io::Error) -> bool {
+/// Whether and how to close after a failed read. The transport's errors arrive
+/// as text (poem wraps them), except those of the connection itself.
+fn read_failure(e: &std::io::Error) -> Option<Closing> {
+    if e.kind() != std::io::ErrorKind::Other {
+        return None; // The connection is gone: nobody to tell.
+    }
     let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+    Some(if text.starts_with("Space limit exceeded") {
+        Closing::TooLarge
+    } else if text.contains("UTF-8") {
+        Closing::Malformed
+    } else {
+        Closing::Protocol
+    })
 }
 
 /// An outgoing frame.
@@ -474,8 +488,13 @@ mod tests {
             Work::TokenLogin { access_token, .. } => assert_eq!(access_token, "t"),
             other => panic!("{other:?}"),
         }
-        for params in [r#"["u@a.b","r"]"#, r#"["u@a.b",{"refreshToken":"r","deviceToken":"d"}]"#] {
-            match work(&format!(r#"{{"name":"refreshOauthToken","params":{params}}}"#)) {
+        for params in [
+            r#"["u@a.b","r"]"#,
+            r#"["u@a.b",{"refreshToken":"r","deviceToken":"d"}]"#,
+        ] {
+            match work(&format!(
+                r#"{{"name":"refreshOauthToken","params":{params}}}"#
+            )) {
                 Work::Refresh { refresh_token, .. } => assert_eq!(refresh_token, "r"),
                 other => panic!("{other:?}"),
             }

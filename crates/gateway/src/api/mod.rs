@@ -117,7 +117,11 @@ An auth gateway with two login schemes behind one directory and one token servic
 **Web phone login (one-time login key).** A browser asks for a key for \
 `user@app.account.voximplant.com`, your backend answers `MD5(key|MD5(user:voximplant.com:password))`, \
 and the browser logs in with that hash. Keys live five minutes, work once, and a new key voids the old. \
-Results are AuthResult objects with the web phone SDKs' codes.
+Results are AuthResult objects with the web phone SDKs' codes. \
+The web SDK itself (`init({serverIp})`) talks to the same rules over the WebSocket endpoint \
+`/platform` (`wss://` when the gateway serves TLS): JSON text frames `{\"name\", \"params\"}` \
+such as `loginGenerateOneTimeKey`, `loginUsingOneTimeKey`, `login` and `refreshOauthToken`; \
+it is not an OpenAPI operation and so is not listed below.
 
 **Directory.** Password profiles, users and their credentials, in the commerce platform's \
 JSON:API-style wire format (`{\"data\": ...}`, errors as `{\"errors\": [...]}`), behind client tokens \
