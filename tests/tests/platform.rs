@@ -568,4 +568,12 @@ async fn upgrades_and_the_funnel_show_in_the_metrics() {
         text.contains(r#"authgate_funnel_total{scheme="one_time_key",stage="verified"} 1"#),
         "{text}"
     );
+    // Each answered frame is counted and timed like a REST operation.
+    for line in [
+        r#"authgate_http_requests_total{operation="platform.loginGenerateOneTimeKey",status="200"} 1"#,
+        r#"authgate_http_requests_total{operation="platform.loginUsingOneTimeKey",status="200"} 1"#,
+        r#"authgate_http_request_duration_seconds_count{operation="platform.loginUsingOneTimeKey"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
 }

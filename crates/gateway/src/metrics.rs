@@ -73,7 +73,8 @@ impl Observer for Metrics {
 }
 
 impl Metrics {
-    fn request(&self, operation: &'static str, status: u16, took: Duration) {
+    /// Counts one answered request of `operation` (an HTTP operation or a WebSocket frame).
+    pub fn request(&self, operation: &'static str, status: u16, took: Duration) {
         slot(&self.requests, (operation, status)).fetch_add(1, Ordering::Relaxed);
         slot(&self.latency, operation).observe(took);
     }

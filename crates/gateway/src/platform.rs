@@ -72,12 +72,13 @@ impl Endpoint for Platform {
         // The address is taken from the upgrade request: a socket keeps it.
         let ip = self.state.client_ip(&req);
         let scheme = self.state.key_scheme.clone();
+        let metrics = self.state.metrics.clone();
         let config = WebSocketConfig::default()
             .max_message_size(Some(TRANSPORT_LIMIT))
             .max_frame_size(Some(TRANSPORT_LIMIT));
         let mut resp = ws
             .config(config)
-            .on_upgrade(move |socket| serve(socket, scheme, ip))
+            .on_upgrade(move |socket| serve(socket, scheme, ip, metrics))
             .into_response();
         resp.set_data(OperationId(OPERATION_ID));
         Ok(resp)
@@ -138,6 +139,19 @@ enum Work {
     BadRefresh(&'static str),
 }
 
+impl Work {
+    /// The frame's name in the request metrics.
+    fn operation(&self) -> &'static str {
+        match self {
+            Work::RequestKey { .. } => "platform.loginGenerateOneTimeKey",
+            Work::KeyLogin { .. } => "platform.loginUsingOneTimeKey",
+            Work::PasswordLogin { .. } | Work::BadLogin(_) => "platform.login",
+            Work::TokenLogin { .. } => "platform.loginWithToken",
+            Work::Refresh { .. } | Work::BadRefresh(_) => "platform.refreshOauthToken",
+        }
+    }
+}
+
 /// What a well-formed frame asks for.
 #[derive(Debug)]
 enum Frame {
@@ -171,7 +185,12 @@ impl FloodGate {
     }
 }
 
-async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
+async fn serve(
+    mut socket: WebSocketStream,
+    scheme: KeyScheme,
+    ip: String,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     tracing::debug!(target: "authgate::platform", %ip, "web phone socket opened");
     if socket
         .send(Message::text(out("__connectionSuccessful", json!([]))))
@@ -187,8 +206,14 @@ async fn serve(mut socket: WebSocketStream, scheme: KeyScheme, ip: String) {
     let closing = loop {
         if running.is_none() {
             if let Some(work) = pending.pop_front() {
-                let (scheme, ip) = (scheme.clone(), ip.clone());
-                running = Some(Box::pin(async move { answer(&scheme, &ip, work).await }));
+                let (scheme, ip, metrics) = (scheme.clone(), ip.clone(), metrics.clone());
+                running = Some(Box::pin(async move {
+                    let started = Instant::now();
+                    let operation = work.operation();
+                    let (reply, status) = answer(&scheme, &ip, work).await;
+                    metrics.request(operation, status, started.elapsed());
+                    reply
+                }));
             }
         }
         tokio::select! {
@@ -362,12 +387,13 @@ fn refresh_params(params: &[Value]) -> Work {
     }
 }
 
-/// Runs one request on the scheme and renders its answer frame.
-async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> String {
+/// Runs one request on the scheme and renders its answer frame, with the code
+/// it stands for (200 for success, else the scheme's code).
+async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> (String, u16) {
     match work {
         Work::RequestKey { username } => match scheme.request_key(&username, ip).await {
             // The SDK reads a key as a "failed" login with code 302.
-            Ok(key) => out("loginFailed", json!([302, key])),
+            Ok(key) => (out("loginFailed", json!([302, key])), 200),
             Err(f) => login_failed(&f),
         },
         Work::KeyLogin { username, hash } => {
@@ -384,39 +410,49 @@ async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> String {
             username,
             refresh_token,
         } => match scheme.refresh(&username, &refresh_token, ip).await {
-            Ok(tokens) => out(
-                "refreshOauthTokenSuccessful",
-                json!([{ "OAuth": oauth(tokens) }]),
+            Ok(tokens) => (
+                out(
+                    "refreshOauthTokenSuccessful",
+                    json!([{ "OAuth": oauth(tokens) }]),
+                ),
+                200,
             ),
-            Err(f) => out("refreshOauthTokenFailed", json!([code(&f)])),
+            Err(f) => {
+                let c = code(&f);
+                (out("refreshOauthTokenFailed", json!([c])), c)
+            }
         },
         Work::BadLogin(reason) => {
             tracing::debug!(target: "authgate::platform", reason, "malformed login parameters");
-            out("loginFailed", json!([400]))
+            (out("loginFailed", json!([400])), 400)
         }
         Work::BadRefresh(reason) => {
             tracing::debug!(target: "authgate::platform", reason, "malformed refresh parameters");
-            out("refreshOauthTokenFailed", json!([400]))
+            (out("refreshOauthTokenFailed", json!([400])), 400)
         }
     }
 }
 
-fn login_answer(outcome: Result<LoggedIn, Failure>) -> String {
+fn login_answer(outcome: Result<LoggedIn, Failure>) -> (String, u16) {
     match outcome {
-        Ok(l) => out(
-            "loginSuccessful",
-            json!([l.display_name, {
-                "OAuth": oauth(l.tokens),
-                // No media relays here; the SDK needs the field to be present.
-                "iceConfig": {"iceServers": []},
-            }]),
+        Ok(l) => (
+            out(
+                "loginSuccessful",
+                json!([l.display_name, {
+                    "OAuth": oauth(l.tokens),
+                    // No media relays here; the SDK needs the field to be present.
+                    "iceConfig": {"iceServers": []},
+                }]),
+            ),
+            200,
         ),
         Err(f) => login_failed(&f),
     }
 }
 
-fn login_failed(f: &Failure) -> String {
-    out("loginFailed", json!([code(f)]))
+fn login_failed(f: &Failure) -> (String, u16) {
+    let c = code(f);
+    (out("loginFailed", json!([c])), c)
 }
 
 /// The scheme's code for a failure (401, 403, 429, 701, ...), as REST reports it.
