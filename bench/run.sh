@@ -1,0 +1,780 @@
+#!/usr/bin/env bash
+# Benchmark of the release build of authgate on a private Redis. See bench/README.md.
+#
+#   bash bench/run.sh                          # 10 s per phase, 64 connections
+#   DURATION=20s CONNECTIONS=128 bash bench/run.sh
+#
+# Knobs (environment):
+#   DURATION      per measured phase, wrk/oha syntax (10s, 1m)          default 10s
+#   CONNECTIONS   open connections in every phase                        default 64
+#   THREADS       wrk threads for phases a, b, d (c always uses one
+#                 thread per connection, see the README)                default 2
+#   CALIBRATION   length of the one-connection sample after each phase   default 3s
+#   WARMUP        unmeasured warm-up before the first phase              default 3s
+#   KEY_USERS     distinct usernames the key request phase cycles over   default 100000
+#   FIXED_RATE    req/s of the fixed-rate check (default: half the ceiling measured in this run)
+#   SKIP_FIXED=1  skip the fixed-rate check (and so the oha install)
+#   SKIP_BUILD=1  use the existing binary
+#   REV=<commit>  benchmark that commit instead of the working tree: a clean `git archive`
+#                 export under target/bench-src/, built in target/bench-rev/ (keeps
+#                 target/release untouched; handy while the working tree is mid-edit)
+#   ROUNDS        run phases a-f this many times, interleaved, and report each phase's best
+#                 round (for a machine shared with other work)           default 1
+#   QUIET_WAIT    before each phase, wait up to this many seconds for the machine to be
+#                 idle (other processes under 0.25 cores over 1 s); the run goes on either
+#                 way and reports the other processes' load per phase    default 30
+#   OTP_USERS     password-less users of the demo's "Customers" profile for phase f
+#                 (one code each per round; f stops when they are used up)   default 30000
+#   OTP_CAL_USERS more users for f's one-connection calibration             default 3000
+#   DELIVERY_RATE code requests/s for the steady delivery latency check      default 200
+#   PROFILE=NAMES perf-record the gateway during the phases named (comma-separated:
+#                 health,keyreq,flow,verify); this perturbs those phases, so the
+#                 figures of a profiled run are not comparable with others
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+RESULTS=$BENCH/results
+BIN=$ROOT/target/release/authgate
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+CALIBRATION=${CALIBRATION:-3s}
+WARMUP=${WARMUP:-3s}
+KEY_USERS=${KEY_USERS:-100000}
+FIXED_RATE=${FIXED_RATE:-}
+SKIP_FIXED=${SKIP_FIXED:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
+PROFILE=${PROFILE:-}
+REV=${REV:-}
+OTP_USERS=${OTP_USERS:-30000}
+OTP_CAL_USERS=${OTP_CAL_USERS:-3000}
+DELIVERY_RATE=${DELIVERY_RATE:-200}
+QUIET_WAIT=${QUIET_WAIT:-30}
+ROUNDS=${ROUNDS:-1}
+OHA_VERSION=1.16.0
+PASSWORD=mypass123 # the demo's (crates/gateway/src/demo.rs); the bench users get it too
+
+log() { printf '\033[1m[bench %s]\033[0m %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# "10s" / "2m" / "500ms" -> whole seconds (rounded up), for timeouts and sleeps.
+seconds() {
+  local v=$1
+  case $v in
+    *ms) echo $(( (${v%ms} + 999) / 1000 )) ;;
+    *s) echo "${v%s}" ;;
+    *m) echo $(( ${v%m} * 60 )) ;;
+    *h) echo $(( ${v%h} * 3600 )) ;;
+    *) echo "$v" ;;
+  esac
+}
+DUR_S=$(seconds "$DURATION")
+CAL_S=$(seconds "$CALIBRATION")
+[[ $DUR_S =~ ^[0-9]+$ && $DUR_S -ge 1 ]] || die "DURATION must look like 10s, 1m: got $DURATION"
+[[ $CONNECTIONS =~ ^[0-9]+$ && $CONNECTIONS -ge 1 ]] || die "CONNECTIONS must be a positive integer"
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be a positive integer"
+(( CONNECTIONS >= THREADS )) || die "CONNECTIONS ($CONNECTIONS) must be at least THREADS ($THREADS)"
+
+# ---------------------------------------------------------------- 1. tools
+
+SUDO=
+[[ $(id -u) -eq 0 ]] || SUDO=sudo
+APT_UPDATED=0
+apt_install() {
+  if [[ $APT_UPDATED -eq 0 ]]; then
+    timeout 300 $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  timeout 600 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+command -v wrk >/dev/null || { log "installing wrk (Debian)"; apt_install wrk; }
+command -v redis-server >/dev/null || { log "installing redis-server (Debian)"; apt_install redis-server; }
+command -v redis-cli >/dev/null || apt_install redis-tools
+command -v curl >/dev/null || apt_install curl
+command -v python3 >/dev/null || apt_install python3
+command -v md5sum >/dev/null || apt_install coreutils
+if [[ $SKIP_FIXED != 1 ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v oha >/dev/null; then
+    # Constant-rate load with latency measured from each request's scheduled start
+    # (coordinated omission corrected). wrk2 is not packaged by Debian; oha is on crates.io.
+    log "installing oha $OHA_VERSION (cargo install, a few minutes once)"
+    timeout 1800 cargo install oha --locked --version "$OHA_VERSION" >&2 || die "cargo install oha failed; rerun with SKIP_FIXED=1 to skip the fixed-rate check"
+  fi
+fi
+
+# ---------------------------------------------------------------- 2. build and start
+
+SRC=$ROOT
+if [[ -n $REV ]]; then
+  SHA=$(git -C "$ROOT" rev-parse --verify "$REV^{commit}") || die "unknown revision $REV"
+  SRC=$ROOT/target/bench-src/$SHA
+  if [[ ! -f $SRC/Cargo.toml ]]; then
+    log "exporting $SHA to target/bench-src/"
+    mkdir -p "$SRC.tmp" && git -C "$ROOT" archive "$SHA" | tar -x -C "$SRC.tmp" && mv "$SRC.tmp" "$SRC"
+  fi
+  export CARGO_TARGET_DIR=$ROOT/target/bench-rev
+  BIN=$CARGO_TARGET_DIR/release/authgate
+fi
+if [[ $SKIP_BUILD != 1 ]]; then
+  log "cargo build --release -p authgate-gateway${REV:+ (revision $REV)}"
+  (cd "$SRC" && timeout 3600 cargo build --release -p authgate-gateway) || die "release build failed"
+fi
+[[ -x $BIN ]] || die "$BIN is missing"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/authgate-bench.XXXXXX")
+REDIS_PID=
+GW_PID=
+PERF_PID=
+RECV_PID=
+BG_WRK_PID=
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [[ -n $BG_WRK_PID ]] && kill -TERM "$BG_WRK_PID" 2>/dev/null || true
+  [[ -n $RECV_PID ]] && kill -TERM "$RECV_PID" 2>/dev/null || true
+  [[ -n $PERF_PID ]] && kill -INT "$PERF_PID" 2>/dev/null && wait "$PERF_PID" 2>/dev/null || true
+  if [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; then
+    kill -TERM "$GW_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$GW_PID" 2>/dev/null || true
+  fi
+  if [[ -n $REDIS_PID ]] && kill -0 "$REDIS_PID" 2>/dev/null; then
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+  fi
+  wait 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    mkdir -p "$RESULTS"
+    for f in gateway.log setup-gateway.log redis.log; do
+      [[ -f $TMP/$f ]] && cp "$TMP/$f" "$RESULTS/$f" && log "kept bench/results/$f"
+    done
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+RPORT=$(free_port)
+GPORT=$(free_port)
+while [[ $GPORT == "$RPORT" ]]; do GPORT=$(free_port); done
+URL=http://127.0.0.1:$GPORT
+rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+
+mkdir -p "$TMP/redis" "$RESULTS"
+rm -f "$RESULTS"/*.json "$RESULTS"/*.txt "$RESULTS"/*.log "$RESULTS"/*.md "$RESULTS"/perf-*
+log "private redis-server on 127.0.0.1:$RPORT (no persistence) in $TMP/redis"
+redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
+  --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no &
+REDIS_PID=$!
+for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
+[[ $(rcli PING 2>/dev/null) == PONG ]] || die "redis-server did not come up: $(cat "$TMP/redis.log")"
+
+CLIENT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
+TOKEN_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+# start_gateway PORT LOG: starts `authgate serve --demo` on PORT, sets GW_PID, waits until ready.
+start_gateway() {
+  local port=$1 logfile=$2
+  env AUTHGATE_REDIS_URL="redis://127.0.0.1:$RPORT/" \
+    AUTHGATE_BIND="127.0.0.1:$port" \
+    AUTHGATE_LOG=warn \
+    AUTHGATE_LIMIT_REQUESTS_PER_USER=off \
+    AUTHGATE_LIMIT_GUESSES_PER_USER=off \
+    AUTHGATE_LIMIT_PER_IP=off \
+    AUTHGATE_CLIENT_SECRET="$CLIENT_SECRET" \
+    AUTHGATE_TOKEN_SECRET="$TOKEN_SECRET" \
+    "$BIN" serve --demo >"$logfile" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/health/ready" 2>/dev/null && return 0
+    kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited: $(tail -20 "$logfile")"
+    sleep 0.1
+  done
+  die "the gateway is not ready: $(tail -20 "$logfile")"
+}
+stop_gateway() {
+  kill -TERM "$GW_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$GW_PID" 2>/dev/null || true
+  wait "$GW_PID" 2>/dev/null || true
+  GW_PID=
+}
+# Dies with the gateway's exit status if it is gone (crashed, or killed from outside).
+check_gateway() {
+  if ! kill -0 "$GW_PID" 2>/dev/null; then
+    local st=0
+    wait "$GW_PID" 2>/dev/null || st=$?
+    GW_PID=
+    die "the gateway exited during the run (status $st$( ((st > 128)) && echo ", signal $((st - 128))" )) $1"
+  fi
+}
+vm() { awk -v k="^$2:" '$0 ~ k {print $2}' "/proc/$1/status"; } # vm PID VmHWM -> KiB
+
+export BENCH_PASSWORD=$PASSWORD
+USERS_FILE=$TMP/users.txt
+printf 'myuser@myapp.myaccount.voximplant.com %s\n' "$("$BIN" ha1 --user myuser --password "$PASSWORD")" >"$USERS_FILE"
+SETUP_HWM=0
+if (( CONNECTIONS > 1 )); then
+  # Phase c needs one user per connection (a new key request voids the user's previous
+  # key): the demo's myuser plus bench2..benchN, created through the admin API of a
+  # separate setup replica on the same Redis. Setting a password costs an Argon2id hash
+  # (19 MiB of memory each), which the process keeps (see the README), and no measured
+  # phase sets passwords: so the measured gateway is started afresh after the setup.
+  SPORT=$(free_port)
+  while [[ $SPORT == "$RPORT" || $SPORT == "$GPORT" ]]; do SPORT=$(free_port); done
+  log "setup replica on 127.0.0.1:$SPORT: creating $((CONNECTIONS - 1)) web phone users for the flow phase"
+  start_gateway "$SPORT" "$TMP/setup-gateway.log"
+  timeout 900 python3 "$BENCH/bench.py" seed "http://127.0.0.1:$SPORT" "$CLIENT_SECRET" "$((CONNECTIONS - 1))" \
+    "$PASSWORD" >"$TMP/seeded.txt" || die "creating the bench users failed"
+  SETUP_HWM=$(vm "$GW_PID" VmHWM)
+  log "setup replica: VmHWM $((SETUP_HWM / 1024)) MiB after $((CONNECTIONS - 1)) password hashes; stopping it"
+  stop_gateway
+  while read -r u; do
+    printf '%s@myapp.myaccount.voximplant.com %s\n' "$u" "$("$BIN" ha1 --user "$u" --password "$PASSWORD")" >>"$USERS_FILE"
+  done <"$TMP/seeded.txt"
+fi
+
+log "gateway $BIN on $URL (rate limits off, log level warn)"
+start_gateway "$GPORT" "$TMP/gateway.log"
+RSS_TIMELINE="start $(( $(vm "$GW_PID" VmRSS) / 1024 ))"
+
+# ---------------------------------------------------------------- fixtures
+
+export BENCH_LUA=$BENCH/lua
+
+# md5sum test vectors for md5.lua's self-test: block-boundary lengths and the real shapes.
+VECTORS=$TMP/md5-vectors.txt
+: >"$VECTORS"
+for input in "" "a" "abc" "message digest" "abcdefghijklmnopqrstuvwxyz" \
+  "$(printf 'x%.0s' $(seq 55))" "$(printf 'y%.0s' $(seq 56))" "$(printf 'z%.0s' $(seq 63))" \
+  "$(printf 'w%.0s' $(seq 64))" "$(printf 'v%.0s' $(seq 65))" "$(printf '7%.0s' $(seq 200))" \
+  "myuser:voximplant.com:$PASSWORD" \
+  "0123456789abcdef0123456789abcdef|$("$BIN" ha1 --user myuser --password "$PASSWORD")"; do
+  printf '%s %s\n' "$(printf '%s' "$input" | md5sum | cut -d' ' -f1)" "$input" >>"$VECTORS"
+done
+export BENCH_MD5_VECTORS=$VECTORS
+
+export BENCH_USERS_FILE=$USERS_FILE
+export BENCH_USERS=$KEY_USERS
+
+# Sanity: each endpoint answers as the phase expects before it is measured.
+body=$(curl -sS -X POST -H 'Content-Type: application/json' \
+  -d '{"username":"u1@myapp.myaccount.voximplant.com"}' "$URL/v1/login/one-time-key/request")
+[[ $body == *'"code":302'* && $body == *'"key":'* ]] || die "key request answered: $body"
+ACCESS=$(timeout 60 python3 "$BENCH/bench.py" login "$URL" myuser@myapp.myaccount.voximplant.com \
+  "$BIN" hash --user myuser --password "$PASSWORD") || die "one-time-key login of myuser failed"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACCESS" "$URL/v1/auth/verify")
+[[ $code == 200 ]] || die "/v1/auth/verify answered $code to a fresh access token"
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-a-token" "$URL/v1/auth/verify")
+[[ $code == 401 ]] || die "/v1/auth/verify answered $code to a bad token (expected 401)"
+export BENCH_BEARER_TOKEN=$ACCESS
+
+# Scheme B: a loopback webhook receiver, the demo's email integration disabled, a webhook
+# integration to the receiver, and OTP_USERS + OTP_CAL_USERS password-less users.
+HPORT=$(free_port)
+python3 "$BENCH/receiver.py" "$HPORT" >"$TMP/receiver.log" 2>&1 &
+RECV_PID=$!
+HOOK=http://127.0.0.1:$HPORT
+for _ in $(seq 50); do curl -fsS "$HOOK/_ctl/count" >/dev/null 2>&1 && break; sleep 0.1; done
+recv() { curl -fsS --max-time 120 "$HOOK/_ctl/$1"; }
+log "webhook receiver on $HOOK; creating $((OTP_USERS + OTP_CAL_USERS)) password-less users of the Customers profile"
+t_setup=$(date +%s)
+timeout 1200 python3 "$BENCH/bench.py" otp-setup "$URL" "$CLIENT_SECRET" "$HOOK/hook" \
+  "$((OTP_USERS + OTP_CAL_USERS))" "$TMP" || die "scheme B setup failed"
+log "  created in $(( $(date +%s) - t_setup )) s"
+# shellcheck disable=SC1091
+source "$TMP/otp.env"
+export BENCH_OTP_REALM=$OTP_REALM BENCH_OTP_PROFILE=$OTP_PROFILE BENCH_OTP_BEARER=$OTP_IMPLICIT
+head -n "$OTP_USERS" "$TMP/otp-users.txt" >"$TMP/otp-users-run.txt"
+tail -n "$OTP_CAL_USERS" "$TMP/otp-users.txt" >"$TMP/otp-users-cal.txt"
+OTP_PATH=/v2/authentication-realms/$OTP_REALM/password-profiles/$OTP_PROFILE/one-time-password-token-request
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $OTP_IMPLICIT" -H 'Content-Type: application/json' \
+  -d '{"data":{"type":"one_time_password_token_request","username":"john.doe@banks.com","purpose":"passwordless_authentication"}}' "$URL$OTP_PATH")
+[[ $code == 202 ]] || die "the code request answered $code (expected 202)"
+for _ in $(seq 50); do [[ $(recv count) -ge 1 ]] && break; sleep 0.1; done
+[[ $(recv count) -ge 1 ]] || die "the webhook did not reach the receiver"
+recv "dump?path=$TMP/sanity.jsonl" >/dev/null
+
+# wait_deliveries N: until the receiver holds N deliveries (or 180 s), then returns.
+# Also returns when at least 99% arrived and no more for 5 s (a request wrk built but
+# never sent: see the README); the pairs step then reports who has no code.
+wait_deliveries() {
+  local want=$1 got=0 prev=-1 still=0
+  for _ in $(seq 1800); do
+    got=$(recv count)
+    (( got >= want )) && return 0
+    if (( got == prev )); then still=$((still + 1)); else still=0; prev=$got; fi
+    if (( still >= 50 && got * 100 >= want * 99 )); then
+      log "  $got of $want webhooks arrived, no more for 5 s; going on"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "only $got of $want webhooks arrived within 180 s"
+}
+# issue_codes: one code request per OTP user (run and calibration), at full speed; waits for
+# every webhook, records the delivery latency of this burst, and writes the pairs files.
+issue_codes() {
+  local stem=issue$ROUND_TAG n=$((OTP_USERS + OTP_CAL_USERS))
+  wait_quiet
+  log "issuing one code to each of $n users (wrk -t$THREADS -c$CONNECTIONS, each once); waiting for the webhooks"
+  recv "dump?path=$TMP/discard.jsonl" >/dev/null
+  local t0=$(date +%s.%N)
+  # wrk always runs for its -d, even when every thread has stopped: it is stopped with
+  # SIGINT (on which it reports as usual) once every webhook has arrived.
+  env BENCH_OTP_LIST="$TMP/otp-users.txt" BENCH_THREADS="$THREADS" wrk -t"$THREADS" -c"$CONNECTIONS" \
+    -d170s --timeout 10s --latency -s "$BENCH/lua/otpreq.lua" "$URL" >"$RESULTS/$stem.wrk.txt" 2>&1 &
+  local wrk_pid=$!
+  BG_WRK_PID=$wrk_pid
+  wait_deliveries "$n"
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" || die "issuing codes failed: $(tail -5 "$RESULTS/$stem.wrk.txt")"
+  BG_WRK_PID=
+  grep '^otp requests:' "$RESULTS/$stem.wrk.txt" | sed 's/^/    /' >&2
+  log "  $(recv count) webhooks arrived $(python3 -c "import time,sys; print(f'{time.time()-float(sys.argv[1]):.1f}')" "$t0") s after the first request"
+  recv "dump?path=$TMP/$stem.jsonl" >/dev/null
+  python3 "$BENCH/bench.py" delivery "$TMP/$stem.jsonl" "$RESULTS/delivery-burst$ROUND_TAG.json" \
+    "a burst of $n code requests at full speed ($CONNECTIONS connections)"
+  python3 - "$RESULTS/$stem.wrk.txt" "$RESULTS/delivery-burst$ROUND_TAG.json" <<'PY'
+import json, sys
+b = next(json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("BENCH "))
+d = json.load(open(sys.argv[2]))
+d["request_rps"] = b["requests"] / (b["duration_us"] / 1e6)
+d["request_failed"] = b["failed"]
+json.dump(d, open(sys.argv[2], "w"), indent=1)
+PY
+  python3 "$BENCH/bench.py" pairs "$TMP/$stem.jsonl" "$TMP/otp-users-run.txt" "$TMP/pairs.txt" || die "codes missing"
+  python3 "$BENCH/bench.py" pairs "$TMP/$stem.jsonl" "$TMP/otp-users-cal.txt" "$TMP/pairs-cal.txt" || die "codes missing"
+}
+
+# ---------------------------------------------------------------- 3-5. phases
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of a process
+redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}'; }
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+# Busy CPU time of the whole machine outside interrupts (user nice system steal), in ticks.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $9}' /proc/stat; }
+# Time in interrupts (irq softirq), in ticks: on loopback this is mostly the network stack
+# delivering our own packets, which the kernel charges to no process.
+irq_ticks() { awk '/^cpu / {print $7 + $8}' /proc/stat; }
+# CHILD_CPU := CPU seconds used by this shell's finished children (wrk is one), from `times`,
+# which must run in this shell itself, not in a $(...) subshell.
+read_children_cpu() {
+  times >"$TMP/times.txt"
+  CHILD_CPU=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TMP/times.txt")
+}
+
+# Waits (up to QUIET_WAIT s) until the machine's busy CPU, less our gateway and Redis
+# (idle between phases), stays under 0.25 cores for a second.
+wait_quiet() {
+  check_gateway "before the next phase"
+  local deadline=$(( $(date +%s) + QUIET_WAIT )) b0 b1 g0 g1 other
+  while :; do
+    b0=$(busy_ticks); g0=$(( $(cpu_ticks "$GW_PID") ))
+    sleep 1
+    b1=$(busy_ticks); g1=$(( $(cpu_ticks "$GW_PID") ))
+    other=$(( (b1 - b0) - (g1 - g0) )) # ticks in 1 s
+    if (( other * 4 < CLK_TCK )); then return 0; fi
+    if (( $(date +%s) >= deadline )); then
+      log "the machine is still busy (other processes: $(( other * 100 / CLK_TCK ))% of a core); measuring anyway"
+      return 0
+    fi
+  done
+}
+
+# run_phase NAME THREADS SCRIPT [VAR=VALUE...]: a measured wrk run, then a one-connection
+# calibration sample to count Redis socket reads (= round trips) per request.
+run_phase() {
+  local name=$1 threads=$2 script=$3
+  local stem=$name$ROUND_TAG
+  shift 3
+  local envs=("$@")
+  wait_quiet
+  log "phase $name${ROUND_TAG:+ (round ${ROUND_TAG#.r} of $ROUNDS)}: wrk -t$threads -c$CONNECTIONS -d$DURATION ($script)"
+  rcli CONFIG RESETSTAT >/dev/null
+  local gw0 rc0 load0 busy0 irq0 t0 ch0 perf_pid=
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  gw0=$(cpu_ticks "$GW_PID")
+  rc0=$(redis_cpu)
+  read_children_cpu
+  ch0=$CHILD_CPU
+  busy0=$(busy_ticks)
+  irq0=$(irq_ticks)
+  t0=$(date +%s.%N)
+  if [[ ",$PROFILE," == *",$name,"* ]]; then
+    perf record -F 499 -g -p "$GW_PID" -o "$RESULTS/perf-$stem.data" -- sleep "$DUR_S" >/dev/null 2>&1 &
+    perf_pid=$!
+    PERF_PID=$perf_pid
+  fi
+  env "${envs[@]}" timeout $((DUR_S + 60)) wrk -t"$threads" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s \
+    --latency -s "$BENCH/lua/$script" "$URL" >"$RESULTS/$stem.wrk.txt" 2>&1 || {
+    cat "$RESULTS/$stem.wrk.txt" >&2
+    die "wrk failed in phase $name"
+  }
+  check_gateway "in phase $name"
+  local gw1 rc1 busy1 irq1 t1 ch1
+  busy1=$(busy_ticks)
+  irq1=$(irq_ticks)
+  t1=$(date +%s.%N)
+  read_children_cpu
+  ch1=$CHILD_CPU
+  gw1=$(cpu_ticks "$GW_PID")
+  rc1=$(redis_cpu)
+  rcli INFO commandstats >"$RESULTS/$stem.commandstats.txt"
+  rcli INFO stats >"$RESULTS/$stem.stats.txt"
+  if [[ -n $perf_pid ]]; then
+    wait "$perf_pid" || true
+    PERF_PID=
+    perf report --stdio --no-children -i "$RESULTS/perf-$stem.data" --percent-limit 1.5 \
+      >"$RESULTS/perf-$stem.txt" 2>/dev/null || true
+    log "profile of phase $name: bench/results/perf-$stem.txt"
+  fi
+  grep -v '^BENCH ' "$RESULTS/$stem.wrk.txt" | sed 's/^/    /' >&2
+  RSS_TIMELINE+=", after $name $(( $(vm "$GW_PID" VmRSS) / 1024 ))"
+
+  # Calibration: one connection, so every store pipeline is its own socket read in Redis.
+  local cal_threads=1
+  rcli CONFIG RESETSTAT >/dev/null
+  env "${envs[@]}" BENCH_CAL=1 timeout $((CAL_S + 60)) wrk -t"$cal_threads" -c1 -d"$CALIBRATION" --timeout 10s \
+    -s "$BENCH/lua/$script" "$URL" >"$RESULTS/$stem.cal.wrk.txt" 2>&1 || die "calibration wrk failed in phase $name"
+  rcli INFO commandstats >"$RESULTS/$stem.cal.commandstats.txt"
+  rcli INFO stats >"$RESULTS/$stem.cal.stats.txt"
+
+  python3 - "$RESULTS" "$stem" "$CONNECTIONS" "$threads" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" "$load0" \
+    "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" <<'PY'
+import json, re, sys
+(d, stem, conns, threads, gw_ticks, clk, rc0, rc1, load0,
+ busy, t0, t1, ch0, ch1, ncpu, irq) = sys.argv[1:]
+
+name = stem.split(".")[0]
+health = "health" + stem[len(name):]  # the same round's phase a
+
+def bench_line(path):
+    for line in open(path):
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    sys.exit(f"no BENCH line in {path}")
+
+def cmdstats(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+        if m and m.group(1) not in ("config|resetstat", "info"):
+            out[m.group(1)] = int(m.group(2))
+    return out
+
+def stat(path, key):
+    for line in open(path):
+        if line.startswith(key + ":"):
+            return int(line.split(":", 1)[1])
+    return None
+
+r = bench_line(f"{d}/{stem}.wrk.txt")
+secs = r["duration_us"] / 1e6
+r["rps"] = r["requests"] / secs
+r["connections"], r["threads"], r["loadavg_before"] = int(conns), int(threads), load0
+cmds = cmdstats(f"{d}/{stem}.commandstats.txt")
+n = max(r["requests"], 1)
+# The gateway also polls Redis in the background (its delivery queue), whatever the load.
+# Phase a (health) sends no request to Redis, so what Redis saw then is that background:
+# its rate per second is subtracted from the later phases.
+try:
+    bg = json.load(open(f"{d}/{health}.json"))["redis"]["background_per_s"] if name != "health" else {}
+except FileNotFoundError:
+    bg = {}
+if name == "health":
+    bg_rate = {k: v / secs for k, v in cmds.items()}
+    work = {k: 0 for k in cmds}
+else:
+    bg_rate = bg
+    work = {k: max(v - bg.get(k, 0) * secs, 0) for k, v in cmds.items()}
+total = sum(work.values())
+r["redis"] = {
+    "total": total,
+    "per_request": total / n,
+    "by_command": {k: v / n for k, v in work.items() if v / n >= 0.005},
+    "raw_calls": cmds,
+    "background_per_s": bg_rate,
+    # Under load the gateway's one multiplexed Redis connection coalesces pipelines of
+    # concurrent requests, so this is lower than round trips per request.
+    "reads_per_request_loaded": (stat(f"{d}/{stem}.stats.txt", "total_reads_processed") or 0) / n,
+}
+r["gateway_cpu_us_per_request"] = int(gw_ticks) / int(clk) * 1e6 / n
+r["redis_cpu_us_per_request"] = (float(rc1) - float(rc0)) * 1e6 / n
+# Where the machine's CPU went during the phase, in cores (busy CPU seconds / wall seconds).
+wall = float(t1) - float(t0)
+gw_s = int(gw_ticks) / int(clk)
+redis_s = float(rc1) - float(rc0)
+wrk_s = float(ch1) - float(ch0)
+busy_s = int(busy) / int(clk)
+r["cores"] = {
+    "available": int(ncpu),
+    "busy": busy_s / wall,
+    "gateway": gw_s / wall,
+    "redis": redis_s / wall,
+    "wrk": wrk_s / wall,
+    # Interrupts, mostly the loopback network stack carrying this benchmark's traffic.
+    "softirq": int(irq) / int(clk) / wall,
+    # Everything else: other processes on the machine (builds, tests), the hypervisor's steal.
+    "other": max(busy_s - gw_s - redis_s - wrk_s, 0) / wall,
+}
+c = bench_line(f"{d}/{stem}.cal.wrk.txt")
+ccmds = cmdstats(f"{d}/{stem}.cal.commandstats.txt")
+csecs = c["duration_us"] / 1e6
+creads = stat(f"{d}/{stem}.cal.stats.txt", "total_reads_processed") or 0
+cn = max(c["requests"], 1)
+if name == "health":
+    # No Redis work per request here: every read Redis counted (less the one of redis-cli's
+    # INFO stats) is the background's.
+    bg_reads_per_s = max(creads - 1, 0) / csecs
+    reads_per_req = 0.0
+else:
+    try:
+        bg_reads_per_s = json.load(open(f"{d}/{health}.json"))["calibration"]["bg_reads_per_s"]
+    except FileNotFoundError:
+        bg_reads_per_s = 0.0
+    reads_per_req = max(creads - 1 - bg_reads_per_s * csecs, 0) / cn
+r["calibration"] = {
+    "requests": c["requests"],
+    "rps": c["requests"] / csecs,
+    "p50_us": c["p50_us"],
+    "reads_per_req": reads_per_req,
+    "reads_raw": creads,
+    "bg_reads_per_s": bg_reads_per_s,
+}
+json.dump(r, open(f"{d}/{stem}.json", "w"), indent=1)
+print(f"    -> {r['rps']:.0f} req/s, p50 {r['p50_us']/1000:.2f} ms, p99 {r['p99_us']/1000:.2f} ms, "
+      f"non-2xx {r['errors_status']}, socket errors {r['errors_socket']}, timeouts {r['errors_timeout']}; "
+      f"Redis {r['redis']['per_request']:.2f} cmds/req, {r['calibration']['reads_per_req']:.2f} round trips/req (c=1); "
+      f"gateway {r['gateway_cpu_us_per_request']:.0f} CPU-us/req, redis {r['redis_cpu_us_per_request']:.0f} CPU-us/req",
+      file=sys.stderr)
+c = r["cores"]
+print(f"    -> cores used: gateway {c['gateway']:.2f}, redis {c['redis']:.2f}, wrk {c['wrk']:.2f}, "
+      f"softirq {c['softirq']:.2f}, other processes {c['other']:.2f} (of {c['available']})", file=sys.stderr)
+PY
+  grep -q '^flows:\|^md5 self-test\|^some failed\|^exchanges:\|^otp requests:' "$RESULTS/$stem.wrk.txt" &&
+    grep '^flows:\|^md5 self-test\|^some failed\|^exchanges:\|^otp requests:' "$RESULTS/$stem.wrk.txt" | sed 's/^/    /' >&2 || true
+}
+
+START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+log "warm-up: $WARMUP of key requests (not measured)"
+timeout $(( $(seconds "$WARMUP") + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" \
+  -s "$BENCH/lua/keyreq.lua" "$URL" >/dev/null 2>&1 || die "warm-up failed"
+
+ROUND_TAG=
+for round in $(seq "$ROUNDS"); do
+  (( ROUNDS > 1 )) && ROUND_TAG=.r$round
+  run_phase health "$THREADS" static.lua BENCH_PATH=/health/live
+  run_phase keyreq "$THREADS" keyreq.lua
+  run_phase flow "$CONNECTIONS" flow.lua
+  run_phase verify "$THREADS" static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN"
+  run_phase otpreq "$THREADS" otpreq.lua BENCH_OTP_NAMES=100000
+  # The decoy entries of (e) go through the outbox too: let the worker drain them.
+  sleep 2
+  issue_codes
+  run_phase exchange "$THREADS" exchange.lua BENCH_PAIRS="$TMP/pairs.txt" BENCH_PAIRS_CAL="$TMP/pairs-cal.txt" \
+    BENCH_THREADS="$THREADS"
+done
+# With several rounds, each phase reports its best round (the highest req/s: the least
+# disturbed by whatever else runs on the machine), the same rule for every phase.
+python3 - "$RESULTS" "$ROUNDS" <<'PY'
+import json, sys
+d, rounds = sys.argv[1], int(sys.argv[2])
+for name in ("health", "keyreq", "flow", "verify", "otpreq", "exchange"):
+    runs = [json.load(open(f"{d}/{name}{'' if rounds == 1 else f'.r{i}'}.json")) for i in range(1, rounds + 1)]
+    best = max(range(rounds), key=lambda i: runs[i]["rps"])
+    out = dict(runs[best])
+    out["round"] = best + 1
+    out["rounds"] = [
+        {"rps": r["rps"], "p50_us": r["p50_us"], "p99_us": r["p99_us"], "other_cores": r["cores"]["other"]}
+        for r in runs
+    ]
+    json.dump(out, open(f"{d}/{name}.json", "w"), indent=1)
+PY
+
+python3 - "$RESULTS" <<'PY' || die "a phase is invalid (see above)"
+import json, sys
+d = sys.argv[1]
+bad = []
+for name in ("health", "keyreq", "flow", "verify", "otpreq", "exchange"):
+    r = json.load(open(f"{d}/{name}.json"))
+    errs = r["errors_status"] + r["errors_socket"] + r["errors_timeout"]
+    if errs > 0.001 * max(r["requests"], 1):
+        bad.append(f"{name}: {errs} errors in {r['requests']} requests")
+f = json.load(open(f"{d}/flow.json"))
+if f["login_ok"] == 0 or f["login_bad"] > 0:
+    bad.append(f"flow: logins ok {f['login_ok']}, failed {f['login_bad']}")
+import glob
+for p in sorted(glob.glob(f"{d}/exchange*.json")):
+    x = json.load(open(p))
+    if x["exchange_bad"] > 0 or x["exchange_ok"] == 0:
+        bad.append(f"{p}: exchanges ok {x['exchange_ok']}, failed {x['exchange_bad']}, of {x['pairs']}")
+if bad:
+    print("INVALID: " + "; ".join(bad), file=sys.stderr)
+    sys.exit(1)
+PY
+
+# ---------------------------------------------------------------- 6. fixed rate
+
+# fixed_run NAME RATE WHY: key requests at RATE req/s with oha, open loop.
+fixed_run() {
+  local name=$1 rate=$2 why=$3
+  wait_quiet
+  log "fixed rate ($name): key requests at $rate req/s ($why) for $DURATION, oha -c$CONNECTIONS --latency-correction"
+  local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 t0 t1 ch0 ch1
+  gw0=$(cpu_ticks "$GW_PID")
+  rc0=$(redis_cpu)
+  read_children_cpu
+  ch0=$CHILD_CPU
+  busy0=$(busy_ticks)
+  irq0=$(irq_ticks)
+  t0=$(date +%s.%N)
+  timeout $((DUR_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
+    -z "$DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction \
+    -m POST -T application/json -Z "$BODIES" "$URL/v1/login/one-time-key/request" >/dev/null 2>&1 ||
+    die "oha failed"
+  check_gateway "in the fixed-rate check"
+  busy1=$(busy_ticks)
+  irq1=$(irq_ticks)
+  t1=$(date +%s.%N)
+  read_children_cpu
+  ch1=$CHILD_CPU
+  gw1=$(cpu_ticks "$GW_PID")
+  rc1=$(redis_cpu)
+  python3 - "$RESULTS" "$name" "$rate" "$why" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" \
+    "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" <<'PY'
+import json, sys
+d, name, rate, why = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+gw_ticks, clk, rc0, rc1, busy, t0, t1, ch0, ch1, ncpu, irq = sys.argv[5:]
+wall = float(t1) - float(t0)
+gw_s, redis_s = int(gw_ticks) / int(clk), float(rc1) - float(rc0)
+oha_s, busy_s = float(ch1) - float(ch0), int(busy) / int(clk)
+cores = {"available": int(ncpu), "gateway": gw_s / wall, "redis": redis_s / wall, "oha": oha_s / wall,
+         "softirq": int(irq) / int(clk) / wall, "other": max(busy_s - gw_s - redis_s - oha_s, 0) / wall}
+o = json.load(open(f"{d}/{name}.oha.json"))
+m = o["metrics"]
+codes = o.get("statusCodeDistribution", {})
+out = {
+    "tool": "oha -q (open loop, --latency-correction)",
+    "why": why,
+    "rate": rate,
+    "achieved_rps": m["requests_per_sec"],
+    "p50_ms": m["latency_ms"]["p50"],
+    "p99_ms": m["latency_ms"]["p99"],
+    "max_ms": m["latency_ms"]["max"],
+    "status_codes": codes,
+    "non_200": sum(v for k, v in codes.items() if k != "200"),
+    # oha counts requests still in flight at the deadline as "aborted due to deadline".
+    "errors": o.get("errorDistribution", {}),
+    "cores": cores,
+}
+json.dump(out, open(f"{d}/{name}.json", "w"), indent=1)
+print(f"    -> achieved {out['achieved_rps']:.0f} req/s, p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms, "
+      f"max {out['max_ms']:.2f} ms; status {codes}; errors {out['errors']}", file=sys.stderr)
+print(f"    -> cores used: gateway {cores['gateway']:.2f}, redis {cores['redis']:.2f}, oha {cores['oha']:.2f}, "
+      f"softirq {cores['softirq']:.2f}, other processes {cores['other']:.2f} (of {cores['available']})", file=sys.stderr)
+PY
+}
+
+if [[ $SKIP_FIXED != 1 ]]; then
+  rps_of() { python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["rps"]))' "$RESULTS/$1.json"; }
+  CEILING=$(rps_of health)
+  KEYMAX=$(rps_of keyreq)
+  BODIES=$TMP/bodies.txt
+  python3 -c 'import sys
+n = int(sys.argv[1])
+print("\n".join("{\"username\":\"u%d@myapp.myaccount.voximplant.com\"}" % i for i in range(n)))' "$KEY_USERS" >"$BODIES"
+  # The target: half the ceiling's throughput (or FIXED_RATE).
+  fixed_run fixed "${FIXED_RATE:-$(( CEILING / 2 ))}" "half the ceiling of $CEILING req/s"
+  RSS_TIMELINE+=", after fixed $(( $(vm "$GW_PID" VmRSS) / 1024 ))"
+  # For context only: half of what phase (b) reached, i.e. the endpoint at 50% of its own capacity.
+  fixed_run fixed-context "$(( KEYMAX / 2 ))" "half of phase b's $KEYMAX req/s; context, not the target"
+
+  # (g) Delivery latency at a steady, moderate rate: code requests for the OTP users at
+  # DELIVERY_RATE req/s with oha (open loop), every webhook timed from payload.created_at.
+  wait_quiet
+  python3 -c 'import sys
+print("\n".join("{\"data\":{\"type\":\"one_time_password_token_request\",\"username\":\"%s\",\"purpose\":\"passwordless_authentication\"}}" % l.strip() for l in open(sys.argv[1]) if l.strip()))' "$TMP/otp-users-run.txt" >"$TMP/otp-bodies.txt"
+  recv "dump?path=$TMP/discard.jsonl" >/dev/null
+  log "delivery latency: code requests at $DELIVERY_RATE req/s for $DURATION (oha -q), webhook arrival vs payload.created_at"
+  timeout $((DUR_S + 60)) oha --no-tui --output-format json -o "$RESULTS/delivery-steady.oha.json" \
+    -z "$DURATION" -c 8 -q "$DELIVERY_RATE" --latency-correction -m POST -T application/json \
+    -H "Authorization: Bearer $OTP_IMPLICIT" -Z "$TMP/otp-bodies.txt" "$URL$OTP_PATH" >/dev/null 2>&1 || die "oha failed"
+  STEADY_N=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["statusCodeDistribution"].get("202", 0))' "$RESULTS/delivery-steady.oha.json")
+  wait_deliveries "$STEADY_N"
+  recv "dump?path=$TMP/steady.jsonl" >/dev/null
+  python3 "$BENCH/bench.py" delivery "$TMP/steady.jsonl" "$RESULTS/delivery-steady.json" \
+    "steady $DELIVERY_RATE code requests/s for $DURATION, healthy receiver"
+fi
+
+# ---------------------------------------------------------------- 5, 7. memory and summary
+
+check_gateway "before its memory was read"
+VMHWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$GW_PID/status")
+VMRSS=$(awk '/^VmRSS:/ {print $2}' "/proc/$GW_PID/status")
+python3 - "$RESULTS/meta.json" <<PY
+import json, sys
+json.dump({
+    "date": "$START_DATE",
+    "cpus": $(nproc),
+    "cpu_model": "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo | tr -d '"')",
+    "loadavg_start": "$LOAD_START",
+    "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
+    "redis_version": "$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')",
+    "wrk_version": "$(wrk -v 2>&1 | head -1 | awk '{print $2}')",
+    "commit": "$(if [[ -n $REV ]]; then echo "${SHA:0:7} (REV=$REV, clean export)"; else echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes (working tree)')"; fi)",
+    "duration": "$DURATION",
+    "connections": $CONNECTIONS,
+    "threads": $THREADS,
+    "rounds": $ROUNDS,
+    "calibration": "$CALIBRATION",
+    "vmhwm_kib": ${VMHWM:-0},
+    "setup_replica_vmhwm_kib": ${SETUP_HWM:-0},
+    "setup_users": $(( CONNECTIONS - 1 )),
+    "rss_timeline_mib": "$RSS_TIMELINE",
+    "vmrss_kib": ${VMRSS:-0},
+}, open(sys.argv[1], "w"), indent=1)
+PY
+
+# Peak RSS after a burst of plaintext-password logins (Argon2id verify on each, bounded
+# per core at HEAD): CONNECTIONS connections on POST /v1/login/password for 5 s. After
+# the VmHWM above, so that figure stays the steady-state one.
+check_gateway "before the password-login burst"
+cat >"$TMP/pwlogin.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"username":"myuser@myapp.myaccount.voximplant.com","password":"$PASSWORD"}'
+LUA
+log "password-login burst: wrk -t$THREADS -c$CONNECTIONS -d5s POST /v1/login/password (memory)"
+timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d5s --timeout 10s --latency -s "$TMP/pwlogin.lua" "$URL/v1/login/password" \
+  >"$RESULTS/pwlogin.wrk.txt" 2>&1 || die "password-login burst failed"
+sleep 1
+check_gateway "after the password-login burst"
+python3 - "$RESULTS/pwlogin.json" "$RESULTS/pwlogin.wrk.txt" "$VMHWM" \
+  "$(vm "$GW_PID" VmHWM)" "$(vm "$GW_PID" VmRSS)" "$(awk '/^Threads:/ {print $2}' "/proc/$GW_PID/status")" <<'PY'
+import json, re, sys
+out, wrk, before, hwm, rss, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+t = open(wrk).read()
+m = re.search(r"Requests/sec:\s+([\d.]+)", t)
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+json.dump({"rps": float(m.group(1)) if m else None, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+           "vmhwm_before_kib": before, "vmhwm_after_kib": hwm, "vmrss_after_kib": rss, "threads": threads},
+          open(out, "w"), indent=1)
+print(f"    -> {m.group(1) if m else '?'} logins/s; VmHWM {before/1024:.1f} -> {hwm/1024:.1f} MiB, VmRSS after {rss/1024:.1f} MiB, {threads} threads", file=sys.stderr)
+PY
+grep 'Requests/sec\|Non-2xx' "$RESULTS/pwlogin.wrk.txt" | sed 's/^/    /' >&2 || true
+
+python3 "$BENCH/bench.py" summarize "$RESULTS" | tee "$RESULTS/latest.md"
+log "written: bench/results/latest.md (raw: bench/results/*.json, *.wrk.txt)"
