@@ -18,3 +18,16 @@ pub mod webhook;
 
 pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};
 pub use redis::TestRedis;
+
+/// A private Redis for this test, or `return` from the test when none can be had
+/// (after [`TestRedis::start`] has said so loudly, or panicked under
+/// `AUTHGATE_REQUIRE_REDIS=1`).
+#[macro_export]
+macro_rules! redis_or_skip {
+    () => {
+        match $crate::TestRedis::start().await {
+            Some(r) => r,
+            None => return,
+        }
+    };
+}

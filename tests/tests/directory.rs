@@ -3,18 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use authgate_tests::app::parts;
-use authgate_tests::{spawn_app, TestRedis};
+use authgate_tests::{redis_or_skip, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-macro_rules! redis_or_skip {
-    () => {
-        match TestRedis::start().await {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 fn assert_error_shape(body: &Value, status: StatusCode) {
     let e = &body["errors"][0];

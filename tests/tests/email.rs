@@ -7,19 +7,10 @@ use std::time::Duration;
 
 use authgate_tests::app::{parts, TestApp};
 use authgate_tests::smtp::SmtpSink;
-use authgate_tests::{spawn_app_with, TestRedis};
+use authgate_tests::{redis_or_skip, spawn_app_with};
 use mail_parser::{MessageParser, MimeHeaders};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-macro_rules! redis_or_skip {
-    () => {
-        match TestRedis::start().await {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 macro_rules! smtp_or_skip {
     () => {

@@ -8,20 +8,11 @@ use std::time::Duration;
 
 use authgate_tests::app::{limit, parts, TestApp};
 use authgate_tests::webhook::Receiver;
-use authgate_tests::{spawn_app, spawn_app_with, TestRedis};
+use authgate_tests::{redis_or_skip, spawn_app, spawn_app_with, TestRedis};
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-
-macro_rules! redis_or_skip {
-    () => {
-        match TestRedis::start().await {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 const SECRET: &str = "whsec-test-123";
 

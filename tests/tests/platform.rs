@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use authgate_tests::app::{hash, limit, parts};
-use authgate_tests::{spawn_app, spawn_app_with, TestApp, TestRedis, WebUser};
+use authgate_tests::{redis_or_skip, spawn_app, spawn_app_with, TestApp, TestRedis, WebUser};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -19,15 +19,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The longest any single wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(10);
-
-macro_rules! redis_or_skip {
-    () => {
-        match TestRedis::start().await {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 /// A client that speaks the SDK's protocol.
 struct Sdk {

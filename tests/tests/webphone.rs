@@ -5,18 +5,9 @@
 use std::time::Duration;
 
 use authgate_tests::app::{hash, limit, parts};
-use authgate_tests::{spawn_app, spawn_app_with, TestRedis};
+use authgate_tests::{redis_or_skip, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
-
-macro_rules! redis_or_skip {
-    () => {
-        match TestRedis::start().await {
-            Some(r) => r,
-            None => return,
-        }
-    };
-}
 
 #[tokio::test]
 async fn a_key_login_with_the_documented_formula_returns_tokens_and_the_display_name() {
