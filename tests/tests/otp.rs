@@ -505,27 +505,28 @@ async fn unknown_and_throttled_requests_get_the_same_202_and_send_nothing() {
     let hook = Receiver::start().await;
     let app = spawn_app_with(Some(&redis), |c| c.limits.requests_per_user = limit(2, 600)).await;
     let s = shop(&app, &hook.url).await;
-    for name in [
-        "nobody@banks.com",
-        "not an email",
-        "john.doe@banks.com",
-        "john.doe@banks.com",
-        "john.doe@banks.com",
+    // After each request, as many webhooks as there should be by then (a new
+    // request replaces the earlier code, so John's are spaced out: a code that is
+    // replaced before its turn is not worth sending).
+    for (name, delivered) in [
+        ("nobody@banks.com", 0),
+        ("not an email", 0),
+        ("john.doe@banks.com", 1),
+        ("john.doe@banks.com", 2),
+        ("john.doe@banks.com", 2),
     ] {
         let resp = request_code(&app, &s, name, "reset_password").await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED, "{name}");
         assert!(resp.text().await.unwrap().is_empty());
+        hook.wait_for(delivered, Duration::from_secs(5)).await;
+        let got = hook
+            .wait_for(delivered + 1, Duration::from_millis(500))
+            .await;
+        assert_eq!(got.len(), delivered, "after a request for {name}");
     }
-    let got = hook.wait_for(3, Duration::from_secs(2)).await;
-    assert_eq!(
-        got.len(),
-        2,
-        "only John's two requests within the limit were delivered"
-    );
-    assert!(got.iter().all(
-        |d| d.body["payload"]["user_authentication_password_profile_info"]["username"]
-            == "john.doe@banks.com"
-    ));
+    assert!(hook.received().iter().all(|d| d.body["payload"]
+        ["user_authentication_password_profile_info"]["username"]
+        == "john.doe@banks.com"));
 }
 
 #[tokio::test]
@@ -686,15 +687,19 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
     // A replica that accepts requests but delivers nothing, then goes away.
     let first = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
     let s = shop(&first, &hook.url).await;
-    request_code(
-        &first,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    // A replica that took an entry and died before acknowledging it.
-    request_code(&first, &s, "john.doe@banks.com", "reset_password").await;
+    add_member(&first, &s, "Jane Roe", "jane.roe@banks.com").await;
+    for (name, purpose) in [
+        ("john.doe@banks.com", "passwordless_authentication"),
+        // Replaces John's first code, which is then not worth delivering.
+        ("john.doe@banks.com", "reset_password"),
+        ("jane.roe@banks.com", "passwordless_authentication"),
+    ] {
+        assert_eq!(
+            request_code(&first, &s, name, purpose).await.status(),
+            StatusCode::ACCEPTED
+        );
+    }
+    // A replica that took the entries and died before acknowledging them.
     let taken = first
         .state
         .store
@@ -712,8 +717,8 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
         .unwrap();
     assert_eq!(
         taken.len(),
-        2,
-        "both entries were taken by the crashed consumer"
+        3,
+        "all entries were taken by the crashed consumer"
     );
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -729,27 +734,62 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
         2,
         "the new replica delivered what the dead one left pending"
     );
-    let purposes: BTreeSet<_> = got
+    // Nothing for the replaced code, even after the claimed entries are settled.
+    assert_eq!(hook.wait_for(3, Duration::from_millis(800)).await.len(), 2);
+    let sent: BTreeSet<_> = got
         .iter()
-        .map(|d| d.body["payload"]["purpose"].as_str().unwrap().to_owned())
+        .map(|d| {
+            let p = &d.body["payload"];
+            (
+                p["user_authentication_password_profile_info"]["username"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                p["purpose"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
-        purposes,
-        ["passwordless_authentication", "reset_password"]
-            .map(String::from)
-            .into()
+        sent,
+        [
+            ("jane.roe@banks.com", "passwordless_authentication"),
+            ("john.doe@banks.com", "reset_password"),
+        ]
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        .into()
     );
-    // The later request replaced the earlier code: only the reset code works.
-    let reset = got
-        .iter()
-        .find(|d| d.body["payload"]["purpose"] == "reset_password")
-        .unwrap();
-    assert_eq!(
-        exchange(&second, &s, "john.doe@banks.com", &code_of(reset))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    for d in &got {
+        let username = d.body["payload"]["user_authentication_password_profile_info"]["username"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            exchange(&second, &s, username, &code_of(d)).await.0,
+            StatusCode::CREATED,
+            "{username}'s delivered code works"
+        );
+    }
+}
+
+/// Adds a user with a credential (no password) in the shop's profile.
+async fn add_member(app: &TestApp, s: &Shop, name: &str, email: &str) {
+    let base = format!("/v2/authentication-realms/{}", s.realm);
+    let (status, u) = app
+        .admin(
+            &s.admin,
+            Method::POST,
+            &format!("{base}/user-authentication-info"),
+            Some(
+                json!({"data": {"type": "user_authentication_info", "name": name, "email": email}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{u}");
+    let user_id = u["data"]["id"].as_str().unwrap();
+    let (status, c) = app
+        .admin(&s.admin, Method::POST, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
+            Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": s.profile, "username": email}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{c}");
 }
 
 #[tokio::test]
@@ -1072,4 +1112,61 @@ async fn log_count(app: &TestApp, admin: &str, path: &str) -> usize {
         .as_array()
         .unwrap()
         .len()
+}
+
+#[tokio::test]
+async fn retries_stop_once_the_code_is_used() {
+    let redis = redis_or_skip!();
+    let healthy = Receiver::start().await;
+    let failing = Receiver::start().await;
+    failing.answer(503);
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.webhook_retry_base = Duration::from_millis(100);
+    })
+    .await;
+    let s = shop(&app, &healthy.url).await;
+    let (status, i) = app
+        .admin(&s.admin, Method::POST, "/v2/integrations",
+            Some(json!({"data": {"type": "integration", "name": "Broken receiver", "integration_type": "webhook",
+                "observes": ["one-time-password-token-request.created"],
+                "configuration": {"url": failing.url, "secret_key": SECRET}}})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{i}");
+    let logs = format!(
+        "/v2/integrations/{}/logs",
+        i["data"]["id"].as_str().unwrap()
+    );
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let got = healthy.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    for _ in 0..50 {
+        if log_count(&app, &s.admin, &logs).await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        log_count(&app, &s.admin, &logs).await >= 2,
+        "the broken receiver is being retried"
+    );
+    assert_eq!(
+        exchange(&app, &s, "john.doe@banks.com", &code_of(&got[0]))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_use = log_count(&app, &s.admin, &logs).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        log_count(&app, &s.admin, &logs).await,
+        after_use,
+        "no try once the code was used"
+    );
 }

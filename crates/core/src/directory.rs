@@ -481,6 +481,19 @@ impl Directory {
         self.doc(PROFILES, id, "password profile").await
     }
 
+    /// The read behind [`Directory::profile`], for a caller batching it with other ops.
+    pub fn profile_op(&self, id: &str) -> Op {
+        Op::MapGet(self.key(PROFILES), id.to_owned())
+    }
+
+    /// The profile in the reply to [`Directory::profile_op`].
+    pub fn profile_from(reply: Reply) -> Result<PasswordProfile> {
+        match reply.into_value()? {
+            Some(bytes) => from_json(&bytes),
+            None => Err(DirectoryError::NotFound("password profile")),
+        }
+    }
+
     /// All password profiles, oldest first.
     pub async fn profiles(&self) -> Result<Vec<PasswordProfile>> {
         let mut all: Vec<PasswordProfile> = self.docs(PROFILES).await?;

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
-use crate::store::{Keys, Op, Rotation, Store, StoreError};
+use crate::store::{Keys, Op, Reply, Rotation, Store, StoreError};
 
 /// Which login surface a session came from (the `X-Auth-Scheme` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +189,37 @@ fn text(map: &HashMap<String, Vec<u8>>, field: &str) -> String {
     map.get(field)
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default()
+}
+
+/// A token check waiting for its one store read ([`TokenService::prepare_check`]).
+#[derive(Debug, Clone)]
+pub struct PendingCheck {
+    sid: String,
+    key: String,
+    digest: String,
+}
+
+impl PendingCheck {
+    /// The read to send.
+    pub fn op(&self) -> Op {
+        Op::MapGetAll(self.key.clone())
+    }
+
+    /// The verdict, from the read's reply.
+    pub fn finish(self, reply: Reply) -> Result<Check, StoreError> {
+        let map = reply.into_map()?;
+        let Some(current) = map.get("a") else {
+            return Ok(Check::Invalid);
+        };
+        if !ct_eq(current, self.digest.as_bytes()) {
+            return Ok(Check::Invalid);
+        }
+        Ok(match TokenService::principal(&self.sid, &map, "ax") {
+            Some(p) if p.expires_at > now() => Check::Valid(p),
+            Some(_) => Check::Expired,
+            None => Check::Invalid,
+        })
+    }
 }
 
 impl TokenService {
@@ -390,40 +421,34 @@ impl TokenService {
 
     /// Checks an access token, telling an expired one from an unknown one.
     pub async fn check(&self, token: &str) -> Result<Check, StoreError> {
-        let jwt_sid;
-        let sid = match split(token) {
-            Some((ACCESS, sid)) => sid,
-            Some(_) => return Ok(Check::Invalid),
-            None => match self.jwt_session(token) {
-                Some(s) => {
-                    jwt_sid = s;
-                    jwt_sid.as_str()
-                }
-                None => return Ok(Check::Invalid),
-            },
+        let Some(pending) = self.prepare_check(token) else {
+            return Ok(Check::Invalid);
         };
-        let map = self
+        let reply = self
             .store
-            .exec(vec![Op::MapGetAll(self.keys.session(sid))])
+            .exec(vec![pending.op()])
             .await?
             .pop()
-            .map(|r| r.into_map())
-            .transpose()?
-            .unwrap_or_default();
-        let Some(current) = map.get("a") else {
-            return Ok(Check::Invalid);
+            .ok_or_else(|| StoreError::Protocol("empty reply".into()))?;
+        pending.finish(reply)
+    }
+
+    /// The store read that checks `token`, for a caller that batches it with its
+    /// own ops into one round trip; `None` when the token cannot be ours at all.
+    pub fn prepare_check(&self, token: &str) -> Option<PendingCheck> {
+        let sid = match split(token) {
+            Some((ACCESS, sid)) => sid.to_owned(),
+            Some(_) => return None,
+            None => self.jwt_session(token)?,
         };
-        if !ct_eq(current, digest(token).as_bytes()) {
-            return Ok(Check::Invalid);
-        }
-        Ok(match Self::principal(sid, &map, "ax") {
-            Some(p) if p.expires_at > now() => Check::Valid(p),
-            Some(_) => Check::Expired,
-            None => Check::Invalid,
+        Some(PendingCheck {
+            key: self.keys.session(&sid),
+            sid,
+            digest: digest(token),
         })
     }
 
-    /// Exchanges a refresh token for new tokens, once.
+    /// Exchanges a refresh token for new tokens, once.    /// Exchanges a refresh token for new tokens, once.
     pub async fn refresh(&self, token: &str) -> Result<Refresh, StoreError> {
         let Some((REFRESH, sid)) = split(token) else {
             return Ok(Refresh::Invalid);

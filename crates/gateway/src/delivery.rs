@@ -22,7 +22,7 @@ use authgate_core::integrations::{
     DeliveryLog, Integration, IntegrationType, Integrations, OTP_REQUEST_CREATED,
 };
 use authgate_core::store::{Keys, Op, Store, StoreError};
-use authgate_otp::IssuedCode;
+use authgate_otp::{CodeRequest, IssuedCode, OneTimeCode, OtpError, OtpScheme, Purpose};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -36,6 +36,8 @@ use crate::email::{EmailSettings, Mailer};
 const STREAM: &str = "events";
 const SCHEDULE: &str = "retry";
 const GROUP: &str = "delivery";
+/// The `kind` of an outbox entry holding an accepted code request.
+const REQUEST_KIND: &str = "one-time-password-token-request";
 
 /// How deliveries are tried.
 #[derive(Debug, Clone)]
@@ -82,9 +84,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// The outbox: where accepted events wait for delivery.
 #[derive(Clone)]
 pub struct Outbox {
-    store: Arc<dyn Store>,
     keys: Keys,
-    integrations: Integrations,
     store_id: String,
     mailer: Option<Mailer>,
 }
@@ -96,17 +96,10 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// The outbox in `store`; `store_id` names this deployment in event bodies.
-    pub fn new(
-        store: Arc<dyn Store>,
-        keys: Keys,
-        integrations: Integrations,
-        store_id: String,
-    ) -> Self {
+    /// The outbox under `keys`; `store_id` names this deployment in event bodies.
+    pub fn new(keys: Keys, store_id: String) -> Self {
         Self {
-            store,
             keys,
-            integrations,
             store_id,
             mailer: None,
         }
@@ -118,46 +111,36 @@ impl Outbox {
         self
     }
 
-    /// Appends what the outbox must do for a code request: the event for every
-    /// enabled integration observing it when a code was issued, or one decoy entry
-    /// (which workers drop) when none was, so that both cost the same store work.
-    /// Returns how many deliveries were queued.
-    pub async fn enqueue(
-        &self,
-        issued: Option<&IssuedCode>,
-        realm_id: &str,
-    ) -> Result<usize, StoreError> {
-        let targets = self
-            .integrations
-            .observing(OTP_REQUEST_CREATED)
-            .await
-            .map_err(|e| match e {
-                authgate_core::directory::DirectoryError::Store(s) => s,
-                other => StoreError::Protocol(other.to_string()),
-            })?;
-        if targets.is_empty() {
-            if issued.is_some() {
-                tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
-            }
-            return Ok(0);
+    /// The op that appends an accepted code request to the outbox. It is sent
+    /// for every request, whatever the username (the worker resolves the
+    /// recipient and drops what has none), in the same round trip as the code.
+    pub fn request_op(&self, request: &CodeRequest) -> Op {
+        let entry = json!({
+            "kind": REQUEST_KIND,
+            "event_id": uuid::Uuid::new_v4().to_string(),
+            "accepted_ms": now_ms(),
+            "created_at": rfc3339(OffsetDateTime::now_utc()),
+            "password_profile_id": request.profile_id,
+            "username": request.username,
+            "purpose": request.purpose.as_str(),
+            "one_time_password_token": request.code.as_str(),
+        });
+        Op::StreamAdd {
+            stream: self.keys.outbox(STREAM),
+            entry: entry.to_string().into_bytes(),
         }
-        let Some(issued) = issued else {
-            self.store
-                .exec(vec![Op::StreamAdd {
-                    stream: self.keys.outbox(STREAM),
-                    entry: br#"{"decoy":true}"#.to_vec(),
-                }])
-                .await?;
-            return Ok(0);
-        };
-        let at = rfc3339(OffsetDateTime::now_utc());
-        let payload = json!({
-            "authentication_realm_id": realm_id,
-            "created_at": at,
+    }
+
+    /// The event's payload for a code that has a recipient, field for field as the
+    /// platform sends it; `created_at` is when the request was accepted.
+    fn payload(&self, issued: &IssuedCode, created_at: &str) -> Value {
+        json!({
+            "authentication_realm_id": self.store_id,
+            "created_at": created_at,
             "one_time_password_token": issued.code.as_str(),
             "password_profile_id": issued.profile.id,
             "purpose": issued.purpose.as_str(),
-            "updated_at": at,
+            "updated_at": created_at,
             "user_authentication_info": {
                 "email": issued.user.email,
                 "id": issued.user.id,
@@ -168,25 +151,7 @@ impl Outbox {
                 "password_profile_id": issued.credential.password_profile_id,
                 "username": issued.credential.username,
             },
-        });
-        let event_id = uuid::Uuid::new_v4().to_string();
-        let ops = targets
-            .iter()
-            .map(|i| Op::StreamAdd {
-                stream: self.keys.outbox(STREAM),
-                entry: json!({
-                    "event_id": event_id,
-                    "integration_id": i.id,
-                    "attempt": 1,
-                    "accepted_ms": now_ms(),
-                    "payload": payload,
-                })
-                .to_string()
-                .into_bytes(),
-            })
-            .collect();
-        self.store.exec(ops).await?;
-        Ok(targets.len())
+        })
     }
 
     /// The webhook body, field for field as the platform sends it.
@@ -229,6 +194,7 @@ pub struct Worker {
     store: Arc<dyn Store>,
     keys: Keys,
     outbox: Outbox,
+    otp: OtpScheme,
     integrations: Integrations,
     config: DeliveryConfig,
     http: reqwest::Client,
@@ -244,12 +210,27 @@ enum Outcome {
     Dropped,
 }
 
+/// The code request in an outbox entry written by [`Outbox::request_op`].
+fn code_request(entry: &Value) -> Option<CodeRequest> {
+    Some(CodeRequest {
+        code: OneTimeCode::parse(entry["one_time_password_token"].as_str()?).ok()?,
+        purpose: Purpose::parse(entry["purpose"].as_str()?).ok()?,
+        profile_id: entry["password_profile_id"].as_str()?.to_owned(),
+        username: entry["username"].as_str()?.to_owned(),
+    })
+}
+
+fn unavailable(e: OtpError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
 impl Worker {
     /// A worker with its own consumer name.
     pub fn new(
         store: Arc<dyn Store>,
         keys: Keys,
         outbox: Outbox,
+        otp: OtpScheme,
         integrations: Integrations,
         config: DeliveryConfig,
     ) -> Self {
@@ -263,6 +244,7 @@ impl Worker {
             store,
             keys,
             outbox,
+            otp,
             integrations,
             config,
             http,
@@ -369,62 +351,145 @@ impl Worker {
         exp.mul_f64(jitter)
     }
 
+    /// Handles one entry, and acknowledges (deletes) it once everything it asked
+    /// for is done or rescheduled; on a store failure it stays pending and is
+    /// claimed again later.
     async fn handle(&self, id: String, raw: Vec<u8>) {
-        let Ok(mut entry) = serde_json::from_slice::<Value>(&raw) else {
-            tracing::error!(%id, "malformed outbox entry dropped");
-            let _ = self.ack(&id).await;
-            return;
-        };
-        if entry["decoy"] == true {
-            let _ = self.ack(&id).await;
-            return;
-        }
-        let attempt = entry["attempt"].as_u64().unwrap_or(1) as u32;
-        let outcome = self.deliver(&entry, attempt).await;
-        let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
-        let expired = now_ms() - accepted > self.config.give_up_after.as_millis() as i64;
-        let result = match outcome {
-            Outcome::Delivered | Outcome::Dropped => self.ack(&id).await,
-            Outcome::Permanent => {
-                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery failed for good; not retried");
-                self.ack(&id).await
-            }
-            Outcome::Failed if expired => {
-                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned: the code has expired");
-                self.ack(&id).await
-            }
-            Outcome::Failed if attempt < self.config.max_attempts => {
-                entry["attempt"] = json!(attempt + 1);
-                let due = now_ms() + self.backoff(attempt).as_millis() as i64;
-                // Schedule first, then acknowledge: a crash in between repeats a
-                // delivery rather than losing one.
-                let scheduled = self
-                    .store
-                    .exec(vec![Op::Schedule {
-                        schedule: self.keys.outbox(SCHEDULE),
-                        due_ms: due,
-                        entry: entry.to_string().into_bytes(),
-                    }])
-                    .await;
-                match scheduled {
-                    Ok(_) => self.ack(&id).await,
-                    Err(e) => Err(e),
-                }
-            }
-            Outcome::Failed => {
-                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned after the last attempt");
-                self.ack(&id).await
+        let settled = match serde_json::from_slice::<Value>(&raw) {
+            Ok(entry) if entry["kind"] == REQUEST_KIND => self.fan_out(&entry).await,
+            // Left by an earlier version of the gateway: nothing to send.
+            Ok(entry) if entry["decoy"] == true => Ok(()),
+            Ok(entry) => self.retry(entry).await,
+            Err(_) => {
+                tracing::error!(%id, "malformed outbox entry dropped");
+                Ok(())
             }
         };
-        if let Err(e) = result {
+        let settled = match settled {
+            Ok(()) => self.ack(&id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = settled {
             // Left pending: another replica (or this one) claims it later.
             tracing::warn!(error = %e, %id, "could not settle an outbox entry");
         }
     }
 
-    async fn deliver(&self, entry: &Value, attempt: u32) -> Outcome {
+    /// A code request: finds its recipient and tries every integration observing
+    /// the event once. Unknown, disabled, throttled or replaced requests have no
+    /// recipient and send nothing.
+    async fn fan_out(&self, entry: &Value) -> Result<(), StoreError> {
+        let Some(request) = code_request(entry) else {
+            tracing::error!(event = %entry["event_id"], "malformed code request dropped");
+            return Ok(());
+        };
+        let Some(issued) = self.otp.recipient(&request).await.map_err(unavailable)? else {
+            return Ok(());
+        };
+        let targets = self
+            .integrations
+            .observing(OTP_REQUEST_CREATED)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if targets.is_empty() {
+            tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
+            return Ok(());
+        }
+        let payload = self
+            .outbox
+            .payload(&issued, entry["created_at"].as_str().unwrap_or_default());
+        let tries = targets.into_iter().map(|integration| {
+            let delivery = json!({
+                "event_id": entry["event_id"],
+                "integration_id": integration.id,
+                "attempt": 1,
+                "accepted_ms": entry["accepted_ms"],
+                "payload": payload,
+            });
+            self.attempt(delivery, Some(integration))
+        });
+        futures::future::join_all(tries).await.into_iter().collect()
+    }
+
+    /// A delivery that failed before and is due again, unless its code is no
+    /// longer live (used, replaced, burnt or expired): then it is not worth sending.
+    async fn retry(&self, entry: Value) -> Result<(), StoreError> {
+        let p = &entry["payload"];
+        let live = match (
+            p["password_profile_id"].as_str(),
+            p["user_authentication_password_profile_info"]["username"].as_str(),
+            p["one_time_password_token"]
+                .as_str()
+                .and_then(|c| OneTimeCode::parse(c).ok()),
+        ) {
+            (Some(profile), Some(username), Some(code)) => self
+                .otp
+                .is_live(profile, username, &code)
+                .await
+                .map_err(unavailable)?,
+            _ => true,
+        };
+        if !live {
+            tracing::info!(event = %entry["event_id"], integration = %entry["integration_id"], "the code is no longer live; delivery not retried");
+            return Ok(());
+        }
+        self.attempt(entry, None).await
+    }
+
+    /// One try of one delivery, then what follows from it: nothing more, or a
+    /// retry on the schedule. Fails only when the retry could not be scheduled.
+    async fn attempt(
+        &self,
+        mut entry: Value,
+        integration: Option<Integration>,
+    ) -> Result<(), StoreError> {
+        let attempt = entry["attempt"].as_u64().unwrap_or(1) as u32;
+        let outcome = self.deliver(&entry, integration, attempt).await;
+        let accepted = entry["accepted_ms"].as_i64().unwrap_or_else(now_ms);
+        let expired = now_ms() - accepted > self.config.give_up_after.as_millis() as i64;
+        match outcome {
+            Outcome::Delivered | Outcome::Dropped => Ok(()),
+            Outcome::Permanent => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery failed for good; not retried");
+                Ok(())
+            }
+            Outcome::Failed if expired => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned: the code has expired");
+                Ok(())
+            }
+            Outcome::Failed if attempt < self.config.max_attempts => {
+                entry["attempt"] = json!(attempt + 1);
+                let due = now_ms() + self.backoff(attempt).as_millis() as i64;
+                // Scheduled before the entry that asked for it is acknowledged: a
+                // crash in between repeats a delivery rather than losing one.
+                self.store
+                    .exec(vec![Op::Schedule {
+                        schedule: self.keys.outbox(SCHEDULE),
+                        due_ms: due,
+                        entry: entry.to_string().into_bytes(),
+                    }])
+                    .await
+                    .map(drop)
+            }
+            Outcome::Failed => {
+                tracing::error!(event = %entry["event_id"], integration = %entry["integration_id"], attempt, "delivery abandoned after the last attempt");
+                Ok(())
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        entry: &Value,
+        integration: Option<Integration>,
+        attempt: u32,
+    ) -> Outcome {
         let integration_id = entry["integration_id"].as_str().unwrap_or_default();
-        let integration = match self.integrations.get(integration_id).await {
+        let found = match integration {
+            Some(i) => Ok(i),
+            None => self.integrations.get(integration_id).await,
+        };
+        let integration = match found {
             Ok(i) if i.enabled => i,
             Ok(_) | Err(authgate_core::directory::DirectoryError::NotFound(_)) => {
                 tracing::info!(

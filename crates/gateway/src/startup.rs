@@ -187,6 +187,7 @@ impl Application {
                 s.store.clone(),
                 s.keys.clone(),
                 s.outbox.clone(),
+                s.otp.clone(),
                 s.integrations.clone(),
                 s.delivery.clone(),
             )

@@ -10,7 +10,7 @@ use std::time::Duration;
 use authgate_core::crypto::{ct_eq, digest, random_token, Keyring};
 use authgate_core::directory::Directory;
 use authgate_core::integrations::Integrations;
-use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Store, StoreError};
+use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Reply, Store, StoreError};
 use authgate_core::tokens::TokenService;
 use authgate_onetimekey::{KeyScheme, KeySchemeConfig};
 use authgate_otp::{OtpConfig, OtpScheme};
@@ -154,13 +154,7 @@ impl AppState {
             // Trying the gateway on the embedded store needs no mail server either.
             mailer = mailer.or_log();
         }
-        let outbox = Outbox::new(
-            store.clone(),
-            keys.clone(),
-            integrations.clone(),
-            directory.realm_id().to_owned(),
-        )
-        .with_mailer(mailer);
+        let outbox = Outbox::new(keys.clone(), directory.realm_id().to_owned()).with_mailer(mailer);
         let metrics = Arc::new(Metrics::default());
         let otp = OtpScheme::new(
             store.clone(),
@@ -225,22 +219,30 @@ impl AppState {
         req: &Request,
         bucket: &str,
     ) -> Result<(), crate::errors::ApiError> {
-        let limit = self.key_scheme.config().limits.per_ip;
-        if limit.is_off() {
+        let Some(op) = self.ip_op(req, bucket) else {
             return Ok(());
+        };
+        match self.store.exec(vec![op]).await?.pop() {
+            Some(reply) => self.ip_verdict(reply),
+            None => Ok(()),
         }
-        let reply = self
-            .store
-            .exec(vec![Op::Hit {
-                key: self.keys.address(bucket, &self.client_ip(req)),
-                window: limit.window,
-            }])
-            .await?
-            .pop();
+    }
+
+    /// The op behind [`AppState::count_ip`], for a caller batching it with other
+    /// ops; `None` when the per-address limit is off.
+    pub fn ip_op(&self, req: &Request, bucket: &str) -> Option<Op> {
+        let limit = self.key_scheme.config().limits.per_ip;
+        (!limit.is_off()).then(|| Op::Hit {
+            key: self.keys.address(bucket, &self.client_ip(req)),
+            window: limit.window,
+        })
+    }
+
+    /// 429 when the reply to an [`AppState::ip_op`] is past the limit.
+    pub fn ip_verdict(&self, reply: Reply) -> Result<(), crate::errors::ApiError> {
+        let limit = self.key_scheme.config().limits.per_ip;
         match reply {
-            Some(authgate_core::store::Reply::Counter { count, reset })
-                if limit.exceeded_by(count) =>
-            {
+            Reply::Counter { count, reset } if limit.exceeded_by(count) => {
                 Err(crate::errors::ApiError::too_many(
                     authgate_core::limits::Throttled { retry_after: reset },
                 ))

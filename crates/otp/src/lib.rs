@@ -19,4 +19,4 @@ pub mod code;
 pub mod service;
 
 pub use code::{OneTimeCode, Purpose};
-pub use service::{IssuedCode, Member, OtpConfig, OtpError, OtpScheme};
+pub use service::{CodeRequest, IssuedCode, Member, OtpConfig, OtpError, OtpScheme};

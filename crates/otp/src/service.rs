@@ -1,15 +1,17 @@
 //! Code requests and the exchanges for an account member, on the store.
 //!
-//! A request stores the code's keyed digest under the user's own hash tag with a
-//! TTL, replacing the earlier one and clearing its try counter, in the same atomic
-//! op that counts the request towards its per-username limit. Unknown usernames
-//! take the same path with a code nobody will receive, so the answer, the store
-//! traffic and the timing are alike.
+//! A request stores the code's keyed digest under the username's own hash tag
+//! with a TTL, replacing the earlier one and clearing its try counter, in the
+//! same atomic op that counts the request towards its per-username limit. The
+//! request never asks whether the username exists: every username takes the
+//! same path, and the delivery side, off the request path, resolves the
+//! recipient ([`OtpScheme::recipient`]) and sends nothing for unknown, disabled
+//! or throttled ones. So the answer, the store traffic and the timing are alike.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgate_core::crypto::Keyring;
+use authgate_core::crypto::{ct_eq, Keyring};
 use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
 use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::limits::{Limits, Throttled};
@@ -102,6 +104,20 @@ pub struct IssuedCode {
     pub user: UserInfo,
 }
 
+/// A code request the scheme accepted, before anyone knows whether the
+/// username exists. It travels through the outbox to the delivery worker.
+#[derive(Debug, Clone)]
+pub struct CodeRequest {
+    /// The code, in clear: only the outbox and the delivery may see it.
+    pub code: OneTimeCode,
+    /// What it is for.
+    pub purpose: Purpose,
+    /// The password profile.
+    pub profile_id: String,
+    /// The username in its canonical form.
+    pub username: String,
+}
+
 /// An authenticated account member.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -191,19 +207,6 @@ impl OtpScheme {
         self.keys.user(profile_id, username, what)
     }
 
-    /// The profile, if it allows codes.
-    async fn otp_profile(&self, profile_id: &str) -> Result<PasswordProfile, OtpError> {
-        let profile = match self.directory.profile(profile_id).await {
-            Ok(p) => p,
-            Err(DirectoryError::NotFound(_)) => return Err(OtpError::ProfileNotFound),
-            Err(e) => return Err(e.into()),
-        };
-        if !profile.enable_one_time_password_token {
-            return Err(OtpError::NotEnabled);
-        }
-        Ok(profile)
-    }
-
     /// The canonical username, or the raw one when it cannot be a username here
     /// (it is then simply unknown: no hint in the answer).
     fn username(profile: &PasswordProfile, raw: &str) -> Result<String, OtpError> {
@@ -215,62 +218,128 @@ impl OtpScheme {
         Ok(Directory::check_username(profile, raw).unwrap_or_else(|_| raw.trim().to_owned()))
     }
 
-    /// Accepts a code request. Returns the code to deliver when the user exists
-    /// and the request is within the limit; `None` otherwise. The caller must
-    /// answer, and touch the store, the same way in both cases.
-    pub async fn request(
+    /// Checks that a profile, as read by [`Directory::profile_op`], exists and
+    /// allows codes.
+    pub fn requestable_profile(reply: Reply) -> Result<PasswordProfile, OtpError> {
+        let profile = match Directory::profile_from(reply) {
+            Ok(p) => p,
+            Err(DirectoryError::NotFound(_)) => return Err(OtpError::ProfileNotFound),
+            Err(e) => return Err(e.into()),
+        };
+        if !profile.enable_one_time_password_token {
+            return Err(OtpError::NotEnabled);
+        }
+        Ok(profile)
+    }
+
+    /// Prepares a code request: a fresh code and the one store op that writes its
+    /// digest, replacing the earlier code, while the username is within its
+    /// request limit. Nothing here depends on whether the username exists: the
+    /// delivery side finds that out ([`OtpScheme::recipient`]), so the request
+    /// costs the same store work and time for every username.
+    pub fn prepare_request(
+        &self,
+        profile: &PasswordProfile,
+        username: &str,
+        purpose: Purpose,
+    ) -> Result<(CodeRequest, Op), OtpError> {
+        if !profile.enable_one_time_password_token {
+            return Err(OtpError::NotEnabled);
+        }
+        let username = Self::username(profile, username)?;
+        let code = OneTimeCode::generate();
+        let limit = self.config.limits.requests_per_user;
+        let op = Op::SetUnderLimit {
+            counter: self.key(&profile.id, &username, REQUESTS),
+            window: limit.window,
+            limit: limit.count,
+            key: self.key(&profile.id, &username, CODE),
+            value: self.digest(&profile.id, &username, &code).into_bytes(),
+            ttl: self.config.ttl,
+            clear: vec![
+                self.key(&profile.id, &username, TRIES),
+                self.key(&profile.id, &username, TRIED),
+            ],
+        };
+        let request = CodeRequest {
+            code,
+            purpose,
+            profile_id: profile.id.clone(),
+            username,
+        };
+        Ok((request, op))
+    }
+
+    /// Reads the reply to a [`OtpScheme::prepare_request`] op: whether the code
+    /// was stored (false: the username is over its limit, and the code is void).
+    pub fn request_stored(&self, reply: Reply) -> Result<bool, OtpError> {
+        match reply {
+            Reply::Counted { written: true, .. } => Ok(true),
+            Reply::Counted { .. } => {
+                tracing::info!(target: "authgate::audit", "one-time password token request throttled");
+                self.saw(Stage::Throttled);
+                Ok(false)
+            }
+            other => Err(OtpError::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Whether `code` is still the live code of (profile, username): not
+    /// replaced by a later request, used, burnt or expired. A code that is not
+    /// live is not worth delivering.
+    pub async fn is_live(
         &self,
         profile_id: &str,
         username: &str,
-        purpose: Purpose,
-    ) -> Result<Option<IssuedCode>, OtpError> {
-        let profile = self.otp_profile(profile_id).await?;
-        let username = Self::username(&profile, username)?;
-        let credential = self
-            .directory
-            .credential_by_username(&profile.id, &username)
-            .await?;
-        let code = OneTimeCode::generate();
-        let limit = self.config.limits.requests_per_user;
-        let reply = self
+        code: &OneTimeCode,
+    ) -> Result<bool, OtpError> {
+        let current = self
             .store
-            .exec(vec![Op::SetUnderLimit {
-                counter: self.key(&profile.id, &username, REQUESTS),
-                window: limit.window,
-                limit: limit.count,
-                key: self.key(&profile.id, &username, CODE),
-                value: self.digest(&profile.id, &username, &code).into_bytes(),
-                ttl: self.config.ttl,
-                clear: vec![
-                    self.key(&profile.id, &username, TRIES),
-                    self.key(&profile.id, &username, TRIED),
-                ],
-            }])
+            .exec(vec![Op::Get(self.key(profile_id, username, CODE))])
             .await?
-            .pop();
-        let written = matches!(reply, Some(Reply::Counted { written: true, .. }));
-        let Some(credential) = credential else {
-            // The same number of store reads as for a known user.
-            let _ = self
-                .directory
-                .user("00000000-0000-0000-0000-000000000000")
-                .await;
-            return Ok(None);
-        };
-        let user = self.directory.user(&credential.user_id).await?;
-        if !user.enabled {
-            // Disabled users get nothing, like unknown ones.
-            return Ok(None);
-        }
-        if !written {
-            tracing::info!(target: "authgate::audit", "one-time password token request throttled");
-            self.saw(Stage::Throttled);
-            return Ok(None);
-        }
-        self.saw(Stage::Issued);
-        Ok(Some(IssuedCode {
+            .pop()
+            .map(Reply::into_value)
+            .transpose()?
+            .flatten();
+        let want = self.digest(profile_id, username, code);
+        Ok(current.is_some_and(|c| ct_eq(&c, want.as_bytes())))
+    }
+
+    /// Who a requested code goes to: the user behind the username, when the code
+    /// is still live, the profile still allows codes, and the user exists and is
+    /// enabled; `None` otherwise (an unknown username, a throttled or replaced
+    /// request, a disabled user), and nothing is to be sent.
+    pub async fn recipient(&self, request: &CodeRequest) -> Result<Option<IssuedCode>, OtpError> {
+        let CodeRequest {
             code,
             purpose,
+            profile_id,
+            username,
+        } = request;
+        if !self.is_live(profile_id, username, code).await? {
+            return Ok(None);
+        }
+        let profile = match self.directory.profile(profile_id).await {
+            Ok(p) if p.enable_one_time_password_token => p,
+            Ok(_) | Err(DirectoryError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(credential) = self
+            .directory
+            .credential_by_username(profile_id, username)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user = match self.directory.user(&credential.user_id).await {
+            Ok(u) if u.enabled => u,
+            Ok(_) | Err(DirectoryError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        self.saw(Stage::Issued);
+        Ok(Some(IssuedCode {
+            code: code.clone(),
+            purpose: *purpose,
             profile,
             credential,
             user,

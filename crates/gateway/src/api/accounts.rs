@@ -6,7 +6,7 @@ use std::sync::Arc;
 use authgate_core::directory::SelfManagement;
 use authgate_core::store::{Op, Reply};
 use authgate_core::tokens::{Role, Scheme, Subject};
-use authgate_otp::{Member, OtpError, Purpose};
+use authgate_otp::{Member, OtpError, OtpScheme, Purpose};
 use poem::http::StatusCode;
 use poem::Request;
 use poem_openapi::param::Path;
@@ -14,7 +14,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use time::format_description::well_known::Rfc3339;
 
-use super::{client, BearerToken, Tag};
+use super::{client, client_and, BearerToken, Tag};
 use crate::errors::{ApiError, Errors};
 use crate::state::AppState;
 
@@ -225,7 +225,9 @@ impl AccountsApi {
         profile: Path<String>,
         body: Json<CodeRequestBody>,
     ) -> Result<CodeRequestResponse, ApiError> {
-        client(&self.state, &auth).await?;
+        // One round trip for the checks and reads, one for the writes.
+        let profile_op = self.state.directory.profile_op(&profile);
+        let (_, mut reads) = client_and(&self.state, &auth, req, "login", vec![profile_op]).await?;
         self.state.directory.check_realm(&realm)?;
         let d = &body.data;
         if d.type_ != "one_time_password_token_request" {
@@ -234,18 +236,21 @@ impl AccountsApi {
             ));
         }
         let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
-        self.state.count_ip(req, "login").await?;
-        let issued = self
-            .state
-            .otp
-            .request(&profile, &d.username, purpose)
-            .await
+        let profile = reads
+            .pop()
+            .ok_or_else(ApiError::unavailable)
+            .and_then(|r| OtpScheme::requestable_profile(r).map_err(otp_error))?;
+        let otp = &self.state.otp;
+        let (request, code_op) = otp
+            .prepare_request(&profile, &d.username, purpose)
             .map_err(otp_error)?;
-        // Known or not, within the limit or not: the same store work, the same answer.
-        self.state
-            .outbox
-            .enqueue(issued.as_ref(), self.state.directory.realm_id())
-            .await?;
+        // Known or not, within the limit or not: the same two writes, the same
+        // answer. The delivery worker finds out who, if anyone, gets the code.
+        let event_op = self.state.outbox.request_op(&request);
+        let writes = self.state.store.exec(vec![code_op, event_op]).await?;
+        if let Some(reply) = writes.into_iter().next() {
+            otp.request_stored(reply).map_err(otp_error)?;
+        }
         Ok(CodeRequestResponse::Accepted)
     }
 

@@ -10,7 +10,9 @@ pub mod webphone;
 
 use std::sync::Arc;
 
-use authgate_core::tokens::{Principal, Role, Scheme};
+use authgate_core::store::{Op, Reply, StoreError};
+use authgate_core::tokens::{Check, Principal, Role, Scheme};
+use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
@@ -56,6 +58,44 @@ pub async fn client(state: &AppState, auth: &BearerToken) -> Result<Principal, A
             "the bearer token is unknown or expired",
         )),
     }
+}
+
+/// The first round trip of a client's request, as one store pipeline: the bearer
+/// token's session, the per-address counter (`bucket`), and the handler's own
+/// `reads`, whose replies come back in order. Fails with 401 or 429 before the
+/// handler looks at them; a token that cannot be ours costs no round trip.
+pub async fn client_and(
+    state: &AppState,
+    auth: &BearerToken,
+    req: &Request,
+    bucket: &str,
+    reads: Vec<Op>,
+) -> Result<(Principal, Vec<Reply>), ApiError> {
+    let unauthorized = || ApiError::unauthorized("the bearer token is unknown or expired");
+    let pending = state
+        .tokens
+        .prepare_check(&auth.0.token)
+        .ok_or_else(unauthorized)?;
+    let ip = state.ip_op(req, bucket);
+    let counted = ip.is_some();
+    let mut ops = Vec::with_capacity(2 + reads.len());
+    ops.push(pending.op());
+    ops.extend(ip);
+    ops.extend(reads);
+    let mut replies = state.store.exec(ops).await?.into_iter();
+    let mut next = || {
+        replies
+            .next()
+            .ok_or_else(|| StoreError::Protocol("a reply is missing".into()))
+    };
+    let principal = match pending.finish(next()?)? {
+        Check::Valid(p) if p.subject.scheme == Scheme::Client => p,
+        _ => return Err(unauthorized()),
+    };
+    if counted {
+        state.ip_verdict(next()?)?;
+    }
+    Ok((principal, replies.collect()))
 }
 
 /// The API client's session, which must come from the client credentials grant.
