@@ -145,6 +145,7 @@ struct FileConfig {
     refresh_token_ttl_secs: Option<u64>,
     client_token_ttl_secs: Option<u64>,
     reveal_unknown_users: Option<bool>,
+    delivery_worker: Option<bool>,
     limit_requests_per_user: Option<String>,
     limit_guesses_per_user: Option<String>,
     limit_per_ip: Option<String>,
@@ -268,6 +269,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "a TOML config file (same as --config)",
     ),
     (
+        "AUTHGATE_DELIVERY_WORKER",
+        "true",
+        "run a delivery worker in this replica (false: API only)",
+    ),
+    (
         "AUTHGATE_WEBHOOK_MAX_ATTEMPTS",
         "20",
         "delivery tries per event and integration",
@@ -382,20 +388,26 @@ impl Config {
             parsed.client_token_ttl_secs,
             c.client_token_ttl,
         )?;
-        if let Some(v) = env("AUTHGATE_REVEAL_UNKNOWN_USERS").filter(|v| !v.is_empty()) {
-            c.reveal_unknown_users = match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => {
-                    return Err(invalid(
-                        "AUTHGATE_REVEAL_UNKNOWN_USERS",
-                        "expected true or false",
-                    ))
-                }
-            };
-        } else if let Some(v) = parsed.reveal_unknown_users {
-            c.reveal_unknown_users = v;
-        }
+        let flag = |var: &str, file: Option<bool>, default: bool| -> Result<bool, ConfigError> {
+            match env(var).filter(|v| !v.is_empty()) {
+                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(invalid(var, "expected true or false")),
+                },
+                None => Ok(file.unwrap_or(default)),
+            }
+        };
+        c.reveal_unknown_users = flag(
+            "AUTHGATE_REVEAL_UNKNOWN_USERS",
+            parsed.reveal_unknown_users,
+            c.reveal_unknown_users,
+        )?;
+        c.delivery_worker = flag(
+            "AUTHGATE_DELIVERY_WORKER",
+            parsed.delivery_worker,
+            c.delivery_worker,
+        )?;
         let limit =
             |var: &str, file: Option<String>, default: Limit| -> Result<Limit, ConfigError> {
                 match get(var, file) {
@@ -513,6 +525,9 @@ mod tests {
         assert_eq!(c.otp_ttl, Duration::from_secs(600));
         assert_eq!(c.limits, Limits::default());
         assert!(!c.reveal_unknown_users);
+        assert!(c.delivery_worker);
+        let api_only = Config::load_from(None, env(&[("AUTHGATE_DELIVERY_WORKER", "off")]))?;
+        assert!(!api_only.delivery_worker);
         Ok(())
     }
 
@@ -546,6 +561,7 @@ mod tests {
             ("AUTHGATE_LOGIN_KEY_TTL_SECS", "0"),
             ("AUTHGATE_LIMIT_PER_IP", "lots"),
             ("AUTHGATE_REVEAL_UNKNOWN_USERS", "maybe"),
+            ("AUTHGATE_DELIVERY_WORKER", "sometimes"),
             ("AUTHGATE_TOKEN_SECRET", "short"),
             ("AUTHGATE_TRUSTED_PROXIES", "not-an-ip"),
         ] {
