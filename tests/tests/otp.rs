@@ -1170,3 +1170,65 @@ async fn retries_stop_once_the_code_is_used() {
         "no try once the code was used"
     );
 }
+
+#[tokio::test]
+async fn what_this_replica_remembers_it_forgets_when_it_changes_it() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let ask = || request_code(&app, &s, "john.doe@banks.com", "reset_password");
+    // The first request reads the client token and the profile; the second is
+    // answered from this replica's memory of both.
+    assert_eq!(ask().await.status(), StatusCode::ACCEPTED);
+    assert_eq!(ask().await.status(), StatusCode::ACCEPTED);
+    // Switching codes off through this replica takes effect at once.
+    let profile = format!(
+        "/v2/authentication-realms/{}/password-profiles/{}",
+        s.realm, s.profile
+    );
+    let (status, body) = app
+        .admin(&s.admin, Method::PUT, &profile,
+            Some(json!({"data": {"type": "password_profile", "enable_one_time_password_token": false}})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ask().await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = app
+        .admin(&s.admin, Method::PUT, &profile,
+            Some(json!({"data": {"type": "password_profile", "enable_one_time_password_token": true}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ask().await.status(), StatusCode::ACCEPTED);
+    // So does ending the client token's session.
+    let resp = app
+        .http
+        .post(app.url("/v1/logout"))
+        .json(&json!({"accessToken": s.implicit}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(ask().await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn another_replica_sees_a_revoked_client_token_within_a_second() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let first = spawn_app(Some(&redis)).await;
+    let second = spawn_app(Some(&redis)).await;
+    let s = shop(&first, &hook.url).await;
+    let ask = |app| request_code(app, &s, "john.doe@banks.com", "reset_password");
+    assert_eq!(ask(&second).await.status(), StatusCode::ACCEPTED);
+    let resp = first
+        .http
+        .post(first.url("/v1/logout"))
+        .json(&json!({"accessToken": s.implicit}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(ask(&first).await.status(), StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(authgate_core::tokens::CLIENT_MEMORY + Duration::from_millis(100)).await;
+    assert_eq!(ask(&second).await.status(), StatusCode::UNAUTHORIZED);
+}

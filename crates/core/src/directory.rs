@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::crypto::Keyring;
 use crate::password;
+use crate::recent::Recent;
 use crate::store::{Keys, Op, Reply, Store, StoreError};
 use crate::tokens::TokenService;
 
@@ -192,6 +194,7 @@ pub struct Directory {
     ha1: Ha1Fn,
     realm_id: String,
     default_token_timeout: u64,
+    profiles: Recent<PasswordProfile>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -201,6 +204,10 @@ impl std::fmt::Debug for Directory {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a replica may answer from a password profile it read, without
+/// reading it again (see [`Directory::recent_profile`]).
+pub const PROFILE_MEMORY: Duration = Duration::from_secs(1);
 
 const PROFILES: &str = "profiles";
 const USERS: &str = "users";
@@ -312,7 +319,20 @@ impl Directory {
             ha1,
             realm_id,
             default_token_timeout,
+            profiles: Recent::new(PROFILE_MEMORY, 1_000),
         })
+    }
+
+    /// A profile this replica read within the last [`PROFILE_MEMORY`], for hot
+    /// paths that can live with that much staleness (profiles change rarely, and
+    /// the delivery side reads the profile again before sending anything).
+    pub fn recent_profile(&self, id: &str) -> Option<PasswordProfile> {
+        self.profiles.get(id)
+    }
+
+    /// Remembers a profile just read (see [`Directory::recent_profile`]).
+    pub fn remember_profile(&self, profile: &PasswordProfile) {
+        self.profiles.put(profile.id.clone(), profile.clone(), None);
     }
 
     /// The authentication realm's id.
@@ -466,6 +486,7 @@ impl Directory {
     }
 
     async fn put_profile(&self, p: &PasswordProfile) -> Result<()> {
+        self.profiles.forget(&p.id);
         self.store
             .exec(vec![Op::MapSet {
                 key: self.key(PROFILES),
@@ -562,6 +583,7 @@ impl Directory {
         {
             self.delete_credential(&c.user_id, &c.id).await?;
         }
+        self.profiles.forget(&p.id);
         let mut ops = vec![Op::MapDelete(self.key(PROFILES), vec![p.id.clone()])];
         if let Some(app) = &p.voximplant_application {
             ops.push(Op::MapDelete(self.key(APPS), vec![app.clone()]));
@@ -806,6 +828,40 @@ impl Directory {
     pub async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>> {
         self.user(user_id).await?;
         self.credentials_where(|c| c.user_id == user_id).await
+    }
+
+    /// The reads behind [`Directory::credential_by_username`], one stage at a
+    /// time, for callers resolving many usernames in a few round trips: the id
+    /// of the credential with `username` in a profile (reply: [`Directory::id_from`]).
+    pub fn credential_id_op(&self, profile_id: &str, username: &str) -> Op {
+        Op::MapGet(self.key(NAMES), Self::name_field(profile_id, username))
+    }
+
+    /// The id in a reply to [`Directory::credential_id_op`].
+    pub fn id_from(reply: Reply) -> Result<Option<String>> {
+        Ok(reply
+            .into_value()?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// A credential by id (reply: [`Directory::credential_from`]).
+    pub fn credential_op(&self, id: &str) -> Op {
+        Op::MapGet(self.key(CREDENTIALS), id.to_owned())
+    }
+
+    /// The credential in a reply to [`Directory::credential_op`].
+    pub fn credential_from(reply: Reply) -> Result<Option<Credential>> {
+        reply.into_value()?.map(|b| from_json(&b)).transpose()
+    }
+
+    /// A user by id (reply: [`Directory::user_from`]).
+    pub fn user_op(&self, id: &str) -> Op {
+        Op::MapGet(self.key(USERS), id.to_owned())
+    }
+
+    /// The user in a reply to [`Directory::user_op`].
+    pub fn user_from(reply: Reply) -> Result<Option<UserInfo>> {
+        reply.into_value()?.map(|b| from_json(&b)).transpose()
     }
 
     /// The credential with `username` in a profile.

@@ -16,6 +16,7 @@
 //! - [`integrations`]: where events are delivered, and the delivery logs.
 //! - [`limits`]: rate limits shared through the store.
 //! - [`password`]: Argon2id hashing of passwords at rest.
+//! - [`recent`]: a replica's short memory of rarely changing reads.
 //! - [`crypto`]: random secrets, digests, constant-time comparison, sealing.
 
 pub mod crypto;
@@ -24,5 +25,6 @@ pub mod funnel;
 pub mod integrations;
 pub mod limits;
 pub mod password;
+pub mod recent;
 pub mod store;
 pub mod tokens;

@@ -18,6 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
+use crate::recent::Recent;
 use crate::store::{Keys, Op, Reply, Rotation, Store, StoreError};
 
 /// Which login surface a session came from (the `X-Auth-Scheme` header).
@@ -153,6 +154,8 @@ pub struct TokenService {
     access_ttl: Duration,
     refresh_ttl: Duration,
     jwt_key: [u8; 32],
+    /// API client sessions verified lately, by session id, with the token's digest.
+    clients: Recent<(String, Principal)>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -163,6 +166,11 @@ impl std::fmt::Debug for TokenService {
             .finish_non_exhaustive()
     }
 }
+
+/// How long a replica trusts an API client's token it verified, without asking
+/// the store again: revoking one through another replica takes this long to be
+/// seen here.
+pub const CLIENT_MEMORY: Duration = Duration::from_secs(1);
 
 const ACCESS: &str = "a";
 const REFRESH: &str = "r";
@@ -237,7 +245,34 @@ impl TokenService {
             access_ttl,
             refresh_ttl,
             jwt_key: keyring.derive("account management token hs256"),
+            clients: Recent::new(CLIENT_MEMORY, 10_000),
         }
+    }
+
+    /// An API client's token this replica verified within the last
+    /// [`CLIENT_MEMORY`], so the check needs no store read. Only API client
+    /// tokens are remembered: users' tokens are checked against the store every
+    /// time. Revoking a session through this replica forgets it at once.
+    pub fn recent_client(&self, pending: &PendingCheck) -> Option<Principal> {
+        let (digest, principal) = self.clients.get(&pending.sid)?;
+        ct_eq(digest.as_bytes(), pending.digest.as_bytes()).then_some(principal)
+    }
+
+    /// Remembers an API client's token just verified (see [`TokenService::recent_client`]).
+    pub fn remember_client(&self, pending: &PendingCheck, principal: &Principal) {
+        if principal.subject.scheme != Scheme::Client {
+            return;
+        }
+        let left = principal.expires_at - now();
+        if left <= 0 {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(left as u64);
+        self.clients.put(
+            pending.sid.clone(),
+            (pending.digest.clone(), principal.clone()),
+            Some(deadline),
+        );
     }
 
     fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
@@ -549,6 +584,7 @@ impl TokenService {
 
     /// Deletes one session.
     pub async fn revoke_session(&self, sid: &str) -> Result<(), StoreError> {
+        self.clients.forget(sid);
         self.store
             .exec(vec![Op::Delete(vec![self.keys.session(sid)])])
             .await

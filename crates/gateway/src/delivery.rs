@@ -25,6 +25,7 @@ use authgate_core::store::{Keys, Op, Store, StoreError};
 use authgate_otp::{CodeRequest, IssuedCode, OneTimeCode, OtpError, OtpScheme, Purpose};
 use hmac::{Hmac, Mac};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use time::format_description::well_known::Rfc3339;
@@ -36,6 +37,9 @@ use crate::email::{EmailSettings, Mailer};
 const STREAM: &str = "events";
 const SCHEDULE: &str = "retry";
 const GROUP: &str = "delivery";
+/// The most new entries a worker takes at once: code requests without a
+/// recipient are settled a batch at a time, at a few round trips per batch.
+const BATCH: usize = 128;
 /// The `kind` of an outbox entry holding an accepted code request.
 const REQUEST_KIND: &str = "one-time-password-token-request";
 
@@ -115,19 +119,23 @@ impl Outbox {
     /// for every request, whatever the username (the worker resolves the
     /// recipient and drops what has none), in the same round trip as the code.
     pub fn request_op(&self, request: &CodeRequest) -> Op {
-        let entry = json!({
-            "kind": REQUEST_KIND,
-            "event_id": uuid::Uuid::new_v4().to_string(),
-            "accepted_ms": now_ms(),
-            "created_at": rfc3339(OffsetDateTime::now_utc()),
-            "password_profile_id": request.profile_id,
-            "username": request.username,
-            "purpose": request.purpose.as_str(),
-            "one_time_password_token": request.code.as_str(),
-        });
+        let now = OffsetDateTime::now_utc();
+        let entry = RequestEntry {
+            kind: REQUEST_KIND.to_owned(),
+            // Not a secret: the thread's generator spares a system call per request.
+            event_id: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string(),
+            accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            created_at: rfc3339(now),
+            password_profile_id: request.profile_id.clone(),
+            username: request.username.clone(),
+            purpose: request.purpose.as_str().to_owned(),
+            one_time_password_token: request.code.as_str().to_owned(),
+        };
         Op::StreamAdd {
             stream: self.keys.outbox(STREAM),
-            entry: entry.to_string().into_bytes(),
+            entry: serde_json::to_vec(&entry).unwrap_or_default(),
         }
     }
 
@@ -202,6 +210,14 @@ pub struct Worker {
     observer: Arc<dyn Observer>,
 }
 
+/// What a delivery task does with an entry.
+enum Work {
+    /// A code request with a recipient: its first tries.
+    FanOut(Box<(RequestEntry, IssuedCode)>),
+    /// A delivery due again.
+    Retry(Value),
+}
+
 enum Outcome {
     Delivered,
     Failed,
@@ -210,14 +226,29 @@ enum Outcome {
     Dropped,
 }
 
-/// The code request in an outbox entry written by [`Outbox::request_op`].
-fn code_request(entry: &Value) -> Option<CodeRequest> {
-    Some(CodeRequest {
-        code: OneTimeCode::parse(entry["one_time_password_token"].as_str()?).ok()?,
-        purpose: Purpose::parse(entry["purpose"].as_str()?).ok()?,
-        profile_id: entry["password_profile_id"].as_str()?.to_owned(),
-        username: entry["username"].as_str()?.to_owned(),
-    })
+/// An accepted code request, as [`Outbox::request_op`] writes it to the outbox.
+#[derive(Debug, Serialize, Deserialize)]
+struct RequestEntry {
+    kind: String,
+    event_id: String,
+    accepted_ms: i64,
+    created_at: String,
+    password_profile_id: String,
+    username: String,
+    purpose: String,
+    one_time_password_token: String,
+}
+
+impl RequestEntry {
+    /// The code request it holds.
+    fn request(&self) -> Option<CodeRequest> {
+        Some(CodeRequest {
+            code: OneTimeCode::parse(&self.one_time_password_token).ok()?,
+            purpose: Purpose::parse(&self.purpose).ok()?,
+            profile_id: self.password_profile_id.clone(),
+            username: self.username.clone(),
+        })
+    }
 }
 
 fn unavailable(e: OtpError) -> StoreError {
@@ -279,7 +310,7 @@ impl Worker {
                     stream: me.keys.outbox(STREAM),
                     group: GROUP.into(),
                     consumer: me.consumer.clone(),
-                    count: 32,
+                    count: BATCH,
                 },
             ];
             let claiming = last_claim.elapsed() >= me.config.claim_after / 3;
@@ -310,15 +341,8 @@ impl Worker {
                 }
             };
             let idle = entries.is_empty();
-            for (id, raw) in entries {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                let me = me.clone();
-                tokio::spawn(async move {
-                    me.handle(id, raw).await;
-                    drop(permit);
-                });
+            if !idle {
+                me.dispatch(entries, &slots).await;
             }
             if idle {
                 tokio::select! {
@@ -329,15 +353,103 @@ impl Worker {
         }
     }
 
-    async fn ack(&self, id: &str) -> Result<(), StoreError> {
+    /// Acknowledges (and deletes) entries, in one round trip.
+    async fn ack(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         self.store
             .exec(vec![Op::StreamAck {
                 stream: self.keys.outbox(STREAM),
                 group: GROUP.into(),
-                id: id.to_owned(),
+                ids,
             }])
             .await
             .map(drop)
+    }
+
+    /// Sorts out a batch of entries: code requests get their recipients resolved
+    /// together (a few store round trips per batch, not per entry); those with
+    /// none, and leftovers of earlier versions, are acknowledged together; each
+    /// delivery runs in its own task, within the worker's concurrency.
+    async fn dispatch(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>, slots: &Arc<Semaphore>) {
+        let mut requests = Vec::new();
+        let mut retries = Vec::new();
+        let mut settled = Vec::new();
+        for (id, raw) in entries {
+            if let Ok(entry) = serde_json::from_slice::<RequestEntry>(&raw) {
+                match entry.request().filter(|_| entry.kind == REQUEST_KIND) {
+                    Some(request) => requests.push((id, entry, request)),
+                    None => {
+                        tracing::error!(%id, "malformed code request dropped");
+                        settled.push(id);
+                    }
+                }
+                continue;
+            }
+            match serde_json::from_slice::<Value>(&raw) {
+                // Left by an earlier version of the gateway: nothing to send.
+                Ok(entry) if entry["decoy"] == true => settled.push(id),
+                Ok(entry) => retries.push((id, entry)),
+                Err(_) => {
+                    tracing::error!(%id, "malformed outbox entry dropped");
+                    settled.push(id);
+                }
+            }
+        }
+        let mut work: Vec<(String, Work)> = Vec::new();
+        if !requests.is_empty() {
+            let found: Vec<CodeRequest> = requests.iter().map(|(_, _, r)| r.clone()).collect();
+            match self.otp.recipients(&found).await {
+                Ok(recipients) => {
+                    for ((id, entry, _), issued) in requests.into_iter().zip(recipients) {
+                        match issued {
+                            // Unknown, disabled, throttled or replaced: nothing to send.
+                            None => settled.push(id),
+                            Some(issued) => {
+                                work.push((id, Work::FanOut(Box::new((entry, issued)))))
+                            }
+                        }
+                    }
+                }
+                // Left pending: claimed again once they have been idle long enough.
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not resolve the recipients of code requests")
+                }
+            }
+        }
+        work.extend(
+            retries
+                .into_iter()
+                .map(|(id, entry)| (id, Work::Retry(entry))),
+        );
+        if let Err(e) = self.ack(settled).await {
+            tracing::warn!(error = %e, "could not acknowledge outbox entries; they will be claimed again");
+        }
+        for (id, job) in work {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let outcome = match job {
+                    Work::FanOut(job) => {
+                        let (entry, issued) = *job;
+                        me.fan_out(&entry, issued).await
+                    }
+                    Work::Retry(entry) => me.retry(entry).await,
+                };
+                let outcome = match outcome {
+                    Ok(()) => me.ack(vec![id.clone()]).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    // Left pending: another replica (or this one) claims it later.
+                    tracing::warn!(error = %e, %id, "could not settle an outbox entry");
+                }
+                drop(permit);
+            });
+        }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -351,41 +463,9 @@ impl Worker {
         exp.mul_f64(jitter)
     }
 
-    /// Handles one entry, and acknowledges (deletes) it once everything it asked
-    /// for is done or rescheduled; on a store failure it stays pending and is
-    /// claimed again later.
-    async fn handle(&self, id: String, raw: Vec<u8>) {
-        let settled = match serde_json::from_slice::<Value>(&raw) {
-            Ok(entry) if entry["kind"] == REQUEST_KIND => self.fan_out(&entry).await,
-            // Left by an earlier version of the gateway: nothing to send.
-            Ok(entry) if entry["decoy"] == true => Ok(()),
-            Ok(entry) => self.retry(entry).await,
-            Err(_) => {
-                tracing::error!(%id, "malformed outbox entry dropped");
-                Ok(())
-            }
-        };
-        let settled = match settled {
-            Ok(()) => self.ack(&id).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = settled {
-            // Left pending: another replica (or this one) claims it later.
-            tracing::warn!(error = %e, %id, "could not settle an outbox entry");
-        }
-    }
-
-    /// A code request: finds its recipient and tries every integration observing
-    /// the event once. Unknown, disabled, throttled or replaced requests have no
-    /// recipient and send nothing.
-    async fn fan_out(&self, entry: &Value) -> Result<(), StoreError> {
-        let Some(request) = code_request(entry) else {
-            tracing::error!(event = %entry["event_id"], "malformed code request dropped");
-            return Ok(());
-        };
-        let Some(issued) = self.otp.recipient(&request).await.map_err(unavailable)? else {
-            return Ok(());
-        };
+    /// A code request with a recipient: tries every integration observing the
+    /// event once; failed tries go to the schedule.
+    async fn fan_out(&self, entry: &RequestEntry, issued: IssuedCode) -> Result<(), StoreError> {
         let targets = self
             .integrations
             .observing(OTP_REQUEST_CREATED)
@@ -395,15 +475,13 @@ impl Worker {
             tracing::warn!("a one-time password token was issued but no enabled integration observes {OTP_REQUEST_CREATED}");
             return Ok(());
         }
-        let payload = self
-            .outbox
-            .payload(&issued, entry["created_at"].as_str().unwrap_or_default());
+        let payload = self.outbox.payload(&issued, &entry.created_at);
         let tries = targets.into_iter().map(|integration| {
             let delivery = json!({
-                "event_id": entry["event_id"],
+                "event_id": entry.event_id,
                 "integration_id": integration.id,
                 "attempt": 1,
-                "accepted_ms": entry["accepted_ms"],
+                "accepted_ms": entry.accepted_ms,
                 "payload": payload,
             });
             self.attempt(delivery, Some(integration))

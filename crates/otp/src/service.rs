@@ -221,15 +221,20 @@ impl OtpScheme {
     /// Checks that a profile, as read by [`Directory::profile_op`], exists and
     /// allows codes.
     pub fn requestable_profile(reply: Reply) -> Result<PasswordProfile, OtpError> {
-        let profile = match Directory::profile_from(reply) {
-            Ok(p) => p,
-            Err(DirectoryError::NotFound(_)) => return Err(OtpError::ProfileNotFound),
-            Err(e) => return Err(e.into()),
-        };
-        if !profile.enable_one_time_password_token {
-            return Err(OtpError::NotEnabled);
+        match Directory::profile_from(reply) {
+            Ok(p) => Self::requestable(p),
+            Err(DirectoryError::NotFound(_)) => Err(OtpError::ProfileNotFound),
+            Err(e) => Err(e.into()),
         }
-        Ok(profile)
+    }
+
+    /// `profile`, if it allows codes.
+    pub fn requestable(profile: PasswordProfile) -> Result<PasswordProfile, OtpError> {
+        if profile.enable_one_time_password_token {
+            Ok(profile)
+        } else {
+            Err(OtpError::NotEnabled)
+        }
     }
 
     /// Prepares a code request: a fresh code and the one store op that writes its
@@ -249,17 +254,15 @@ impl OtpScheme {
         let username = Self::username(profile, username)?;
         let code = OneTimeCode::generate();
         let limit = self.config.limits.requests_per_user;
+        let keys = self.keys.user_keys(&profile.id, &username);
         let op = Op::SetUnderLimit {
-            counter: self.key(&profile.id, &username, REQUESTS),
+            counter: keys.key(REQUESTS),
             window: limit.window,
             limit: limit.count,
-            key: self.key(&profile.id, &username, CODE),
+            key: keys.key(CODE),
             value: self.digest(&profile.id, &username, &code).into_bytes(),
             ttl: self.config.ttl,
-            clear: vec![
-                self.key(&profile.id, &username, TRIES),
-                self.key(&profile.id, &username, TRIED),
-            ],
+            clear: vec![keys.key(TRIES), keys.key(TRIED)],
         };
         let request = CodeRequest {
             code,
@@ -310,40 +313,113 @@ impl OtpScheme {
     /// enabled; `None` otherwise (an unknown username, a throttled or replaced
     /// request, a disabled user), and nothing is to be sent.
     pub async fn recipient(&self, request: &CodeRequest) -> Result<Option<IssuedCode>, OtpError> {
-        let CodeRequest {
-            code,
-            purpose,
-            profile_id,
-            username,
-        } = request;
-        if !self.is_live(profile_id, username, code).await? {
-            return Ok(None);
-        }
-        let profile = match self.directory.profile(profile_id).await {
-            Ok(p) if p.enable_one_time_password_token => p,
-            Ok(_) | Err(DirectoryError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(credential) = self
-            .directory
-            .credential_by_username(profile_id, username)
+        Ok(self
+            .recipients(std::slice::from_ref(request))
             .await?
-        else {
-            return Ok(None);
-        };
-        let user = match self.directory.user(&credential.user_id).await {
-            Ok(u) if u.enabled => u,
-            Ok(_) | Err(DirectoryError::NotFound(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        self.saw(Stage::Issued);
-        Ok(Some(IssuedCode {
-            code: code.clone(),
-            purpose: *purpose,
-            profile,
-            credential,
-            user,
-        }))
+            .pop()
+            .flatten())
+    }
+
+    /// [`OtpScheme::recipient`] for many requests at once, in at most three
+    /// store round trips whatever their number: the codes, profiles and names;
+    /// then the credentials; then the users.
+    pub async fn recipients(
+        &self,
+        requests: &[CodeRequest],
+    ) -> Result<Vec<Option<IssuedCode>>, OtpError> {
+        let n = requests.len();
+        let mut profile_ids: Vec<&str> = requests.iter().map(|r| r.profile_id.as_str()).collect();
+        profile_ids.sort_unstable();
+        profile_ids.dedup();
+        let mut ops = Vec::with_capacity(2 * n + profile_ids.len());
+        for r in requests {
+            ops.push(Op::Get(self.key(&r.profile_id, &r.username, CODE)));
+            ops.push(self.directory.credential_id_op(&r.profile_id, &r.username));
+        }
+        ops.extend(profile_ids.iter().map(|id| self.directory.profile_op(id)));
+        let mut replies = self.store.exec(ops).await?.into_iter();
+        let mut stage = Vec::with_capacity(n);
+        for r in requests {
+            let (Some(code), Some(name)) = (replies.next(), replies.next()) else {
+                return Err(OtpError::Internal("a reply is missing".into()));
+            };
+            let want = self.digest(&r.profile_id, &r.username, &r.code);
+            let live = code
+                .into_value()?
+                .is_some_and(|c| ct_eq(&c, want.as_bytes()));
+            stage.push(if live {
+                Directory::id_from(name)?
+            } else {
+                None
+            });
+        }
+        let mut profiles = std::collections::HashMap::new();
+        for (id, reply) in profile_ids.into_iter().zip(replies) {
+            match Directory::profile_from(reply) {
+                Ok(p) if p.enable_one_time_password_token => {
+                    profiles.insert(id, p);
+                }
+                Ok(_) | Err(DirectoryError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Live codes of known usernames in profiles that still allow codes.
+        let wanted: Vec<(usize, String)> = stage
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                let id = id?;
+                profiles
+                    .contains_key(requests[i].profile_id.as_str())
+                    .then_some((i, id))
+            })
+            .collect();
+        let mut out: Vec<Option<IssuedCode>> = vec![None; n];
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let replies = self
+            .store
+            .exec(
+                wanted
+                    .iter()
+                    .map(|(_, id)| self.directory.credential_op(id))
+                    .collect(),
+            )
+            .await?;
+        let mut credentials = Vec::new();
+        for ((i, _), reply) in wanted.into_iter().zip(replies) {
+            if let Some(c) = Directory::credential_from(reply)? {
+                credentials.push((i, c));
+            }
+        }
+        if credentials.is_empty() {
+            return Ok(out);
+        }
+        let replies = self
+            .store
+            .exec(
+                credentials
+                    .iter()
+                    .map(|(_, c)| self.directory.user_op(&c.user_id))
+                    .collect(),
+            )
+            .await?;
+        for ((i, credential), reply) in credentials.into_iter().zip(replies) {
+            let Some(user) = Directory::user_from(reply)?.filter(|u| u.enabled) else {
+                continue;
+            };
+            let r = &requests[i];
+            self.saw(Stage::Issued);
+            out[i] = Some(IssuedCode {
+                code: r.code.clone(),
+                purpose: r.purpose,
+                profile: profiles[r.profile_id.as_str()].clone(),
+                credential,
+                user,
+            });
+        }
+        Ok(out)
     }
 
     async fn guard_guesses(&self, profile_id: &str, username: &str) -> Result<(), OtpError> {
@@ -430,12 +506,13 @@ impl OtpScheme {
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         self.guard_guesses(&profile.id, &username).await?;
         let digest = self.digest(&profile.id, &username, &code);
+        let keys = self.keys.user_keys(&profile.id, &username);
         let check = self
             .store
             .exec(vec![Op::CheckCode {
-                key: self.key(&profile.id, &username, CODE),
-                tries: self.key(&profile.id, &username, TRIES),
-                seen: self.key(&profile.id, &username, TRIED),
+                key: keys.key(CODE),
+                tries: keys.key(TRIES),
+                seen: keys.key(TRIED),
                 digest: digest.clone(),
                 max_tries: self.config.max_tries,
             }])

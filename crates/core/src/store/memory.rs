@@ -340,8 +340,8 @@ impl Inner {
                 }
                 Reply::Entries(out)
             }
-            Op::StreamAck { stream, group, id } => {
-                if let Some(seq) = parse_id(&id) {
+            Op::StreamAck { stream, group, ids } => {
+                for seq in ids.iter().filter_map(|id| parse_id(id)) {
                     let s = self.stream_mut(&stream, now)?;
                     if let Some(g) = s.groups.get_mut(&group) {
                         g.pending.remove(&seq);

@@ -149,14 +149,14 @@ pub enum Op {
         /// The most entries to take.
         count: usize,
     },
-    /// Acknowledge and delete an entry. Replies [`Reply::Done`].
+    /// Acknowledge and delete entries. Replies [`Reply::Done`].
     StreamAck {
         /// The stream.
         stream: String,
         /// The consumer group.
         group: String,
-        /// The entry's id.
-        id: String,
+        /// The entries' ids.
+        ids: Vec<String>,
     },
     /// Schedule `entry` to be appended to a stream at `due` (Unix milliseconds).
     /// Replies [`Reply::Done`].
@@ -423,6 +423,22 @@ pub trait StoreExt: Store {
 
 impl<T: Store + ?Sized> StoreExt for T {}
 
+/// The keys of one user of one scope ([`Keys::user_keys`]).
+#[derive(Debug, Clone)]
+pub struct UserKeys {
+    base: String,
+}
+
+impl UserKeys {
+    /// The same as [`Keys::user`] with this scope and user.
+    pub fn key(&self, what: &str) -> String {
+        let mut key = String::with_capacity(self.base.len() + what.len());
+        key.push_str(&self.base);
+        key.push_str(what);
+        key
+    }
+}
+
 /// Key names, with Redis Cluster hash tags.
 ///
 /// Everything one atomic op touches shares a `{tag}`, so a Redis Cluster keeps it
@@ -458,11 +474,15 @@ impl Keys {
     /// Something about one user of one scope: `scope` names the login surface
     /// (a web phone application, a password profile), `who` the username.
     pub fn user(&self, scope: &str, who: &str, what: &str) -> String {
-        format!(
-            "{}{{u:{}}}:{what}",
-            self.prefix,
-            crate::crypto::tag(scope, who)
-        )
+        self.user_keys(scope, who).key(what)
+    }
+
+    /// All keys of one user of one scope, for a caller naming several: the
+    /// digest behind their tag is computed once.
+    pub fn user_keys(&self, scope: &str, who: &str) -> UserKeys {
+        UserKeys {
+            base: format!("{}{{u:{}}}:", self.prefix, crate::crypto::tag(scope, who)),
+        }
     }
 
     /// A session's map.

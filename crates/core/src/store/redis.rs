@@ -204,6 +204,8 @@ enum Shape {
     Items,
     /// A command whose reply is ignored (a PEXPIRE after an HSET).
     Skip,
+    /// No command was sent: the op had nothing to do.
+    Done,
 }
 
 impl RedisStore {
@@ -361,10 +363,11 @@ impl RedisStore {
                     .arg(count);
                 shapes.push(Shape::Entries);
             }
-            Op::StreamAck { stream, group, id } => {
-                pipe.cmd("XACK").arg(&stream).arg(group).arg(&id);
+            Op::StreamAck { ids, .. } if ids.is_empty() => shapes.push(Shape::Done),
+            Op::StreamAck { stream, group, ids } => {
+                pipe.cmd("XACK").arg(&stream).arg(group).arg(&ids);
                 shapes.push(Shape::Skip);
-                pipe.cmd("XDEL").arg(stream).arg(id);
+                pipe.cmd("XDEL").arg(stream).arg(ids);
                 shapes.push(Shape::Ok);
             }
             Op::Schedule {
@@ -518,6 +521,7 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
             next()?;
             return Ok(None);
         }
+        Shape::Done => Reply::Done,
         Shape::Value => Reply::Value(bytes(next()?)?),
         Shape::Ok => {
             next()?;
@@ -656,11 +660,15 @@ impl Store for RedisStore {
         // Scripts run by their hash (EVALSHA), which spares Redis hashing the
         // source on every call. A Redis that restarted has forgotten them: the
         // commands answered NOSCRIPT (and only those) run again with their source.
-        let mut raw: Vec<Value> = pipe
-            .ignore_errors()
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut raw: Vec<Value> = if pipe.cmd_iter().next().is_none() {
+            // Nothing to send (every op had nothing to do).
+            Vec::new()
+        } else {
+            pipe.ignore_errors()
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?
+        };
         for (value, cmd) in raw.iter_mut().zip(pipe.cmd_iter()) {
             let Value::ServerError(err) = value else {
                 continue;

@@ -225,10 +225,17 @@ impl AccountsApi {
         profile: Path<String>,
         body: Json<CodeRequestBody>,
     ) -> Result<CodeRequestResponse, ApiError> {
-        // One round trip for the checks and reads, one for the writes.
-        let profile_op = self.state.directory.profile_op(&profile);
-        let (_, mut reads) = client_and(&self.state, &auth, req, "login", vec![profile_op]).await?;
-        self.state.directory.check_realm(&realm)?;
+        // At most one round trip for the checks and reads (none when this replica
+        // has just seen the token and the profile), and one for the writes.
+        let directory = &self.state.directory;
+        let recent = directory.recent_profile(&profile);
+        let reads = match recent {
+            Some(_) => Vec::new(),
+            None => vec![directory.profile_op(&profile)],
+        };
+        let count = self.state.ip_op(req, "login");
+        let (_, mut reads) = client_and(&self.state, &auth, count, reads).await?;
+        directory.check_realm(&realm)?;
         let d = &body.data;
         if d.type_ != "one_time_password_token_request" {
             return Err(ApiError::bad(
@@ -236,10 +243,13 @@ impl AccountsApi {
             ));
         }
         let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
-        let profile = reads
-            .pop()
-            .ok_or_else(ApiError::unavailable)
-            .and_then(|r| OtpScheme::requestable_profile(r).map_err(otp_error))?;
+        let profile = match (recent, reads.pop()) {
+            (Some(p), _) => OtpScheme::requestable(p),
+            (None, Some(reply)) => OtpScheme::requestable_profile(reply),
+            (None, None) => Err(OtpError::Unavailable),
+        }
+        .map_err(otp_error)?;
+        directory.remember_profile(&profile);
         let otp = &self.state.otp;
         let (request, code_op) = otp
             .prepare_request(&profile, &d.username, purpose)

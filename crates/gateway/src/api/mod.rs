@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use authgate_core::store::{Op, Reply, StoreError};
 use authgate_core::tokens::{Check, Principal, Role, Scheme};
-use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::{OpenApiService, SecurityScheme, Tags};
 
@@ -50,25 +49,17 @@ pub enum Tag {
 #[oai(ty = "bearer")]
 pub struct BearerToken(pub Bearer);
 
-/// The API client's session behind a bearer token, or 401.
-pub async fn client(state: &AppState, auth: &BearerToken) -> Result<Principal, ApiError> {
-    match state.tokens.verify(&auth.0.token).await? {
-        Some(p) if p.subject.scheme == Scheme::Client => Ok(p),
-        _ => Err(ApiError::unauthorized(
-            "the bearer token is unknown or expired",
-        )),
-    }
-}
-
 /// The first round trip of a client's request, as one store pipeline: the bearer
-/// token's session, the per-address counter (`bucket`), and the handler's own
-/// `reads`, whose replies come back in order. Fails with 401 or 429 before the
-/// handler looks at them; a token that cannot be ours costs no round trip.
+/// token's session (unless this replica verified that token within the last
+/// second), the per-address counter (`count`, from [`AppState::ip_op`]), and the
+/// handler's own `reads`,
+/// whose replies come back in order. Fails with 401 or 429 before the handler
+/// looks at them. No round trip at all when there is nothing to send, nor for a
+/// token that cannot be ours.
 pub async fn client_and(
     state: &AppState,
     auth: &BearerToken,
-    req: &Request,
-    bucket: &str,
+    count: Option<Op>,
     reads: Vec<Op>,
 ) -> Result<(Principal, Vec<Reply>), ApiError> {
     let unauthorized = || ApiError::unauthorized("the bearer token is unknown or expired");
@@ -76,26 +67,45 @@ pub async fn client_and(
         .tokens
         .prepare_check(&auth.0.token)
         .ok_or_else(unauthorized)?;
-    let ip = state.ip_op(req, bucket);
-    let counted = ip.is_some();
+    let recent = state.tokens.recent_client(&pending);
+    let counted = count.is_some();
     let mut ops = Vec::with_capacity(2 + reads.len());
-    ops.push(pending.op());
-    ops.extend(ip);
+    if recent.is_none() {
+        ops.push(pending.op());
+    }
+    ops.extend(count);
     ops.extend(reads);
-    let mut replies = state.store.exec(ops).await?.into_iter();
+    let mut replies = if ops.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        state.store.exec(ops).await?.into_iter()
+    };
     let mut next = || {
         replies
             .next()
             .ok_or_else(|| StoreError::Protocol("a reply is missing".into()))
     };
-    let principal = match pending.finish(next()?)? {
-        Check::Valid(p) if p.subject.scheme == Scheme::Client => p,
-        _ => return Err(unauthorized()),
+    let principal = match recent {
+        Some(p) => p,
+        None => match pending.clone().finish(next()?)? {
+            Check::Valid(p) if p.subject.scheme == Scheme::Client => {
+                state.tokens.remember_client(&pending, &p);
+                p
+            }
+            _ => return Err(unauthorized()),
+        },
     };
     if counted {
         state.ip_verdict(next()?)?;
     }
     Ok((principal, replies.collect()))
+}
+
+/// The API client's session behind a bearer token, or 401.
+pub async fn client(state: &AppState, auth: &BearerToken) -> Result<Principal, ApiError> {
+    client_and(state, auth, None, Vec::new())
+        .await
+        .map(|(p, _)| p)
 }
 
 /// The API client's session, which must come from the client credentials grant.
