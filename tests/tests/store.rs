@@ -64,6 +64,7 @@ both!(
     a_code_matches_once_and_burns_after_the_last_wrong_try,
     a_new_code_clears_the_earlier_codes_tries,
     a_stream_hands_each_entry_to_one_consumer_until_acknowledged,
+    an_entry_is_appended_only_when_its_index_has_the_field,
     entries_left_pending_are_claimed_by_another_consumer_after_their_idle_time,
     scheduled_entries_reach_the_stream_when_due,
     lists_keep_the_newest_items,
@@ -137,6 +138,50 @@ async fn a_repeated_event_counts_once_per_window(s: Shared, k: Keys) {
         1,
         "a new window forgets what it saw"
     );
+}
+
+async fn an_entry_is_appended_only_when_its_index_has_the_field(s: Shared, k: Keys) {
+    let index = k.directory("names");
+    let stream = k.outbox("events");
+    let decoys = k.outbox("decoys");
+    s.one(Op::MapSet {
+        key: index.clone(),
+        fields: vec![("known".into(), b"id".to_vec())],
+        ttl: None,
+    })
+    .await
+    .unwrap();
+    for (field, entry) in [
+        ("known", "a"),
+        ("unknown", "b"),
+        ("unknown", "c"),
+        ("known", "d"),
+    ] {
+        let op = Op::StreamAddIfPresent {
+            index: index.clone(),
+            field: field.into(),
+            stream: stream.clone(),
+            entry: entry.as_bytes().to_vec(),
+            decoys: decoys.clone(),
+            decoy: b"-".to_vec(),
+        };
+        assert_eq!(s.one(op).await.unwrap(), Reply::Done, "the same answer");
+    }
+    let read = |key: &str| Op::StreamRead {
+        stream: key.to_owned(),
+        group: "g".into(),
+        consumer: "c".into(),
+        count: 10,
+    };
+    let got = s.one(read(&stream)).await.unwrap().into_entries().unwrap();
+    assert_eq!(
+        got.iter().map(|(_, v)| v.as_slice()).collect::<Vec<_>>(),
+        vec![&b"a"[..], b"d"],
+        "only the entries whose field is present"
+    );
+    let kept = s.one(read(&decoys)).await.unwrap().into_entries().unwrap();
+    assert_eq!(kept.len(), 1, "decoys are kept at one entry: {kept:?}");
+    assert_eq!(kept[0].1, b"-");
 }
 
 async fn a_stream_hands_each_entry_to_one_consumer_until_acknowledged(s: Shared, k: Keys) {

@@ -194,7 +194,7 @@ pub struct Directory {
     ha1: Ha1Fn,
     realm_id: String,
     default_token_timeout: u64,
-    profiles: Recent<PasswordProfile>,
+    profiles: Recent<Arc<PasswordProfile>>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -326,13 +326,13 @@ impl Directory {
     /// A profile this replica read within the last [`PROFILE_MEMORY`], for hot
     /// paths that can live with that much staleness (profiles change rarely, and
     /// the delivery side reads the profile again before sending anything).
-    pub fn recent_profile(&self, id: &str) -> Option<PasswordProfile> {
+    pub fn recent_profile(&self, id: &str) -> Option<Arc<PasswordProfile>> {
         self.profiles.get(id)
     }
 
     /// Remembers a profile just read (see [`Directory::recent_profile`]).
-    pub fn remember_profile(&self, profile: &PasswordProfile) {
-        self.profiles.put(profile.id.clone(), profile.clone(), None);
+    pub fn remember_profile(&self, profile: Arc<PasswordProfile>) {
+        self.profiles.put(profile.id.clone(), profile, None);
     }
 
     /// The authentication realm's id.
@@ -834,7 +834,14 @@ impl Directory {
     /// time, for callers resolving many usernames in a few round trips: the id
     /// of the credential with `username` in a profile (reply: [`Directory::id_from`]).
     pub fn credential_id_op(&self, profile_id: &str, username: &str) -> Op {
-        Op::MapGet(self.key(NAMES), Self::name_field(profile_id, username))
+        let (index, field) = self.name_index(profile_id, username);
+        Op::MapGet(index, field)
+    }
+
+    /// The map and field under which the id of the credential with `username`
+    /// in a profile is indexed (the keys of [`Directory::credential_id_op`]).
+    pub fn name_index(&self, profile_id: &str, username: &str) -> (String, String) {
+        (self.key(NAMES), Self::name_field(profile_id, username))
     }
 
     /// The id in a reply to [`Directory::credential_id_op`].

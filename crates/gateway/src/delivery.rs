@@ -36,10 +36,14 @@ use crate::email::{EmailSettings, Mailer};
 
 const STREAM: &str = "events";
 const SCHEDULE: &str = "retry";
+/// Where the decoys of requests for unknown usernames go (one entry is kept).
+const DECOYS: &str = "decoys";
 const GROUP: &str = "delivery";
 /// The most new entries a worker takes at once: code requests without a
 /// recipient are settled a batch at a time, at a few round trips per batch.
 const BATCH: usize = 128;
+/// How long a worker waits after a part batch before reading again.
+const LINGER: Duration = Duration::from_millis(10);
 /// The `kind` of an outbox entry holding an accepted code request.
 const REQUEST_KIND: &str = "one-time-password-token-request";
 
@@ -115,10 +119,13 @@ impl Outbox {
         self
     }
 
-    /// The op that appends an accepted code request to the outbox. It is sent
-    /// for every request, whatever the username (the worker resolves the
-    /// recipient and drops what has none), in the same round trip as the code.
-    pub fn request_op(&self, request: &CodeRequest) -> Op {
+    /// The op that appends an accepted code request to the outbox when the
+    /// username is in the directory's index `(map, field)`, and otherwise a
+    /// decoy of the same length (no code in it) to a stream kept at one entry.
+    /// The same op is sent for every request, in the same round trip as the
+    /// code, and the store does the same work either way; the worker checks the
+    /// rest (a live code, an enabled user and profile) before sending anything.
+    pub fn request_op(&self, request: &CodeRequest, index: (String, String)) -> Op {
         let now = OffsetDateTime::now_utc();
         let entry = RequestEntry {
             kind: REQUEST_KIND.to_owned(),
@@ -133,9 +140,15 @@ impl Outbox {
             purpose: request.purpose.as_str().to_owned(),
             one_time_password_token: request.code.as_str().to_owned(),
         };
-        Op::StreamAdd {
+        let entry = serde_json::to_vec(&entry).unwrap_or_default();
+        let (index, field) = index;
+        Op::StreamAddIfPresent {
+            index,
+            field,
             stream: self.keys.outbox(STREAM),
-            entry: serde_json::to_vec(&entry).unwrap_or_default(),
+            decoy: vec![b'-'; entry.len()],
+            entry,
+            decoys: self.keys.outbox(DECOYS),
         }
     }
 
@@ -340,13 +353,20 @@ impl Worker {
                     continue;
                 }
             };
-            let idle = entries.is_empty();
-            if !idle {
+            // Idle: wait a poll interval. A part batch: wait a little, so that under
+            // load batches fill up and the per-batch round trips are shared by more
+            // entries. A full batch: go on at once.
+            let pause = match entries.len() {
+                0 => Some(me.config.poll),
+                n if n < BATCH => Some(LINGER),
+                _ => None,
+            };
+            if !entries.is_empty() {
                 me.dispatch(entries, &slots).await;
             }
-            if idle {
+            if let Some(pause) = pause {
                 tokio::select! {
-                    _ = tokio::time::sleep(me.config.poll) => {},
+                    _ = tokio::time::sleep(pause) => {},
                     _ = stop.changed() => {},
                 }
             }

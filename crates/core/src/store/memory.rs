@@ -293,6 +293,34 @@ impl Inner {
             Op::StreamAdd { stream, entry } => {
                 Reply::Value(Some(self.stream_add(&stream, entry, now)?.into_bytes()))
             }
+            Op::StreamAddIfPresent {
+                index,
+                field,
+                stream,
+                entry,
+                decoys,
+                decoy,
+            } => {
+                let present = match self.live(&index, now) {
+                    Some(Entry {
+                        value: Value::Map(m),
+                        ..
+                    }) => m.contains_key(&field),
+                    Some(_) => return Err(wrong_type(&index)),
+                    None => false,
+                };
+                if present {
+                    self.stream_add(&stream, entry, now)?;
+                } else {
+                    self.stream_add(&decoys, decoy, now)?;
+                    // Kept at one entry, like Redis's MAXLEN 1.
+                    let s = self.stream_mut(&decoys, now)?;
+                    while s.entries.len() > 1 {
+                        s.entries.pop_first();
+                    }
+                }
+                Reply::Done
+            }
             Op::StreamRead {
                 stream,
                 group,

@@ -122,6 +122,25 @@ pub enum Op {
         /// The entry's one field.
         entry: Vec<u8>,
     },
+    /// Append `entry` to `stream` only when `field` is present in the map `index`;
+    /// otherwise append `decoy` (the same length, no secret in it) to `decoys`, a
+    /// stream trimmed to one entry, so that both cases cost the store the same
+    /// work. All four keys share one hash tag. Replies [`Reply::Done`] either
+    /// way: the caller learns nothing of which happened.
+    StreamAddIfPresent {
+        /// The map to look in.
+        index: String,
+        /// The field that must be present.
+        field: String,
+        /// The stream appended to when it is.
+        stream: String,
+        /// The entry's one field.
+        entry: Vec<u8>,
+        /// The stream appended to when it is not.
+        decoys: String,
+        /// What is appended then.
+        decoy: Vec<u8>,
+    },
     /// Read up to `count` new entries for `consumer` of `group`, creating the group
     /// (and the stream) when missing. Entries stay pending until acknowledged.
     /// Replies [`Reply::Entries`].
@@ -495,9 +514,12 @@ impl Keys {
         format!("{}{{us:{user_id}}}", self.prefix)
     }
 
-    /// The delivery outbox's stream, schedule and logs (one slot, so Lua can move entries).
+    /// The delivery outbox's stream, schedule and logs. They share the
+    /// directory's slot: Lua moves entries between the schedule and the stream,
+    /// and a code request appends to the stream only when the directory's index
+    /// of usernames has the name ([`Op::StreamAddIfPresent`]).
     pub fn outbox(&self, name: &str) -> String {
-        format!("{}{{outbox}}:{name}", self.prefix)
+        format!("{}{{dir}}:outbox:{name}", self.prefix)
     }
 
     /// A per-client-address counter.

@@ -123,6 +123,17 @@ local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'C
 return r[2]
 ";
 
+/// Appends to the stream when the index has the field, and otherwise the same
+/// amount of nothing to a stream kept at one entry.
+const STREAM_ADD_IF_PRESENT: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+else
+  redis.call('XADD', KEYS[3], 'MAXLEN', '1', '*', 'e', ARGV[3])
+end
+return 1
+";
+
 /// Moves due entries from the schedule to the stream, atomically.
 const RELEASE: &str = r"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -142,7 +153,7 @@ return 1
 ";
 
 /// Every script this store runs.
-const SCRIPTS: [&str; 9] = [
+const SCRIPTS: [&str; 10] = [
     HIT,
     SET_UNDER_LIMIT,
     CHECK_CODE,
@@ -152,6 +163,7 @@ const SCRIPTS: [&str; 9] = [
     STREAM_READ,
     STREAM_CLAIM,
     RELEASE,
+    STREAM_ADD_IF_PRESENT,
 ];
 
 /// The SHA1 a script is cached under in Redis (computed once per process).
@@ -376,6 +388,25 @@ impl RedisStore {
                 entry,
             } => {
                 pipe.cmd("ZADD").arg(schedule).arg(due_ms).arg(entry);
+                shapes.push(Shape::Ok);
+            }
+            Op::StreamAddIfPresent {
+                index,
+                field,
+                stream,
+                entry,
+                decoys,
+                decoy,
+            } => {
+                pipe.cmd("EVALSHA")
+                    .arg(sha(STREAM_ADD_IF_PRESENT))
+                    .arg(3)
+                    .arg(index)
+                    .arg(stream)
+                    .arg(decoys)
+                    .arg(field)
+                    .arg(entry)
+                    .arg(decoy);
                 shapes.push(Shape::Ok);
             }
             Op::Release {

@@ -244,19 +244,22 @@ impl AccountsApi {
         }
         let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
         let profile = match (recent, reads.pop()) {
-            (Some(p), _) => OtpScheme::requestable(p),
-            (None, Some(reply)) => OtpScheme::requestable_profile(reply),
-            (None, None) => Err(OtpError::Unavailable),
-        }
-        .map_err(otp_error)?;
-        directory.remember_profile(&profile);
+            (Some(p), _) => p,
+            (None, Some(reply)) => {
+                let read = Arc::new(OtpScheme::requestable_profile(reply).map_err(otp_error)?);
+                directory.remember_profile(read.clone());
+                read
+            }
+            (None, None) => return Err(ApiError::unavailable()),
+        };
         let otp = &self.state.otp;
         let (request, code_op) = otp
             .prepare_request(&profile, &d.username, purpose)
             .map_err(otp_error)?;
-        // Known or not, within the limit or not: the same two writes, the same
-        // answer. The delivery worker finds out who, if anyone, gets the code.
-        let event_op = self.state.outbox.request_op(&request);
+        // Known or not, within the limit or not: the same two ops, the same store
+        // work, the same answer. The worker finds out who, if anyone, gets the code.
+        let index = directory.name_index(&request.profile_id, &request.username);
+        let event_op = self.state.outbox.request_op(&request, index);
         let writes = self.state.store.exec(vec![code_op, event_op]).await?;
         if let Some(reply) = writes.into_iter().next() {
             otp.request_stored(reply).map_err(otp_error)?;
