@@ -357,6 +357,30 @@ def load(d: str, name: str):
         return json.load(f)
 
 
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def same_round_ratios(rows) -> dict:
+    """Per phase, each round's req/s over the ceiling of the same round."""
+    health = (rows.get("health") or {}).get("rounds") or []
+    out = {}
+    for name, _ in PHASES:
+        r = rows.get(name)
+        if name == "health" or not r or not r.get("rounds"):
+            continue
+        pairs = [
+            x["rps"] / h["rps"]
+            for x, h in zip(r["rounds"], health)
+            if h.get("rps")
+        ]
+        if len(pairs) > 1:
+            out[name] = pairs
+    return out
+
+
 def summarize(d: str) -> None:
     meta = load(d, "meta") or {}
     rows = {name: load(d, name) for name, _ in PHASES}
@@ -418,6 +442,19 @@ def summarize(d: str) -> None:
                         f"{x['rps']:.0f} ({ms(x['p99_us'])}; {x['other_cores']:.2f})" for x in r["rounds"]
                     )
                 )
+        paired = same_round_ratios(rows)
+        if paired:
+            w("")
+            w(
+                "Ratios to the ceiling measured in the same round (each round's phase over that round's "
+                "(a); this box's speed drifts over minutes, and pairing within a round cancels part of it), "
+                "and their median:"
+            )
+            w("")
+            for name, label in PHASES:
+                if name in paired:
+                    ratios = paired[name]
+                    w(f"- {label}: " + ", ".join(f"{v:.2f}" for v in ratios) + f"; median **{median(ratios):.2f}**")
     flow = rows.get("flow")
     if flow:
         secs = flow["duration_us"] / 1e6

@@ -33,7 +33,7 @@ if limit > 0 then
   end
 end
 if limit == 0 or n <= limit then
-  for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+  if #KEYS > 2 then redis.call('DEL', unpack(KEYS, 3)) end
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   return {n, t, 1}
 end
