@@ -109,11 +109,15 @@ end
 return 3
 ";
 
-/// Reads new entries for a consumer, creating the group when missing (a Redis
-/// without persistence forgets groups when it restarts).
+/// Reads new entries for a consumer, creating the group only when the read
+/// finds it missing (a Redis without persistence forgets groups when it restarts).
 const STREAM_READ: &str = r"
-redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
-return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if type(r) == 'table' and r.err then
+  redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+  r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+end
+return r
 ";
 
 /// Takes over idle pending entries (creating the group when missing).
