@@ -1192,6 +1192,11 @@ async fn what_this_replica_remembers_it_forgets_when_it_changes_it() {
             Some(json!({"data": {"type": "password_profile", "enable_one_time_password_token": false}})))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // A password exchange reads (and remembers) the profile as it is now.
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::CREATED
+    );
     assert_eq!(ask().await.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = app
         .admin(&s.admin, Method::PUT, &profile,

@@ -476,10 +476,18 @@ impl OtpScheme {
         Ok(Member { user, credential })
     }
 
-    /// The profile of an exchange; an unknown one is just a failed authentication.
-    async fn exchange_profile(&self, profile_id: &str) -> Result<PasswordProfile, OtpError> {
+    /// The profile of an exchange (from this replica's one-second memory when it
+    /// has it); an unknown one is just a failed authentication.
+    async fn exchange_profile(&self, profile_id: &str) -> Result<Arc<PasswordProfile>, OtpError> {
+        if let Some(p) = self.directory.recent_profile(profile_id) {
+            return Ok(p);
+        }
         match self.directory.profile(profile_id).await {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                let p = Arc::new(p);
+                self.directory.remember_profile(p.clone());
+                Ok(p)
+            }
             Err(DirectoryError::NotFound(_)) => Err(OtpError::Unauthorized),
             Err(e) => Err(e.into()),
         }
