@@ -27,6 +27,9 @@
 #                 (one code each per round; f stops when they are used up)   default 30000
 #   OTP_CAL_USERS more users for f's one-connection calibration             default 3000
 #   DELIVERY_RATE code requests/s for the steady delivery latency check      default 200
+#   PAIRS         paired slices per target endpoint (ceiling, then the endpoint, back to
+#                 back) for the target ratios; 0 skips them                    default 5
+#   SLICE         length of each slice                                         default 3s
 #   PROFILE=NAMES perf-record the gateway during the phases named (comma-separated:
 #                 health,keyreq,flow,verify); this perturbs those phases, so the
 #                 figures of a profiled run are not comparable with others
@@ -52,6 +55,8 @@ OTP_USERS=${OTP_USERS:-30000}
 OTP_CAL_USERS=${OTP_CAL_USERS:-3000}
 DELIVERY_RATE=${DELIVERY_RATE:-200}
 QUIET_WAIT=${QUIET_WAIT:-30}
+PAIRS=${PAIRS:-5}
+SLICE=${SLICE:-3s}
 ROUNDS=${ROUNDS:-1}
 OHA_VERSION=1.16.0
 PASSWORD=mypass123 # the demo's (crates/gateway/src/demo.rs); the bench users get it too
@@ -587,6 +592,35 @@ for round in $(seq "$ROUNDS"); do
   run_phase exchange "$THREADS" exchange.lua BENCH_PAIRS="$TMP/pairs.txt" BENCH_PAIRS_CAL="$TMP/pairs-cal.txt" \
     BENCH_THREADS="$THREADS"
 done
+
+# Paired slices: this box's speed drifts by a quarter within a minute, so phases measured
+# a minute apart give noisy ratios. For each target endpoint, PAIRS times: the ceiling for
+# SLICE, then the endpoint for SLICE, back to back; the ratio of each pair, and the median.
+slice_rps() { # slice_rps SCRIPT [VAR=VALUE...] -> req/s of one SLICE-long wrk run
+  local script=$1
+  shift
+  env "$@" timeout $(( $(seconds "$SLICE") + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SLICE" --timeout 10s \
+    -s "$BENCH/lua/$script" "$URL" 2>&1 | awk '/^Requests\/sec:/ {print $2}'
+}
+if (( PAIRS > 0 )); then
+  : >"$RESULTS/paired.txt"
+  for target in keyreq verify otpreq; do
+    wait_quiet
+    log "paired slices for $target: $PAIRS x ($SLICE ceiling, then $SLICE $target)"
+    for i in $(seq "$PAIRS"); do
+      h=$(slice_rps static.lua BENCH_PATH=/health/live)
+      case $target in
+        keyreq) p=$(slice_rps keyreq.lua) ;;
+        verify) p=$(slice_rps static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN") ;;
+        otpreq) p=$(slice_rps otpreq.lua BENCH_OTP_NAMES=100000) ;;
+      esac
+      [[ -n $h && -n $p ]] || die "a paired slice of $target gave no figure"
+      echo "$target $h $p" >>"$RESULTS/paired.txt"
+      log "  pair $i: ceiling $h, $target $p req/s"
+    done
+  done
+  check_gateway "in the paired slices"
+fi
 # With several rounds, each phase reports its best round (the highest req/s: the least
 # disturbed by whatever else runs on the machine), the same rule for every phase.
 python3 - "$RESULTS" "$ROUNDS" <<'PY'
