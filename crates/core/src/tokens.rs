@@ -214,7 +214,7 @@ impl PendingCheck {
     }
 
     /// The verdict, from the read's reply.
-    pub fn finish(self, reply: Reply) -> Result<Check, StoreError> {
+    pub fn finish(&self, reply: Reply) -> Result<Check, StoreError> {
         let map = reply.into_map()?;
         let Some(current) = map.get("a") else {
             return Ok(Check::Invalid);
@@ -483,7 +483,7 @@ impl TokenService {
         })
     }
 
-    /// Exchanges a refresh token for new tokens, once.    /// Exchanges a refresh token for new tokens, once.
+    /// Exchanges a refresh token for new tokens, once.
     pub async fn refresh(&self, token: &str) -> Result<Refresh, StoreError> {
         let Some((REFRESH, sid)) = split(token) else {
             return Ok(Refresh::Invalid);

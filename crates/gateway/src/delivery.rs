@@ -394,12 +394,16 @@ impl Worker {
     /// delivery runs in its own task, within the worker's concurrency.
     async fn dispatch(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>, slots: &Arc<Semaphore>) {
         let mut requests = Vec::new();
+        let mut found: Vec<CodeRequest> = Vec::new();
         let mut retries = Vec::new();
         let mut settled = Vec::new();
         for (id, raw) in entries {
             if let Ok(entry) = serde_json::from_slice::<RequestEntry>(&raw) {
                 match entry.request().filter(|_| entry.kind == REQUEST_KIND) {
-                    Some(request) => requests.push((id, entry, request)),
+                    Some(request) => {
+                        requests.push((id, entry));
+                        found.push(request);
+                    }
                     None => {
                         tracing::error!(%id, "malformed code request dropped");
                         settled.push(id);
@@ -419,10 +423,9 @@ impl Worker {
         }
         let mut work: Vec<(String, Work)> = Vec::new();
         if !requests.is_empty() {
-            let found: Vec<CodeRequest> = requests.iter().map(|(_, _, r)| r.clone()).collect();
             match self.otp.recipients(&found).await {
                 Ok(recipients) => {
-                    for ((id, entry, _), issued) in requests.into_iter().zip(recipients) {
+                    for ((id, entry), issued) in requests.into_iter().zip(recipients) {
                         match issued {
                             // Unknown, disabled, throttled or replaced: nothing to send.
                             None => settled.push(id),

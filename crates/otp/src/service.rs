@@ -5,7 +5,7 @@
 //! same atomic op that counts the request towards its per-username limit. The
 //! request never asks whether the username exists: every username takes the
 //! same path, and the delivery side, off the request path, resolves the
-//! recipient ([`OtpScheme::recipient`]) and sends nothing for unknown, disabled
+//! recipient ([`OtpScheme::recipients`]) and sends nothing for unknown, disabled
 //! or throttled ones. So the answer, the store traffic and the timing are alike.
 
 use std::sync::Arc;
@@ -222,25 +222,17 @@ impl OtpScheme {
     /// allows codes.
     pub fn requestable_profile(reply: Reply) -> Result<PasswordProfile, OtpError> {
         match Directory::profile_from(reply) {
-            Ok(p) => Self::requestable(p),
+            Ok(p) if p.enable_one_time_password_token => Ok(p),
+            Ok(_) => Err(OtpError::NotEnabled),
             Err(DirectoryError::NotFound(_)) => Err(OtpError::ProfileNotFound),
             Err(e) => Err(e.into()),
-        }
-    }
-
-    /// `profile`, if it allows codes.
-    pub fn requestable(profile: PasswordProfile) -> Result<PasswordProfile, OtpError> {
-        if profile.enable_one_time_password_token {
-            Ok(profile)
-        } else {
-            Err(OtpError::NotEnabled)
         }
     }
 
     /// Prepares a code request: a fresh code and the one store op that writes its
     /// digest, replacing the earlier code, while the username is within its
     /// request limit. Nothing here depends on whether the username exists: the
-    /// delivery side finds that out ([`OtpScheme::recipient`]), so the request
+    /// delivery side finds that out ([`OtpScheme::recipients`]), so the request
     /// costs the same store work and time for every username.
     pub fn prepare_request(
         &self,
@@ -296,33 +288,40 @@ impl OtpScheme {
         username: &str,
         code: &OneTimeCode,
     ) -> Result<bool, OtpError> {
-        let current = self
+        let reply = self
             .store
-            .exec(vec![Op::Get(self.key(profile_id, username, CODE))])
+            .exec(vec![self.live_code_op(profile_id, username)])
             .await?
             .pop()
-            .map(Reply::into_value)
-            .transpose()?
-            .flatten();
+            .ok_or_else(|| OtpError::Internal("a reply is missing".into()))?;
+        self.is_live_in(reply, profile_id, username, code)
+    }
+
+    /// The read of the live code's digest, for [`OtpScheme::is_live_in`].
+    fn live_code_op(&self, profile_id: &str, username: &str) -> Op {
+        Op::Get(self.key(profile_id, username, CODE))
+    }
+
+    /// Whether the digest read by [`OtpScheme::live_code_op`] is `code`'s.
+    fn is_live_in(
+        &self,
+        reply: Reply,
+        profile_id: &str,
+        username: &str,
+        code: &OneTimeCode,
+    ) -> Result<bool, OtpError> {
         let want = self.digest(profile_id, username, code);
-        Ok(current.is_some_and(|c| ct_eq(&c, want.as_bytes())))
+        Ok(reply
+            .into_value()?
+            .is_some_and(|c| ct_eq(&c, want.as_bytes())))
     }
 
-    /// Who a requested code goes to: the user behind the username, when the code
-    /// is still live, the profile still allows codes, and the user exists and is
-    /// enabled; `None` otherwise (an unknown username, a throttled or replaced
-    /// request, a disabled user), and nothing is to be sent.
-    pub async fn recipient(&self, request: &CodeRequest) -> Result<Option<IssuedCode>, OtpError> {
-        Ok(self
-            .recipients(std::slice::from_ref(request))
-            .await?
-            .pop()
-            .flatten())
-    }
-
-    /// [`OtpScheme::recipient`] for many requests at once, in at most three
-    /// store round trips whatever their number: the codes, profiles and names;
-    /// then the credentials; then the users.
+    /// Who each requested code goes to: the user behind the username, when the
+    /// code is still live, the profile still allows codes, and the user exists
+    /// and is enabled; `None` otherwise (an unknown username, a throttled or
+    /// replaced request, a disabled user), and nothing is to be sent. At most
+    /// three store round trips whatever the number of requests: the codes,
+    /// profiles and names; then the credentials; then the users.
     pub async fn recipients(
         &self,
         requests: &[CodeRequest],
@@ -333,7 +332,7 @@ impl OtpScheme {
         profile_ids.dedup();
         let mut ops = Vec::with_capacity(2 * n + profile_ids.len());
         for r in requests {
-            ops.push(Op::Get(self.key(&r.profile_id, &r.username, CODE)));
+            ops.push(self.live_code_op(&r.profile_id, &r.username));
             ops.push(self.directory.credential_id_op(&r.profile_id, &r.username));
         }
         ops.extend(profile_ids.iter().map(|id| self.directory.profile_op(id)));
@@ -343,10 +342,7 @@ impl OtpScheme {
             let (Some(code), Some(name)) = (replies.next(), replies.next()) else {
                 return Err(OtpError::Internal("a reply is missing".into()));
             };
-            let want = self.digest(&r.profile_id, &r.username, &r.code);
-            let live = code
-                .into_value()?
-                .is_some_and(|c| ct_eq(&c, want.as_bytes()));
+            let live = self.is_live_in(code, &r.profile_id, &r.username, &r.code)?;
             stage.push(if live {
                 Directory::id_from(name)?
             } else {

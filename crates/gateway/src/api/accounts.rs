@@ -243,11 +243,9 @@ impl AccountsApi {
             ));
         }
         let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
+        // A remembered profile may come from an exchange, which does not care
+        // whether codes are on: `prepare_request` checks the flag on every profile.
         let profile = match (recent, reads.pop()) {
-            // Remembered by an exchange, perhaps: the flag is checked all the same.
-            (Some(p), _) if !p.enable_one_time_password_token => {
-                return Err(otp_error(OtpError::NotEnabled))
-            }
             (Some(p), _) => p,
             (None, Some(reply)) => {
                 let read = Arc::new(OtpScheme::requestable_profile(reply).map_err(otp_error)?);

@@ -87,7 +87,7 @@ pub async fn client_and(
     };
     let principal = match recent {
         Some(p) => p,
-        None => match pending.clone().finish(next()?)? {
+        None => match pending.finish(next()?)? {
             Check::Valid(p) if p.subject.scheme == Scheme::Client => {
                 state.tokens.remember_client(&pending, &p);
                 p
