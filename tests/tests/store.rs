@@ -62,7 +62,7 @@ both!(
     rotation_swaps_once_and_detects_reuse,
     a_batch_answers_each_op_in_order,
     a_code_matches_once_and_burns_after_the_last_wrong_try,
-    a_new_code_clears_the_earlier_codes_tries,
+    a_new_code_starts_with_no_tries,
     a_stream_hands_each_entry_to_one_consumer_until_acknowledged,
     an_entry_is_appended_only_when_its_index_has_the_field,
     entries_left_pending_are_claimed_by_another_consumer_after_their_idle_time,
@@ -76,8 +76,6 @@ async fn a_repeated_wrong_code_spends_one_try(s: Shared, k: Keys) {
     let key = k.user("p", "u", "code");
     let check = |d: &str| Op::CheckCode {
         key: key.clone(),
-        tries: k.user("p", "u", "tries"),
-        seen: k.user("p", "u", "seen"),
         digest: d.into(),
         max_tries: 2,
     };
@@ -389,7 +387,6 @@ async fn lists_keep_the_newest_items(s: Shared, k: Keys) {
 
 async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Keys) {
     let key = k.user("p", "u", "code");
-    let tries = k.user("p", "u", "tries");
     let put = |v: &str| Op::Set {
         key: key.clone(),
         value: v.as_bytes().to_vec(),
@@ -397,8 +394,6 @@ async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Ke
     };
     let check = |d: &str| Op::CheckCode {
         key: key.clone(),
-        tries: tries.clone(),
-        seen: k.user("p", "u", "seen"),
         digest: d.into(),
         max_tries: 3,
     };
@@ -408,14 +403,19 @@ async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Ke
         Reply::Code(CodeCheck::Wrong { burnt: false })
     );
     let ttl = s
-        .one(Op::TtlMillis(tries.clone()))
+        .one(Op::TtlMillis(key.clone()))
         .await
         .unwrap()
         .into_int()
         .unwrap();
     assert!(
         ttl > 590_000,
-        "the try counter lives as long as the code: {ttl}"
+        "a wrong try leaves the code's lifetime alone: {ttl}"
+    );
+    assert_eq!(
+        s.get(&key).await.unwrap().as_deref(),
+        Some(&b"right\nwrong"[..]),
+        "the wrong try is counted in the code's own key"
     );
     assert_eq!(
         s.one(check("right")).await.unwrap(),
@@ -446,40 +446,38 @@ async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Ke
     );
 }
 
-async fn a_new_code_clears_the_earlier_codes_tries(s: Shared, k: Keys) {
+async fn a_new_code_starts_with_no_tries(s: Shared, k: Keys) {
     let key = k.user("p", "u", "code");
-    let tries = k.user("p", "u", "tries");
-    let request = |v: &str| Op::SetUnderLimit {
-        counter: k.user("p", "u", "requests"),
-        window: Duration::from_secs(60),
-        limit: 10,
-        key: key.clone(),
-        value: v.as_bytes().to_vec(),
-        ttl: Duration::from_secs(600),
-        clear: vec![tries.clone(), k.user("p", "u", "seen")],
-    };
-    let check = |d: &str| Op::CheckCode {
-        key: key.clone(),
-        tries: tries.clone(),
-        seen: k.user("p", "u", "seen"),
-        digest: d.into(),
-        max_tries: 2,
-    };
-    s.one(request("first")).await.unwrap();
-    assert_eq!(
-        s.one(check("bad")).await.unwrap(),
-        Reply::Code(CodeCheck::Wrong { burnt: false })
-    );
-    s.one(request("second")).await.unwrap();
-    assert_eq!(
-        s.one(check("first")).await.unwrap(),
-        Reply::Code(CodeCheck::Wrong { burnt: false }),
-        "replaced, and the tries start again"
-    );
-    assert_eq!(
-        s.one(check("second")).await.unwrap(),
-        Reply::Code(CodeCheck::Matched)
-    );
+    for limit in [10, 0] {
+        let request = |v: &str| Op::SetUnderLimit {
+            counter: k.user("p", "u", "requests"),
+            window: Duration::from_secs(60),
+            limit,
+            key: key.clone(),
+            value: v.as_bytes().to_vec(),
+            ttl: Duration::from_secs(600),
+        };
+        let check = |d: &str| Op::CheckCode {
+            key: key.clone(),
+            digest: d.into(),
+            max_tries: 2,
+        };
+        s.one(request("first")).await.unwrap();
+        assert_eq!(
+            s.one(check("bad")).await.unwrap(),
+            Reply::Code(CodeCheck::Wrong { burnt: false })
+        );
+        s.one(request("second")).await.unwrap();
+        assert_eq!(
+            s.one(check("first")).await.unwrap(),
+            Reply::Code(CodeCheck::Wrong { burnt: false }),
+            "replaced, and the tries start again (limit {limit})"
+        );
+        assert_eq!(
+            s.one(check("second")).await.unwrap(),
+            Reply::Code(CodeCheck::Matched)
+        );
+    }
 }
 
 async fn a_value_lives_until_its_ttl_runs_out(s: Shared, k: Keys) {
@@ -625,7 +623,6 @@ async fn set_under_limit_writes_only_within_the_limit(s: Shared, k: Keys) {
         key: key.clone(),
         value: v.as_bytes().to_vec(),
         ttl: Duration::from_secs(30),
-        clear: vec![],
     };
     for (v, want_written) in [("1", true), ("2", true), ("3", false)] {
         match s.one(op(v)).await.unwrap() {
@@ -659,7 +656,6 @@ async fn set_under_limit_with_no_limit_always_writes(s: Shared, k: Keys) {
             key: key.clone(),
             value: vec![b'0' + i],
             ttl: Duration::from_secs(30),
-            clear: vec![],
         };
         assert!(matches!(
             s.one(op).await.unwrap(),

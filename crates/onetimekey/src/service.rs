@@ -278,7 +278,6 @@ impl KeyScheme {
             key: self.user_key(&who, KEY),
             value: nonce.to_vec(),
             ttl: self.config.key_ttl,
-            clear: Vec::new(),
         }];
         if self.config.reveal_unknown_users {
             ops.push(Op::Get(login_record_key(

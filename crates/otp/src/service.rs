@@ -147,8 +147,6 @@ impl std::fmt::Debug for OtpScheme {
 }
 
 const CODE: &str = "otp";
-const TRIES: &str = "otp-tries";
-const TRIED: &str = "otp-tried";
 const GUESSED: &str = "otp-guessed";
 const REQUESTS: &str = "otp-requests";
 const GUESSES: &str = "otp-guesses";
@@ -254,7 +252,6 @@ impl OtpScheme {
             key: keys.key(CODE),
             value: self.digest(&profile.id, &username, &code).into_bytes(),
             ttl: self.config.ttl,
-            clear: vec![keys.key(TRIES), keys.key(TRIED)],
         };
         let request = CodeRequest {
             code,
@@ -311,9 +308,11 @@ impl OtpScheme {
         code: &OneTimeCode,
     ) -> Result<bool, OtpError> {
         let want = self.digest(profile_id, username, code);
-        Ok(reply
-            .into_value()?
-            .is_some_and(|c| ct_eq(&c, want.as_bytes())))
+        // The stored value starts with the live code's digest (wrong tries follow it).
+        Ok(reply.into_value()?.is_some_and(|v| {
+            v.get(..want.len())
+                .is_some_and(|c| ct_eq(c, want.as_bytes()))
+        }))
     }
 
     /// Who each requested code goes to: the user behind the username, when the
@@ -510,13 +509,10 @@ impl OtpScheme {
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         self.guard_guesses(&profile.id, &username).await?;
         let digest = self.digest(&profile.id, &username, &code);
-        let keys = self.keys.user_keys(&profile.id, &username);
         let check = self
             .store
             .exec(vec![Op::CheckCode {
-                key: keys.key(CODE),
-                tries: keys.key(TRIES),
-                seen: keys.key(TRIED),
+                key: self.key(&profile.id, &username, CODE),
                 digest: digest.clone(),
                 max_tries: self.config.max_tries,
             }])

@@ -221,7 +221,6 @@ impl Inner {
                 key,
                 value,
                 ttl,
-                clear,
             } => {
                 let (count, reset) = if limit == 0 {
                     (0, Duration::ZERO)
@@ -230,9 +229,6 @@ impl Inner {
                 };
                 let written = limit == 0 || count <= limit;
                 if written {
-                    for k in clear {
-                        self.entries.remove(&k);
-                    }
                     self.entries.insert(
                         key,
                         Entry {
@@ -249,46 +245,45 @@ impl Inner {
             }
             Op::CheckCode {
                 key,
-                tries,
-                seen,
                 digest,
                 max_tries,
             } => {
-                let current = match self.live(&key, now) {
+                let stored = match self.live(&key, now) {
                     Some(Entry {
                         value: Value::Bytes(b),
-                        expires,
-                    }) => Some((b.clone(), *expires)),
+                        ..
+                    }) => b.clone(),
                     Some(_) => return Err(wrong_type(&key)),
-                    None => None,
+                    None => return Ok(Reply::Code(CodeCheck::Missing)),
                 };
-                match current {
-                    None => Reply::Code(CodeCheck::Missing),
-                    Some((stored, _)) if stored == digest.as_bytes() => {
-                        self.entries.remove(&key);
-                        self.entries.remove(&tries);
-                        self.entries.remove(&seen);
-                        Reply::Code(CodeCheck::Matched)
-                    }
-                    Some(_) if self.set_contains(&seen, &digest, now)? => {
-                        Reply::Code(CodeCheck::Wrong { burnt: false })
-                    }
-                    Some((_, expires)) => {
-                        let window = expires
-                            .map(|at| at.saturating_duration_since(now))
-                            .unwrap_or(Duration::from_secs(3600))
-                            .max(Duration::from_millis(1));
-                        self.set_insert(&seen, digest, window, now)?;
-                        let (n, _) = self.hit(&tries, window, now);
-                        let burnt = n >= max_tries;
-                        if burnt {
-                            self.entries.remove(&key);
-                            self.entries.remove(&tries);
-                            self.entries.remove(&seen);
-                        }
-                        Reply::Code(CodeCheck::Wrong { burnt })
-                    }
+                // The same layout as the Redis store's: the code's digest, then
+                // "\n" and each wrong digest counted.
+                let mut parts = stored.split(|b| *b == b'\n');
+                let code = parts.next().unwrap_or_default();
+                let digest = digest.into_bytes();
+                if code == digest.as_slice() {
+                    self.entries.remove(&key);
+                    return Ok(Reply::Code(CodeCheck::Matched));
                 }
+                let mut tries = 0u64;
+                for wrong in parts {
+                    if wrong == digest.as_slice() {
+                        return Ok(Reply::Code(CodeCheck::Wrong { burnt: false }));
+                    }
+                    tries += 1;
+                }
+                let burnt = tries + 1 >= max_tries;
+                if burnt {
+                    self.entries.remove(&key);
+                } else if let Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) = self.entries.get_mut(&key)
+                {
+                    b.push(b'\n');
+                    b.extend_from_slice(&digest);
+                }
+                Reply::Code(CodeCheck::Wrong { burnt })
             }
             Op::StreamAdd { stream, entry } => {
                 Reply::Value(Some(self.stream_add(&stream, entry, now)?.into_bytes()))

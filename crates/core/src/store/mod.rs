@@ -96,20 +96,19 @@ pub enum Op {
         value: Vec<u8>,
         /// The written value's lifetime.
         ttl: Duration,
-        /// Keys deleted along with the write (e.g. the earlier secret's try counter).
-        clear: Vec<String>,
     },
     /// Check a one-time code's digest: a match deletes the code (single use); a
     /// mismatch counts a try, and the `max_tries`-th wrong try deletes the code.
     /// Replies [`Reply::Code`].
+    ///
+    /// The code is one key: the digest, then each wrong digest counted so far
+    /// after a newline (digests are text without newlines, such as hex). So a
+    /// repeated wrong guess does not spend another try, the tries live exactly
+    /// as long as the code, and writing a new code (a plain write of its digest)
+    /// starts its tries afresh.
     CheckCode {
-        /// The code digest's key.
+        /// The code's key.
         key: String,
-        /// The try counter's key (same hash tag).
-        tries: String,
-        /// The set of wrong digests already counted (same hash tag): a repeated
-        /// wrong guess does not spend another try.
-        seen: String,
         /// The digest presented.
         digest: String,
         /// Wrong tries that burn the code.

@@ -21,19 +21,15 @@ return {n, t}
 ";
 
 /// Counts one event and, within the limit, writes a value: the limit guards the write.
+/// (With no limit the store sends a plain SET instead.)
 const SET_UNDER_LIMIT: &str = r"
-local n, t = 0, 0
-local limit = tonumber(ARGV[2])
-if limit > 0 then
-  n = redis.call('INCR', KEYS[1])
-  t = redis.call('PTTL', KEYS[1])
-  if t < 0 then
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-    t = tonumber(ARGV[1])
-  end
+local n = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  t = tonumber(ARGV[1])
 end
-if limit == 0 or n <= limit then
-  if #KEYS > 2 then redis.call('DEL', unpack(KEYS, 3)) end
+if n <= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   return {n, t, 1}
 end
@@ -41,25 +37,24 @@ return {n, t, 0}
 ";
 
 /// Checks a one-time code digest: single use on a match, burnt after the last wrong try.
+/// The value is the code's digest, then "\n" and a digest for each wrong try counted.
 /// Digests are keyed HMACs, so comparing them here in variable time leaks nothing.
 const CHECK_CODE: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-if cur == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local d = ARGV[1]
+local cut = string.find(v, '\n', 1, true)
+if (cut and string.sub(v, 1, cut - 1) or v) == d then
+  redis.call('DEL', KEYS[1])
   return 1
 end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 2 end
-local t = redis.call('PTTL', KEYS[1])
-if t < 1 then t = 3600000 end
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[3], t)
-local n = redis.call('INCR', KEYS[2])
-if n == 1 then redis.call('PEXPIRE', KEYS[2], t) end
-if n >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if string.find(v .. '\n', '\n' .. d .. '\n', 1, true) then return 2 end
+local _, tries = string.gsub(v, '\n', '')
+if tries + 1 >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
   return 3
 end
+redis.call('APPEND', KEYS[1], '\n' .. d)
 return 2
 ";
 
@@ -212,6 +207,8 @@ enum Shape {
     Int,
     Counter,
     Counted,
+    /// A plain write standing for a [`Reply::Counted`] with nothing counted.
+    Written,
     Map,
     Members,
     Rotation,
@@ -305,6 +302,17 @@ impl RedisStore {
                 pipe.cmd("PTTL").arg(key);
                 shapes.push(Shape::Counter);
             }
+            // Nothing to count: a plain write, no script.
+            Op::SetUnderLimit {
+                limit: 0,
+                key,
+                value,
+                ttl,
+                ..
+            } => {
+                pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(ms(ttl));
+                shapes.push(Shape::Written);
+            }
             Op::SetUnderLimit {
                 counter,
                 window,
@@ -312,14 +320,12 @@ impl RedisStore {
                 key,
                 value,
                 ttl,
-                clear,
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(sha(SET_UNDER_LIMIT))
-                    .arg(2 + clear.len())
+                    .arg(2)
                     .arg(counter)
                     .arg(key)
-                    .arg(clear)
                     .arg(ms(window))
                     .arg(limit)
                     .arg(value)
@@ -328,17 +334,13 @@ impl RedisStore {
             }
             Op::CheckCode {
                 key,
-                tries,
-                seen,
                 digest,
                 max_tries,
             } => {
                 pipe.cmd("EVALSHA")
                     .arg(sha(CHECK_CODE))
-                    .arg(3)
+                    .arg(1)
                     .arg(key)
-                    .arg(tries)
-                    .arg(seen)
                     .arg(digest)
                     .arg(max_tries);
                 shapes.push(Shape::Code);
@@ -591,6 +593,14 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
                 count: at(0)?.max(0) as u64,
                 reset: millis(at(1)?),
                 written: at(2)? == 1,
+            }
+        }
+        Shape::Written => {
+            next()?;
+            Reply::Counted {
+                count: 0,
+                reset: Duration::ZERO,
+                written: true,
             }
         }
         Shape::Map => {
