@@ -327,7 +327,7 @@ PHASES = [
 # crates/core/src/tokens.rs); each pipeline is one round trip (crates/core/src/store/redis.rs).
 CODE_ROUND_TRIPS = {
     "health": "0",
-    "keyreq": "1 (EVAL set-under-limit)",
+    "keyreq": "1 (SET; with a per-user limit, EVALSHA set-under-limit)",
     "flow": "1.5 (key 1; login 2: GET+PTTL+GETDEL+GET, then HSET+PEXPIRE+EVAL)",
     "verify": "1 (HGETALL)",
     "otpreq": "see README",
