@@ -1073,6 +1073,60 @@ async fn a_disabled_user_gets_no_code() {
 }
 
 #[tokio::test]
+async fn a_member_keeps_one_account_and_a_disabled_member_gets_no_token() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(&redis)).await;
+    let s = shop(&app, &hook.url).await;
+    let account = |body: &Value| body["data"][0]["account_id"].as_str().unwrap().to_owned();
+
+    // The first token makes the account; later ones, either mechanism, find it.
+    let (status, first) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(account(&again), account(&first));
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
+    let (status, by_code) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    assert_eq!(status, StatusCode::CREATED, "{by_code}");
+    assert_eq!(account(&by_code), account(&first));
+
+    // A code issued before the member was disabled no longer gets a token,
+    // and neither does the password.
+    request_code(
+        &app,
+        &s,
+        "john.doe@banks.com",
+        "passwordless_authentication",
+    )
+    .await;
+    let code = code_of(&hook.wait_for(2, Duration::from_secs(5)).await[1]);
+    let (status, _) = app
+        .admin(
+            &s.admin,
+            Method::PUT,
+            &format!(
+                "/v2/authentication-realms/{}/user-authentication-info/{}",
+                s.realm, s.user_id
+            ),
+            Some(json!({"data": {"type": "user_authentication_info", "enabled": false}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
 async fn retries_stop_once_the_code_has_expired() {
     let redis = redis_or_skip!();
     let hook = Receiver::start().await;

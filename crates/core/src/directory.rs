@@ -388,14 +388,20 @@ impl Directory {
 
     /// The account authentication settings.
     pub async fn settings(&self) -> Result<Settings> {
-        let raw = self
-            .store
-            .exec(vec![Op::Get(self.key(SETTINGS))])
-            .await?
-            .pop()
-            .map(Reply::into_value)
-            .transpose()?
-            .flatten();
+        let reply = self.store.exec(vec![self.settings_op()]).await?.pop();
+        self.settings_from(reply)
+    }
+
+    /// The read of the settings (reply: [`Directory::settings_from`]), for a
+    /// caller batching it with other ops.
+    pub fn settings_op(&self) -> Op {
+        Op::Get(self.key(SETTINGS))
+    }
+
+    /// The settings in a reply to [`Directory::settings_op`] (the defaults when
+    /// none were ever saved).
+    pub fn settings_from(&self, reply: Option<Reply>) -> Result<Settings> {
+        let raw = reply.map(Reply::into_value).transpose()?.flatten();
         Ok(match raw {
             Some(b) => from_json(&b)?,
             None => Settings {

@@ -175,7 +175,7 @@ impl OtpScheme {
     }
 
     /// Reports an exchange's outcome to the funnel.
-    fn counted(&self, outcome: Result<Member, OtpError>) -> Result<Member, OtpError> {
+    fn counted<T>(&self, outcome: Result<T, OtpError>) -> Result<T, OtpError> {
         match &outcome {
             Ok(_) => self.saw(Stage::Verified),
             Err(OtpError::Throttled(_)) => self.saw(Stage::Throttled),
@@ -458,17 +458,27 @@ impl OtpScheme {
         Ok(())
     }
 
-    async fn member(&self, profile: &PasswordProfile, username: &str) -> Result<Member, OtpError> {
-        let credential = self
-            .directory
-            .credential_by_username(&profile.id, username)
-            .await?
+    /// The member behind an authenticated credential, read in one round trip
+    /// together with the caller's `along` reads (made from the member's user id),
+    /// whose replies come back in order.
+    async fn member(
+        &self,
+        credential: Credential,
+        along: impl FnOnce(&str) -> Vec<Op>,
+    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        let mut ops = vec![self.directory.user_op(&credential.user_id)];
+        ops.extend(along(&credential.user_id));
+        let mut replies = self.store.exec(ops).await?.into_iter();
+        let user = replies
+            .next()
+            .map(Directory::user_from)
+            .transpose()?
+            .flatten()
             .ok_or(OtpError::Unauthorized)?;
-        let user = self.directory.user(&credential.user_id).await?;
         if !user.enabled {
             return Err(OtpError::Unauthorized);
         }
-        Ok(Member { user, credential })
+        Ok((Member { user, credential }, replies.collect()))
     }
 
     /// The profile of an exchange (from this replica's one-second memory when it
@@ -488,14 +498,17 @@ impl OtpScheme {
         }
     }
 
-    /// Exchanges a code, once, for the member it was issued to.
+    /// Exchanges a code, once, for the member it was issued to. `along` makes
+    /// reads from the member's user id that share the user record's round trip;
+    /// their replies are returned with the member.
     pub async fn exchange_code(
         &self,
         profile_id: &str,
         username: &str,
         code: &str,
-    ) -> Result<Member, OtpError> {
-        self.counted(self.check_code(profile_id, username, code).await)
+        along: impl FnOnce(&str) -> Vec<Op>,
+    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        self.counted(self.check_code(profile_id, username, code, along).await)
     }
 
     async fn check_code(
@@ -503,23 +516,47 @@ impl OtpScheme {
         profile_id: &str,
         username: &str,
         code: &str,
-    ) -> Result<Member, OtpError> {
+        along: impl FnOnce(&str) -> Vec<Op>,
+    ) -> Result<(Member, Vec<Reply>), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         self.guard_guesses(&profile.id, &username).await?;
         let digest = self.digest(&profile.id, &username, &code);
-        let check = self
+        // The credential's id is read with the check, whatever its outcome: a
+        // matched code then needs only the credential and the user.
+        let mut replies = self
             .store
-            .exec(vec![Op::CheckCode {
-                key: self.key(&profile.id, &username, CODE),
-                digest: digest.clone(),
-                max_tries: self.config.max_tries,
-            }])
+            .exec(vec![
+                Op::CheckCode {
+                    key: self.key(&profile.id, &username, CODE),
+                    digest: digest.clone(),
+                    max_tries: self.config.max_tries,
+                },
+                self.directory.credential_id_op(&profile.id, &username),
+            ])
             .await?
-            .pop();
+            .into_iter();
+        let check = replies.next();
+        let id = replies.next();
         match check {
-            Some(Reply::Code(CodeCheck::Matched)) => self.member(&profile, &username).await,
+            Some(Reply::Code(CodeCheck::Matched)) => {
+                let id = id
+                    .map(Directory::id_from)
+                    .transpose()?
+                    .flatten()
+                    .ok_or(OtpError::Unauthorized)?;
+                let credential = self
+                    .store
+                    .exec(vec![self.directory.credential_op(&id)])
+                    .await?
+                    .pop()
+                    .map(Directory::credential_from)
+                    .transpose()?
+                    .flatten()
+                    .ok_or(OtpError::Unauthorized)?;
+                self.member(credential, along).await
+            }
             Some(Reply::Code(CodeCheck::Wrong { burnt })) => {
                 if burnt {
                     self.saw(Stage::Burnt);
@@ -537,14 +574,19 @@ impl OtpScheme {
         }
     }
 
-    /// Authenticates a member with their password.
+    /// Authenticates a member with their password; `along` as in
+    /// [`OtpScheme::exchange_code`].
     pub async fn exchange_password(
         &self,
         profile_id: &str,
         username: &str,
         secret: &str,
-    ) -> Result<Member, OtpError> {
-        self.counted(self.check_password(profile_id, username, secret).await)
+        along: impl FnOnce(&str) -> Vec<Op>,
+    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        self.counted(
+            self.check_password(profile_id, username, secret, along)
+                .await,
+        )
     }
 
     async fn check_password(
@@ -552,7 +594,8 @@ impl OtpScheme {
         profile_id: &str,
         username: &str,
         secret: &str,
-    ) -> Result<Member, OtpError> {
+        along: impl FnOnce(&str) -> Vec<Op>,
+    ) -> Result<(Member, Vec<Reply>), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
@@ -576,15 +619,12 @@ impl OtpScheme {
             ],
         ));
         let ok = password::verify_async(secret.to_owned(), phc).await;
-        if ok
-            && credential
-                .as_ref()
-                .is_some_and(|c| c.password_hash.is_some())
-        {
-            self.member(&profile, &username).await
-        } else {
-            self.wrong_guess(&profile.id, &username, guess).await?;
-            Err(OtpError::Unauthorized)
+        match credential {
+            Some(c) if ok && c.password_hash.is_some() => self.member(c, along).await,
+            _ => {
+                self.wrong_guess(&profile.id, &username, guess).await?;
+                Err(OtpError::Unauthorized)
+            }
         }
     }
 }

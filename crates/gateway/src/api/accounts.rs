@@ -297,19 +297,29 @@ impl AccountsApi {
         }
         self.state.count_ip(req, "login").await?;
         let otp = &self.state.otp;
-        let member = match d.authentication_mechanism.as_str() {
+        let directory = &self.state.directory;
+        // The settings and the member's account are read with the member's user
+        // record, in one round trip.
+        let accounts = self.state.keys.directory("accounts");
+        let along = |user_id: &str| {
+            vec![
+                directory.settings_op(),
+                Op::MapGet(accounts.clone(), user_id.to_owned()),
+            ]
+        };
+        let (member, along) = match d.authentication_mechanism.as_str() {
             "passwordless" => {
                 let code = d
                     .one_time_password_token
                     .ok_or_else(|| ApiError::bad("data.one_time_password_token is required"))?;
-                otp.exchange_code(&d.password_profile_id, &d.username, &code)
+                otp.exchange_code(&d.password_profile_id, &d.username, &code, along)
                     .await
             }
             "password" => {
                 let password = d
                     .password
                     .ok_or_else(|| ApiError::bad("data.password is required"))?;
-                otp.exchange_password(&d.password_profile_id, &d.username, &password)
+                otp.exchange_password(&d.password_profile_id, &d.username, &password, along)
                     .await
             }
             other => {
@@ -325,8 +335,13 @@ impl AccountsApi {
             }
             other => otp_error(other),
         })?;
-        let settings = self.state.directory.settings().await?;
-        let account_id = self.account_of(&member).await?;
+        let mut along = along.into_iter();
+        let settings = directory.settings_from(along.next())?;
+        let account_id = match along.next() {
+            Some(Reply::Value(Some(id))) => String::from_utf8_lossy(&id).into_owned(),
+            // The member's first token: the account is made now.
+            _ => self.account_of(&member).await?,
+        };
         let subject = Subject {
             user_id: member.user.id.clone(),
             username: member.credential.username.clone(),
