@@ -14,7 +14,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use time::format_description::well_known::Rfc3339;
 
-use super::{client, client_and, BearerToken, Tag};
+use super::{client_and, BearerToken, Tag};
 use crate::errors::{ApiError, Errors};
 use crate::state::AppState;
 
@@ -288,14 +288,15 @@ impl AccountsApi {
         auth: BearerToken,
         body: Json<TokenBody>,
     ) -> Result<TokenResponse, ApiError> {
-        client(&self.state, &auth).await?;
+        // The client token and the per-address counter share one round trip.
+        let count = self.state.ip_op(req, "login");
+        client_and(&self.state, &auth, count, Vec::new()).await?;
         let d = body.0.data;
         if d.type_ != "account_management_authentication_token" {
             return Err(ApiError::bad(
                 "data.type must be \"account_management_authentication_token\"",
             ));
         }
-        self.state.count_ip(req, "login").await?;
         let otp = &self.state.otp;
         let directory = &self.state.directory;
         // The settings and the member's account are read with the member's user
