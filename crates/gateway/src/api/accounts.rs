@@ -185,8 +185,14 @@ fn otp_error(e: OtpError) -> ApiError {
 }
 
 impl AccountsApi {
+    /// The map from each member's user id to their account's id.
+    fn accounts(&self) -> String {
+        self.state.keys.directory("accounts")
+    }
+
+    /// The member's account, made now if this is their first token.
     async fn account_of(&self, member: &Member) -> Result<String, ApiError> {
-        let key = self.state.keys.directory("accounts");
+        let key = self.accounts();
         let fresh = uuid::Uuid::new_v4().to_string();
         let replies = self
             .state
@@ -301,7 +307,7 @@ impl AccountsApi {
         let directory = &self.state.directory;
         // The settings and the member's account are read with the member's user
         // record, in one round trip.
-        let accounts = self.state.keys.directory("accounts");
+        let accounts = self.accounts();
         let along = |user_id: &str| {
             vec![
                 directory.settings_op(),
