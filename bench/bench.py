@@ -57,9 +57,9 @@ def expect(status, body, want, what):
     return body
 
 
-def seed(url: str, secret: str, count: int, password: str) -> None:
-    """Creates users bench1..benchCOUNT in the demo's web phone profile, through the admin API."""
-    token = expect(
+def admin_token(url: str, secret: str) -> str:
+    """A client-credentials token of the demo's API client."""
+    return expect(
         *call(
             "POST",
             f"{url}/oauth/access_token",
@@ -69,6 +69,11 @@ def seed(url: str, secret: str, count: int, password: str) -> None:
         200,
         "client token",
     )["access_token"]
+
+
+def seed(url: str, secret: str, count: int, password: str) -> None:
+    """Creates users bench1..benchCOUNT in the demo's web phone profile, through the admin API."""
+    token = admin_token(url, secret)
     settings = expect(*call("GET", f"{url}/v2/settings/account-authentication", token=token), 200, "settings")
     realm = settings["data"]["relationships"]["authentication_realm"]["data"]["id"]
     profiles = expect(
@@ -132,16 +137,7 @@ def otp_setup(url: str, secret: str, hook: str, count: int, outdir: str) -> None
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    admin = expect(
-        *call(
-            "POST",
-            f"{url}/oauth/access_token",
-            {"grant_type": "client_credentials", "client_id": "authgate", "client_secret": secret},
-            form=True,
-        ),
-        200,
-        "client token",
-    )["access_token"]
+    admin = admin_token(url, secret)
     implicit = expect(
         *call("POST", f"{url}/oauth/access_token", {"grant_type": "implicit", "client_id": "authgate"}, form=True),
         200,

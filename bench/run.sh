@@ -379,6 +379,19 @@ read_children_cpu() {
     printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TMP/times.txt")
 }
 
+# snapshot N: the counters a measurement is the difference of, into the caller's (local)
+# gwN, rcN, chN, busyN, irqN and tN: gateway ticks, Redis CPU, children's CPU, busy and
+# interrupt ticks, and the wall clock. Runs in this shell (read_children_cpu must).
+snapshot() {
+  printf -v "gw$1" '%s' "$(cpu_ticks "$GW_PID")"
+  printf -v "rc$1" '%s' "$(redis_cpu)"
+  read_children_cpu
+  printf -v "ch$1" '%s' "$CHILD_CPU"
+  printf -v "busy$1" '%s' "$(busy_ticks)"
+  printf -v "irq$1" '%s' "$(irq_ticks)"
+  printf -v "t$1" '%s' "$(date +%s.%N)"
+}
+
 # Waits (up to QUIET_WAIT s) until the machine's busy CPU, less our gateway and Redis
 # (idle between phases), stays under 0.25 cores for a second.
 wait_quiet() {
@@ -409,13 +422,7 @@ run_phase() {
   rcli CONFIG RESETSTAT >/dev/null
   local gw0 rc0 load0 busy0 irq0 t0 ch0 perf_pid=
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
-  gw0=$(cpu_ticks "$GW_PID")
-  rc0=$(redis_cpu)
-  read_children_cpu
-  ch0=$CHILD_CPU
-  busy0=$(busy_ticks)
-  irq0=$(irq_ticks)
-  t0=$(date +%s.%N)
+  snapshot 0
   if [[ ",$PROFILE," == *",$name,"* ]]; then
     perf record -F 499 -g -p "$GW_PID" -o "$RESULTS/perf-$stem.data" -- sleep "$DUR_S" >/dev/null 2>&1 &
     perf_pid=$!
@@ -428,13 +435,7 @@ run_phase() {
   }
   check_gateway "in phase $name"
   local gw1 rc1 busy1 irq1 t1 ch1
-  busy1=$(busy_ticks)
-  irq1=$(irq_ticks)
-  t1=$(date +%s.%N)
-  read_children_cpu
-  ch1=$CHILD_CPU
-  gw1=$(cpu_ticks "$GW_PID")
-  rc1=$(redis_cpu)
+  snapshot 1
   rcli INFO commandstats >"$RESULTS/$stem.commandstats.txt"
   rcli INFO stats >"$RESULTS/$stem.stats.txt"
   if [[ -n $perf_pid ]]; then
@@ -668,25 +669,13 @@ fixed_run() {
   wait_quiet
   log "fixed rate ($name): key requests at $rate req/s ($why) for $DURATION, oha -c$CONNECTIONS --latency-correction"
   local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 t0 t1 ch0 ch1
-  gw0=$(cpu_ticks "$GW_PID")
-  rc0=$(redis_cpu)
-  read_children_cpu
-  ch0=$CHILD_CPU
-  busy0=$(busy_ticks)
-  irq0=$(irq_ticks)
-  t0=$(date +%s.%N)
+  snapshot 0
   timeout $((DUR_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
     -z "$DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction \
     -m POST -T application/json -Z "$BODIES" "$URL/v1/login/one-time-key/request" >/dev/null 2>&1 ||
     die "oha failed"
   check_gateway "in the fixed-rate check"
-  busy1=$(busy_ticks)
-  irq1=$(irq_ticks)
-  t1=$(date +%s.%N)
-  read_children_cpu
-  ch1=$CHILD_CPU
-  gw1=$(cpu_ticks "$GW_PID")
-  rc1=$(redis_cpu)
+  snapshot 1
   python3 - "$RESULTS" "$name" "$rate" "$why" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" \
     "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" <<'PY'
 import json, sys

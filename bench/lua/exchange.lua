@@ -38,15 +38,8 @@ function init(args)
   end
 end
 
--- wrk calls request() once on the first thread's state to check the script, and never
--- sends that request: the first thread answers it with a filler, so no name is lost.
-skip_first = nil
-function request()
-  if skip_first == nil then skip_first = (tid == 1) end
-  if skip_first then
-    skip_first = false
-    return wrk.format("GET", "/health/live")
-  end
+-- The first thread answers wrk's script check with a filler (skipcheck.lua).
+request = dofile(os.getenv("BENCH_LUA") .. "/skipcheck.lua")(function()
   first = first or now()
   n = n + 1
   local p = pairs_[n]
@@ -59,7 +52,7 @@ function request()
   return wrk.format("POST", "/v2/account-members/tokens", headers,
     '{"data":{"type":"account_management_authentication_token","authentication_mechanism":"passwordless",' ..
     '"password_profile_id":"' .. profile .. '","username":"' .. p[1] .. '","one_time_password_token":"' .. p[2] .. '"}}')
-end
+end)
 
 function response(status, hdrs, body)
   if status == 201 then

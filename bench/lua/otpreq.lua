@@ -37,15 +37,8 @@ local function body(name)
     '","purpose":"passwordless_authentication"}}'
 end
 
--- wrk calls request() once on the first thread's state to check the script, and never
--- sends that request: the first thread answers it with a filler, so no name is lost.
-skip_first = nil
-function request()
-  if skip_first == nil then skip_first = (tid == 1) end
-  if skip_first then
-    skip_first = false
-    return wrk.format("GET", "/health/live")
-  end
+-- The first thread answers wrk's script check with a filler (skipcheck.lua).
+request = dofile(os.getenv("BENCH_LUA") .. "/skipcheck.lua")(function()
   first = first or now()
   n = n + 1
   if list then
@@ -60,7 +53,7 @@ function request()
     return wrk.format("POST", path, headers, body(list[i]))
   end
   return wrk.format("POST", path, headers, body("n" .. ((tid * 7919 + n) % names) .. "@bench.invalid"))
-end
+end)
 
 function response(status, hdrs, b)
   if status == 202 then

@@ -113,6 +113,22 @@ async fn with_password(app: &TestApp, s: &Shop, password: &str) -> (StatusCode, 
     parts(resp).await
 }
 
+/// Disables the shop's member (john.doe) through the admin API.
+async fn disable_member(app: &TestApp, s: &Shop) {
+    let (status, _) = app
+        .admin(
+            &s.admin,
+            Method::PUT,
+            &format!(
+                "/v2/authentication-realms/{}/user-authentication-info/{}",
+                s.realm, s.user_id
+            ),
+            Some(json!({"data": {"type": "user_authentication_info", "enabled": false}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 fn code_of(d: &authgate_tests::webhook::Delivery) -> String {
     d.body["payload"]["one_time_password_token"]
         .as_str()
@@ -1043,18 +1059,7 @@ async fn a_disabled_user_gets_no_code() {
     let hook = Receiver::start().await;
     let app = spawn_app(Some(&redis)).await;
     let s = shop(&app, &hook.url).await;
-    let (status, _) = app
-        .admin(
-            &s.admin,
-            Method::PUT,
-            &format!(
-                "/v2/authentication-realms/{}/user-authentication-info/{}",
-                s.realm, s.user_id
-            ),
-            Some(json!({"data": {"type": "user_authentication_info", "enabled": false}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    disable_member(&app, &s).await;
     assert_eq!(
         request_code(
             &app,
@@ -1108,18 +1113,7 @@ async fn a_member_keeps_one_account_and_a_disabled_member_gets_no_token() {
     )
     .await;
     let code = code_of(&hook.wait_for(2, Duration::from_secs(5)).await[1]);
-    let (status, _) = app
-        .admin(
-            &s.admin,
-            Method::PUT,
-            &format!(
-                "/v2/authentication-realms/{}/user-authentication-info/{}",
-                s.realm, s.user_id
-            ),
-            Some(json!({"data": {"type": "user_authentication_info", "enabled": false}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    disable_member(&app, &s).await;
     let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, body) = with_password(&app, &s, "old-password-1").await;
