@@ -64,6 +64,10 @@ pub struct Config {
     pub delivery_worker: bool,
     /// How long a delivery may stay unacknowledged before another replica takes it over.
     pub delivery_claim_after: Duration,
+    /// Browser origins that may call the API (CORS); empty sends no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+    /// Let those origins send cookies and HTTP authentication (credentials mode).
+    pub cors_allow_credentials: bool,
 }
 
 impl Default for Config {
@@ -94,6 +98,8 @@ impl Default for Config {
             webhook_retry_base: Duration::from_secs(1),
             delivery_worker: true,
             delivery_claim_after: Duration::from_secs(30),
+            cors_allowed_origins: Vec::new(),
+            cors_allow_credentials: false,
         }
     }
 }
@@ -157,6 +163,8 @@ struct FileConfig {
     log_format: Option<String>,
     webhook_max_attempts: Option<u32>,
     webhook_retry_base_ms: Option<u64>,
+    cors_allowed_origins: Option<Vec<String>>,
+    cors_allow_credentials: Option<bool>,
 }
 
 fn invalid(name: &str, reason: impl ToString) -> ConfigError {
@@ -283,6 +291,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "1000",
         "wait before the second try; doubles, capped at 60 s",
     ),
+    (
+        "AUTHGATE_EMAIL_TEMPLATES",
+        "(unset)",
+        "a directory of email templates overriding the built-in ones",
+    ),
+    (
+        "AUTHGATE_CORS_ALLOWED_ORIGINS",
+        "(unset: no CORS)",
+        "comma-separated exact browser origins that may call the API",
+    ),
+    (
+        "AUTHGATE_CORS_ALLOW_CREDENTIALS",
+        "false",
+        "let those origins send cookies and HTTP authentication",
+    ),
 ];
 
 impl Config {
@@ -408,6 +431,23 @@ impl Config {
             parsed.delivery_worker,
             c.delivery_worker,
         )?;
+        c.cors_allow_credentials = flag(
+            "AUTHGATE_CORS_ALLOW_CREDENTIALS",
+            parsed.cors_allow_credentials,
+            c.cors_allow_credentials,
+        )?;
+        let origins = match env("AUTHGATE_CORS_ALLOWED_ORIGINS").filter(|v| !v.is_empty()) {
+            Some(v) => v.split(',').map(str::to_owned).collect(),
+            None => parsed.cors_allowed_origins.unwrap_or_default(),
+        };
+        c.cors_allowed_origins = origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| {
+                crate::cors::normalise_origin(o)
+                    .map_err(|e| invalid("AUTHGATE_CORS_ALLOWED_ORIGINS", e))
+            })
+            .collect::<Result<_, _>>()?;
         let limit =
             |var: &str, file: Option<String>, default: Limit| -> Result<Limit, ConfigError> {
                 match get(var, file) {
@@ -528,6 +568,24 @@ mod tests {
         assert!(c.delivery_worker);
         let api_only = Config::load_from(None, env(&[("AUTHGATE_DELIVERY_WORKER", "off")]))?;
         assert!(!api_only.delivery_worker);
+        assert!(c.cors_allowed_origins.is_empty());
+        assert!(!c.cors_allow_credentials);
+        Ok(())
+    }
+
+    #[test]
+    fn cors_origins_are_read_as_exact_origins() -> Result<(), ConfigError> {
+        let c = Config::load_from(
+            None,
+            env(&[(
+                "AUTHGATE_CORS_ALLOWED_ORIGINS",
+                "https://App.example.com/, http://127.0.0.1:3000",
+            )]),
+        )?;
+        assert_eq!(
+            c.cors_allowed_origins,
+            ["https://app.example.com", "http://127.0.0.1:3000"]
+        );
         Ok(())
     }
 
@@ -564,6 +622,9 @@ mod tests {
             ("AUTHGATE_DELIVERY_WORKER", "sometimes"),
             ("AUTHGATE_TOKEN_SECRET", "short"),
             ("AUTHGATE_TRUSTED_PROXIES", "not-an-ip"),
+            ("AUTHGATE_CORS_ALLOWED_ORIGINS", "*"),
+            ("AUTHGATE_CORS_ALLOWED_ORIGINS", "https://app.test/path"),
+            ("AUTHGATE_CORS_ALLOW_CREDENTIALS", "perhaps"),
         ] {
             let err = Config::load_from(None, env(&[(k, v)]))
                 .err()

@@ -9,10 +9,16 @@
 
 use authgate_core::directory::DirectoryError;
 use authgate_core::store::StoreError;
+use authgate_otp::OtpError;
+use std::sync::Arc;
+
+use poem::http::header::{self, HeaderValue};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
+
+use crate::api::document::{allow_header, Routes};
 
 /// One error.
 #[derive(Debug, Clone, Object, PartialEq, Eq)]
@@ -65,6 +71,12 @@ pub enum ApiError {
     /// The resource would clash with an existing one.
     #[oai(status = 409)]
     Conflict(Json<Errors>),
+    /// The body is larger than the gateway accepts (`AUTHGATE_MAX_BODY_BYTES`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<Errors>),
+    /// The body is not in a media type this operation reads.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<Errors>),
     /// Well-formed but not acceptable (a rule of the resource refuses it).
     #[oai(status = 422)]
     Unprocessable(Json<Errors>),
@@ -146,6 +158,15 @@ impl ApiError {
         )
     }
 
+    /// 500, saying nothing of why (the reason goes to the log).
+    pub fn internal() -> Self {
+        ApiError::Internal(Errors::one(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            None,
+        ))
+    }
+
     /// 503: the store is down.
     pub fn unavailable() -> Self {
         ApiError::Unavailable(Errors::one(
@@ -165,11 +186,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Protocol(reason) => {
                 tracing::error!(%reason, "store protocol error");
-                ApiError::Internal(Errors::one(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error",
-                    None,
-                ))
+                ApiError::internal()
             }
         }
     }
@@ -185,6 +202,36 @@ impl From<DirectoryError> for ApiError {
             DirectoryError::Invalid(d) => ApiError::unprocessable(d),
             DirectoryError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<OtpError> for ApiError {
+    fn from(e: OtpError) -> Self {
+        match e {
+            OtpError::ProfileNotFound => ApiError::not_found("password profile not found"),
+            OtpError::NotEnabled => ApiError::unprocessable(
+                "one-time password tokens are not enabled for this password profile",
+            ),
+            OtpError::Invalid(m) => ApiError::bad(m),
+            OtpError::Unauthorized => ApiError::unauthorized("authentication failed"),
+            OtpError::Throttled(t) => ApiError::too_many(t),
+            OtpError::Unavailable => ApiError::unavailable(),
+            OtpError::Internal(reason) => {
+                tracing::error!(%reason, "internal error in an account request");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// An exchange tells nothing of what was wrong with the credentials: whatever
+/// the profile, username, code or password, the answer is one 401.
+pub fn exchange_error(e: OtpError) -> ApiError {
+    match e {
+        OtpError::Invalid(_) | OtpError::ProfileNotFound | OtpError::NotEnabled => {
+            ApiError::unauthorized("authentication failed")
+        }
+        other => other.into(),
     }
 }
 
@@ -207,23 +254,36 @@ pub fn dialect_body(path: &str, status: StatusCode, detail: &str) -> Response {
         .body(body.to_string())
 }
 
-/// Gives every error that escaped the handlers its dialect's shape.
-pub fn dialect_errors<E: Endpoint + 'static>(ep: E) -> impl Endpoint {
-    ep.around(|ep, req: Request| async move {
-        let path = req.uri().path().to_owned();
-        match ep.call(req).await {
-            Ok(resp) => Ok(resp.into_response()),
-            // Errors a handler shaped (ApiError and the like) keep their body and headers.
-            Err(err) if err.is_from_response() => Ok(err.into_response()),
-            Err(err) => {
-                let status = err.status();
-                let detail = if status.is_server_error() {
-                    tracing::error!(error = %err, %path, "unhandled error");
-                    "internal error".to_owned()
-                } else {
-                    err.to_string()
-                };
-                Ok(dialect_body(&path, status, &detail))
+/// Gives every error that escaped the handlers its dialect's shape, and a 405
+/// the `Allow` header of its path.
+pub fn dialect_errors<E: Endpoint + 'static>(
+    ep: E,
+    routes: Arc<Routes>,
+) -> impl Endpoint<Output = Response> {
+    ep.around(move |ep, req: Request| {
+        let routes = routes.clone();
+        async move {
+            let path = req.uri().path().to_owned();
+            match ep.call(req).await {
+                Ok(resp) => Ok(resp.into_response()),
+                // Errors a handler shaped (ApiError and the like) keep their body and headers.
+                Err(err) if err.is_from_response() => Ok(err.into_response()),
+                Err(err) => {
+                    let status = err.status();
+                    let detail = if status.is_server_error() {
+                        tracing::error!(error = %err, %path, "unhandled error");
+                        "internal error".to_owned()
+                    } else {
+                        err.to_string()
+                    };
+                    let mut resp = dialect_body(&path, status, &detail);
+                    if let Some(allow) = allow_header(status, &routes, &path)
+                        .and_then(|a| HeaderValue::from_str(&a).ok())
+                    {
+                        resp.headers_mut().insert(header::ALLOW, allow);
+                    }
+                    Ok(resp)
+                }
             }
         }
     })

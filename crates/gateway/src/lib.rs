@@ -11,6 +11,7 @@
 //! - [`state`]: the store, the services and bootstrapping of shared secrets.
 //! - [`startup`]: [`startup::Application`], which binds, announces and serves.
 //! - [`api`]: the endpoints, one module per group, and the OpenAPI document.
+//! - [`cors`]: CORS for browser frontends, and `OPTIONS`.
 //! - [`errors`]: error bodies in each dialect, and the middleware that shapes
 //!   errors no handler saw.
 //! - [`delivery`]: the outbox and the worker that delivers events to integrations.
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod config;
+pub mod cors;
 pub mod delivery;
 pub mod demo;
 pub mod email;

@@ -136,7 +136,10 @@ async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn openapi() -> anyhow::Result<()> {
     let (state, _) = AppState::build(&Config::default()).await?;
-    println!("{}", api::service(state).spec());
+    print!(
+        "{}",
+        api::document(&api::service(state)).map_err(anyhow::Error::msg)?
+    );
     Ok(())
 }
 

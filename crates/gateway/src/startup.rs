@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use poem::http::StatusCode;
+use poem::endpoint::BoxEndpoint;
+use poem::http::{Method, StatusCode};
 use poem::listener::{
     Acceptor, AcceptorExt, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener,
 };
@@ -20,7 +21,9 @@ use secrecy::ExposeSecret;
 use tokio::io::AsyncReadExt;
 
 use crate::api;
+use crate::api::document::Routes;
 use crate::config::Config;
+use crate::cors::{cors, CorsPolicy};
 use crate::delivery::Worker;
 use crate::errors::dialect_errors;
 use crate::state::{AppState, Generated};
@@ -31,7 +34,7 @@ pub struct Application {
     addr: SocketAddr,
     tls: bool,
     state: Arc<AppState>,
-    max_body_bytes: usize,
+    app: BoxEndpoint<'static>,
     generated: Generated,
     delivery_worker: bool,
 }
@@ -45,8 +48,13 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// All routes of the gateway, with the error and size middleware.
-pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+/// All routes of the gateway: CORS outermost (so errors carry it too), then the
+/// dialects' error shapes, metrics, and the body limit.
+pub fn routes(
+    state: Arc<AppState>,
+    max_body_bytes: usize,
+    cors_policy: Option<CorsPolicy>,
+) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
     let metrics = state.metrics.clone();
     let scrape = {
         let metrics = metrics.clone();
@@ -57,17 +65,41 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         })
     };
     let api = api::service(state.clone());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let document = api::document(&api)
+        .map_err(|e| anyhow::anyhow!("the OpenAPI document is not valid JSON: {e}"))?;
+    let docs = api::explorer::endpoint(&api.swagger_ui_html()).map_err(anyhow::Error::msg)?;
+    let get_only: &[Method] = &[Method::GET];
+    let table = Arc::new(Routes::from_document(
+        &document,
+        &[
+            ("/openapi.json", get_only),
+            ("/metrics", get_only),
+            ("/platform", get_only),
+            ("/docs", get_only),
+            ("/docs/", get_only),
+            ("/docs/init.js", get_only),
+            ("/docs/swagger-ui.css", get_only),
+            ("/docs/swagger-ui-bundle.js", get_only),
+        ],
+    ));
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
     let app = Route::new()
-        .at("/openapi.json", spec)
-        .at("/metrics", scrape)
+        .at("/openapi.json", poem::get(spec))
+        .at("/metrics", poem::get(scrape))
         .at("/platform", crate::platform::endpoint(state))
         .nest("/docs", docs)
         .nest("/", api);
-    dialect_errors(crate::metrics::record(
-        limit_body(app, max_body_bytes),
-        metrics,
+    Ok(cors(
+        dialect_errors(
+            crate::metrics::record(limit_body(app, max_body_bytes), metrics),
+            table.clone(),
+        ),
+        cors_policy,
+        table,
     ))
 }
 
@@ -127,12 +159,17 @@ impl Application {
             }
             _ => (listener.boxed(), false),
         };
+        let policy = CorsPolicy::new(
+            config.cors_allowed_origins.iter().cloned(),
+            config.cors_allow_credentials,
+        );
+        let app = routes(state.clone(), config.max_body_bytes, Some(policy))?.boxed();
         Ok(Self {
             acceptor,
             addr,
             tls,
             state,
-            max_body_bytes: config.max_body_bytes,
+            app,
             generated,
             delivery_worker: config.delivery_worker,
         })
@@ -194,10 +231,9 @@ impl Application {
             .with_observer(s.metrics.clone());
             tokio::spawn(worker.run(stopped))
         });
-        let app = routes(self.state, self.max_body_bytes);
         let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(Duration::from_secs(120))
-            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
+            .run_with_graceful_shutdown(self.app, shutdown, Some(Duration::from_secs(5)))
             .await;
         let _ = stop.send(true);
         if let Some(w) = worker {

@@ -1,19 +1,24 @@
-//! The committed OpenAPI document must be what the server serves.
-//! `AUTHGATE_UPDATE_OPENAPI=1 cargo test -p authgate-gateway --test openapi` rewrites it.
+//! The committed OpenAPI document must be what the server serves, byte for byte,
+//! and strict JSON (no key twice: lenient parsers would merge such keys and hide
+//! the bug). `AUTHGATE_UPDATE_OPENAPI=1 cargo test -p authgate-gateway --test openapi`
+//! rewrites it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::PathBuf;
 
+use authgate_gateway::api::document::strict_parse;
 use authgate_gateway::{Application, Config};
 
 fn committed_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../openapi/openapi.json")
 }
 
-fn normalise(text: &str) -> String {
-    let value: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
-    serde_json::to_string_pretty(&value).expect("serialises") + "\n"
+fn strict(text: &str) -> String {
+    if let Err(e) = strict_parse(text) {
+        panic!("the document is not strict JSON: {e}");
+    }
+    text.to_owned()
 }
 
 #[tokio::test]
@@ -31,7 +36,7 @@ async fn the_committed_spec_matches_what_the_server_serves() {
     let served = reqwest::get(&url).await.unwrap().text().await.unwrap();
     let _ = tx.send(());
     let _ = server.await;
-    let served = normalise(&served);
+    let served = strict(&served);
 
     let path = committed_path();
     if std::env::var("AUTHGATE_UPDATE_OPENAPI").is_ok_and(|v| v == "1") {
@@ -39,6 +44,7 @@ async fn the_committed_spec_matches_what_the_server_serves() {
         return;
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    strict(&committed);
     assert!(
         committed == served,
         "openapi/openapi.json is out of date with the served spec; rerun with AUTHGATE_UPDATE_OPENAPI=1 and commit it"
@@ -55,7 +61,7 @@ fn the_cli_prints_the_same_spec() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let printed = normalise(&String::from_utf8(out.stdout).unwrap());
+    let printed = strict(&String::from_utf8(out.stdout).unwrap());
     let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
     assert!(
         printed == committed,

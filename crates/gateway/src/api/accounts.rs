@@ -6,29 +6,57 @@ use std::sync::Arc;
 use authgate_core::directory::SelfManagement;
 use authgate_core::store::{Op, Reply};
 use authgate_core::tokens::{Role, Scheme, Subject};
-use authgate_otp::{Member, OtpError, OtpScheme, Purpose};
-use poem::http::StatusCode;
+use authgate_otp::{Member, OtpScheme, Purpose};
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use time::format_description::well_known::Rfc3339;
 
+use super::document::{CodeRequest, Fail, PublicBody};
+use super::types::{Nullable, OneTimeCode, Timestamp};
 use super::{client_and, BearerToken, Tag};
-use crate::errors::{ApiError, Errors};
+use crate::errors::{exchange_error, ApiError};
 use crate::state::AppState;
+
+/// The type of a code request.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum CodeRequestType {
+    /// The only value.
+    OneTimePasswordTokenRequest,
+}
+
+/// What a code is for.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename = "Purpose", rename_all = "snake_case")]
+pub enum PurposeDto {
+    /// To set a new password (the email links to the reset page).
+    ResetPassword,
+    /// To log in without a password.
+    PasswordlessAuthentication,
+}
+
+impl From<PurposeDto> for Purpose {
+    fn from(p: PurposeDto) -> Self {
+        match p {
+            PurposeDto::ResetPassword => Purpose::ResetPassword,
+            PurposeDto::PasswordlessAuthentication => Purpose::PasswordlessAuthentication,
+        }
+    }
+}
 
 /// A code request.
 #[derive(Debug, Object)]
 pub struct CodeRequestInput {
-    /// Must be `one_time_password_token_request`.
+    /// Always `one_time_password_token_request`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: CodeRequestType,
     /// The username in the password profile.
     #[oai(validator(max_length = 255))]
     pub username: String,
-    /// `reset_password` or `passwordless_authentication`.
-    pub purpose: String,
+    /// What the code is for.
+    pub purpose: PurposeDto,
 }
 
 /// A code request, wrapped.
@@ -47,14 +75,32 @@ pub enum CodeRequestResponse {
     Accepted,
 }
 
+/// The type of an account management authentication token.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum AccountTokenType {
+    /// The only value.
+    AccountManagementAuthenticationToken,
+}
+
+/// How an account member proves who they are.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// With the one-time password token they received (`one_time_password_token`).
+    Passwordless,
+    /// With their password (`password`).
+    Password,
+}
+
 /// A token exchange.
 #[derive(Debug, Object)]
 pub struct TokenInput {
-    /// Must be `account_management_authentication_token`.
+    /// Always `account_management_authentication_token`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: AccountTokenType,
     /// `passwordless` (with `one_time_password_token`) or `password` (with `password`).
-    pub authentication_mechanism: String,
+    pub authentication_mechanism: Mechanism,
     /// The password profile.
     #[oai(validator(max_length = 64))]
     pub password_profile_id: String,
@@ -62,8 +108,7 @@ pub struct TokenInput {
     #[oai(validator(max_length = 255))]
     pub username: String,
     /// The code the user received.
-    #[oai(validator(max_length = 64))]
-    pub one_time_password_token: Option<String>,
+    pub one_time_password_token: Option<OneTimeCode>,
     /// The user's password.
     #[oai(validator(max_length = 1024))]
     pub password: Option<String>,
@@ -81,15 +126,15 @@ pub struct TokenBody {
 pub struct AccountToken {
     /// Always `account_management_authentication_token`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: AccountTokenType,
     /// The member's personal account.
     pub account_id: String,
     /// The account's name.
     pub account_name: String,
     /// The token (an HS256 JWT): send it as `EP-Account-Management-Authentication-Token`.
     pub token: String,
-    /// When it expires (RFC 3339).
-    pub expires: String,
+    /// When it expires.
+    pub expires: Timestamp,
 }
 
 /// Paging of the token list.
@@ -133,9 +178,9 @@ pub struct TokenLinks {
     /// The last page.
     pub last: String,
     /// The next page, if any.
-    pub next: Option<String>,
+    pub next: Nullable<String>,
     /// The previous page, if any.
-    pub prev: Option<String>,
+    pub prev: Nullable<String>,
 }
 
 /// The tokens of an exchange: one per account of the member.
@@ -161,27 +206,6 @@ pub enum TokenResponse {
 pub struct AccountsApi {
     /// Shared state.
     pub state: Arc<AppState>,
-}
-
-fn otp_error(e: OtpError) -> ApiError {
-    match e {
-        OtpError::ProfileNotFound => ApiError::not_found("password profile not found"),
-        OtpError::NotEnabled => ApiError::unprocessable(
-            "one-time password tokens are not enabled for this password profile",
-        ),
-        OtpError::Invalid(m) => ApiError::bad(m),
-        OtpError::Unauthorized => ApiError::unauthorized("authentication failed"),
-        OtpError::Throttled(t) => ApiError::too_many(t),
-        OtpError::Unavailable => ApiError::unavailable(),
-        OtpError::Internal(reason) => {
-            tracing::error!(%reason, "internal error in an account request");
-            ApiError::Internal(Errors::one(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal Server Error",
-                None,
-            ))
-        }
-    }
 }
 
 impl AccountsApi {
@@ -230,7 +254,7 @@ impl AccountsApi {
         realm: Path<String>,
         profile: Path<String>,
         body: Json<CodeRequestBody>,
-    ) -> Result<CodeRequestResponse, ApiError> {
+    ) -> Result<CodeRequestResponse, Fail<CodeRequest>> {
         // At most one round trip for the checks and reads (none when this replica
         // has just seen the token and the profile), and one for the writes.
         let directory = &self.state.directory;
@@ -243,34 +267,27 @@ impl AccountsApi {
         let (_, mut reads) = client_and(&self.state, &auth, count, reads).await?;
         directory.check_realm(&realm)?;
         let d = &body.data;
-        if d.type_ != "one_time_password_token_request" {
-            return Err(ApiError::bad(
-                "data.type must be \"one_time_password_token_request\"",
-            ));
-        }
-        let purpose = Purpose::parse(&d.purpose).map_err(|e| ApiError::bad(e.to_string()))?;
+        let purpose = Purpose::from(d.purpose);
         // A remembered profile may come from an exchange, which does not care
         // whether codes are on: `prepare_request` checks the flag on every profile.
         let profile = match (recent, reads.pop()) {
             (Some(p), _) => p,
             (None, Some(reply)) => {
-                let read = Arc::new(OtpScheme::requestable_profile(reply).map_err(otp_error)?);
+                let read = Arc::new(OtpScheme::requestable_profile(reply)?);
                 directory.remember_profile(read.clone());
                 read
             }
-            (None, None) => return Err(ApiError::unavailable()),
+            (None, None) => return Err(ApiError::unavailable().into()),
         };
         let otp = &self.state.otp;
-        let (request, code_op) = otp
-            .prepare_request(&profile, &d.username, purpose)
-            .map_err(otp_error)?;
+        let (request, code_op) = otp.prepare_request(&profile, &d.username, purpose)?;
         // Known or not, within the limit or not: the same two ops, the same store
         // work, the same answer. The worker finds out who, if anyone, gets the code.
         let index = directory.name_index(&request.profile_id, &request.username);
         let event_op = self.state.outbox.request_op(&request, index);
         let writes = self.state.store.exec(vec![code_op, event_op]).await?;
         if let Some(reply) = writes.into_iter().next() {
-            otp.request_stored(reply).map_err(otp_error)?;
+            otp.request_stored(reply)?;
         }
         Ok(CodeRequestResponse::Accepted)
     }
@@ -293,16 +310,11 @@ impl AccountsApi {
         req: &Request,
         auth: BearerToken,
         body: Json<TokenBody>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, Fail<PublicBody>> {
         // The client token and the per-address counter share one round trip.
         let count = self.state.ip_op(req, "login");
         client_and(&self.state, &auth, count, Vec::new()).await?;
         let d = body.0.data;
-        if d.type_ != "account_management_authentication_token" {
-            return Err(ApiError::bad(
-                "data.type must be \"account_management_authentication_token\"",
-            ));
-        }
         let otp = &self.state.otp;
         let directory = &self.state.directory;
         // The settings and the member's account are read with the member's user
@@ -314,34 +326,23 @@ impl AccountsApi {
                 Op::MapGet(accounts.clone(), user_id.to_owned()),
             ]
         };
-        let (member, along) = match d.authentication_mechanism.as_str() {
-            "passwordless" => {
+        let (member, along) = match d.authentication_mechanism {
+            Mechanism::Passwordless => {
                 let code = d
                     .one_time_password_token
                     .ok_or_else(|| ApiError::bad("data.one_time_password_token is required"))?;
-                otp.exchange_code(&d.password_profile_id, &d.username, &code, along)
+                otp.exchange_code(&d.password_profile_id, &d.username, &code.0, along)
                     .await
             }
-            "password" => {
+            Mechanism::Password => {
                 let password = d
                     .password
                     .ok_or_else(|| ApiError::bad("data.password is required"))?;
                 otp.exchange_password(&d.password_profile_id, &d.username, &password, along)
                     .await
             }
-            other => {
-                return Err(ApiError::bad(format!(
-                "authentication_mechanism {other:?} is not supported: use passwordless or password"
-            )))
-            }
         }
-        .map_err(|e| match e {
-            // Whatever went wrong with the credentials, the answer is the same.
-            OtpError::Invalid(_) | OtpError::ProfileNotFound | OtpError::NotEnabled => {
-                ApiError::unauthorized("authentication failed")
-            }
-            other => otp_error(other),
-        })?;
+        .map_err(exchange_error)?;
         let mut along = along.into_iter();
         let settings = directory.settings_from(along.next())?;
         let account_id = match along.next() {
@@ -376,11 +377,11 @@ impl AccountsApi {
         let here = "/v2/account-members/tokens?page[offset]=0&page[limit]=25".to_owned();
         Ok(TokenResponse::Created(Json(TokenList {
             data: vec![AccountToken {
-                type_: "account_management_authentication_token".into(),
+                type_: AccountTokenType::AccountManagementAuthenticationToken,
                 account_id,
                 account_name: member.user.name.clone(),
                 token,
-                expires,
+                expires: Timestamp(expires),
             }],
             meta: TokenMeta {
                 account_member_id: member.user.id,
@@ -396,8 +397,8 @@ impl AccountsApi {
                 current: here.clone(),
                 first: here.clone(),
                 last: here,
-                next: None,
-                prev: None,
+                next: Nullable(None),
+                prev: Nullable(None),
             },
         })))
     }

@@ -7,20 +7,39 @@ use authgate_core::crypto::ct_eq;
 use authgate_core::tokens::{Role, Scheme, Subject};
 use poem::Request;
 use poem_openapi::payload::{Form, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde::Deserialize;
 
+use super::document::{Fail, PublicBody};
 use super::Tag;
 use crate::errors::ApiError;
 use crate::state::AppState;
+
+/// How a client asks for a token.
+#[derive(Debug, Clone, Copy, Enum, Deserialize, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// With `client_id` and `client_secret`: an admin token.
+    ClientCredentials,
+    /// With `client_id` only: a token for public operations.
+    Implicit,
+}
+
+/// The kind of token issued.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+pub enum TokenType {
+    /// Send it as `Authorization: Bearer <access_token>`.
+    Bearer,
+}
 
 /// A token request, form-encoded.
 #[derive(Debug, Object, Deserialize)]
 pub struct TokenRequest {
     /// `client_credentials` (needs the secret; admin token) or `implicit` (public token).
-    pub grant_type: String,
+    pub grant_type: GrantType,
     /// The client id.
-    pub client_id: Option<String>,
+    pub client_id: String,
     /// The client secret (client credentials grant only).
     pub client_secret: Option<String>,
 }
@@ -31,13 +50,13 @@ pub struct ClientToken {
     /// The bearer token for `Authorization: Bearer`.
     pub access_token: String,
     /// Always `Bearer`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Seconds until it expires.
     pub expires_in: u64,
     /// Unix time it expires.
     pub expires: i64,
-    /// The grant it came from: `client_credentials` or `implicit`.
-    pub identifier: String,
+    /// The grant it came from.
+    pub identifier: GrantType,
 }
 
 /// The answer to a token request.
@@ -70,31 +89,25 @@ impl ClientsApi {
         &self,
         req: &Request,
         body: Form<TokenRequest>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, Fail<PublicBody>> {
         self.state.count_ip(req, "client-auth").await?;
-        let client_id = body.client_id.as_deref().unwrap_or_default();
-        let id_ok = ct_eq(client_id.as_bytes(), self.state.client_id.as_bytes());
-        let (role, identifier) = match body.grant_type.as_str() {
-            "client_credentials" => {
+        let id_ok = ct_eq(body.client_id.as_bytes(), self.state.client_id.as_bytes());
+        let role = match body.grant_type {
+            GrantType::ClientCredentials => {
                 let secret_ok = body
                     .client_secret
                     .as_deref()
                     .is_some_and(|s| self.state.client_secret_matches(s));
                 if !(id_ok && secret_ok) {
-                    return Err(ApiError::unauthorized("invalid client_id or client_secret"));
+                    return Err(ApiError::unauthorized("invalid client_id or client_secret").into());
                 }
-                (Role::Admin, "client_credentials")
+                Role::Admin
             }
-            "implicit" => {
+            GrantType::Implicit => {
                 if !id_ok {
-                    return Err(ApiError::unauthorized("invalid client_id"));
+                    return Err(ApiError::unauthorized("invalid client_id").into());
                 }
-                (Role::Public, "implicit")
-            }
-            other => {
-                return Err(ApiError::bad(format!(
-                    "unsupported grant_type {other:?}: use client_credentials or implicit"
-                )))
+                Role::Public
             }
         };
         let subject = Subject {
@@ -109,10 +122,10 @@ impl ClientsApi {
         let tokens = self.state.tokens.issue(&subject, Some(ttl)).await?;
         Ok(TokenResponse::Ok(Json(ClientToken {
             access_token: tokens.access_token,
-            token_type: "Bearer".to_owned(),
+            token_type: TokenType::Bearer,
             expires_in: ttl.as_secs(),
             expires: time::OffsetDateTime::now_utc().unix_timestamp() + ttl.as_secs() as i64,
-            identifier: identifier.to_owned(),
+            identifier: body.grant_type,
         })))
     }
 }

@@ -9,18 +9,50 @@ use authgate_core::directory::{
 };
 use authgate_core::tokens::{Role, Scheme};
 use poem_openapi::auth::Bearer;
-use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
-use super::{admin, client, BearerToken, Tag};
+use super::document::{
+    AdminList, AdminOne, AdminPlain, AdminUniqueWrite, AdminWrite, AdminWriteNoPath, Fail,
+};
+use super::types::{Nullable, Password, Timestamp};
+use super::{admin, client, BearerToken, ClientWithMember, Created, Deleted, Found, Tag};
 use crate::errors::ApiError;
 use crate::state::AppState;
 
+/// Declares the single-value enums that name each resource's `type`.
+macro_rules! resource_types {
+    ($($(#[$doc:meta])* $name:ident :: $variant:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+            #[oai(rename_all = "snake_case")]
+            pub enum $name {
+                /// The only value.
+                $variant,
+            }
+        )*
+    };
+}
+
+resource_types! {
+    /// The type of the account authentication settings.
+    SettingsType::AccountAuthenticationSettings;
+    /// The type of an authentication realm reference.
+    RealmType::AuthenticationRealm;
+    /// The type of a password profile.
+    ProfileType::PasswordProfile;
+    /// The type of a user.
+    UserType::UserAuthenticationInfo;
+    /// The type of a user's username and password in a profile.
+    CredentialType::UserAuthenticationPasswordProfileInfo;
+}
+
 /// Who may update their own records with an account management token.
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename = "SelfManagement", rename_all = "snake_case")]
 pub enum SelfManagementDto {
     /// Nobody.
     Disabled,
@@ -48,7 +80,7 @@ impl From<SelfManagementDto> for SelfManagement {
 
 /// How the usernames of a profile look.
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename = "UsernameFormat", rename_all = "snake_case")]
 pub enum UsernameFormatDto {
     /// Any string.
     Any,
@@ -77,10 +109,10 @@ impl From<UsernameFormatDto> for UsernameFormat {
 /// Timestamps of a resource.
 #[derive(Debug, Object)]
 pub struct Meta {
-    /// When it was created (RFC 3339).
-    pub created_at: String,
-    /// When it was last changed (RFC 3339).
-    pub updated_at: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last changed.
+    pub updated_at: Timestamp,
 }
 
 /// Links of a resource.
@@ -125,10 +157,8 @@ fn page<T>(
     limit: Option<u32>,
     offset: Option<u32>,
 ) -> Result<(Vec<T>, ListMeta), ApiError> {
-    let limit = limit.unwrap_or(25);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad("page[limit] must be between 1 and 100"));
-    }
+    // The query parameter's validator has kept the limit within 1 to 100.
+    let limit = limit.unwrap_or(25).clamp(1, 100);
     let offset = offset.unwrap_or(0);
     let total = items.len() as u32;
     let data: Vec<T> = items
@@ -148,14 +178,6 @@ fn page<T>(
     Ok((data, meta))
 }
 
-fn check_type(got: &str, want: &str) -> Result<(), ApiError> {
-    if got == want {
-        Ok(())
-    } else {
-        Err(ApiError::bad(format!("data.type must be {want:?}")))
-    }
-}
-
 // ---- settings ----
 
 /// A reference to the authentication realm.
@@ -165,7 +187,7 @@ pub struct RealmRef {
     pub id: String,
     /// Always `authentication_realm`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: RealmType,
 }
 
 /// The realm relationship.
@@ -187,7 +209,7 @@ pub struct SettingsRelationships {
 pub struct SettingsData {
     /// Always `account_authentication_settings`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: SettingsType,
     /// Who may update their own records with an account management token.
     pub account_member_self_management: SelfManagementDto,
     /// Lifetime of account management authentication tokens, in seconds.
@@ -206,12 +228,13 @@ pub struct SettingsEnvelope {
 /// Changes to the settings.
 #[derive(Debug, Object)]
 pub struct SettingsInput {
-    /// Must be `account_authentication_settings`.
+    /// Always `account_authentication_settings`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: SettingsType,
     /// New self-management setting.
     pub account_member_self_management: Option<SelfManagementDto>,
     /// New token lifetime in seconds (60 to 31536000).
+    #[oai(validator(minimum(value = "60"), maximum(value = "31536000")))]
     pub account_management_authentication_token_timeout_secs: Option<u64>,
 }
 
@@ -225,7 +248,7 @@ pub struct SettingsBody {
 fn settings_envelope(s: Settings) -> Json<SettingsEnvelope> {
     Json(SettingsEnvelope {
         data: SettingsData {
-            type_: "account_authentication_settings".into(),
+            type_: SettingsType::AccountAuthenticationSettings,
             account_member_self_management: s.account_member_self_management.into(),
             account_management_authentication_token_timeout_secs: s
                 .account_management_authentication_token_timeout_secs,
@@ -233,7 +256,7 @@ fn settings_envelope(s: Settings) -> Json<SettingsEnvelope> {
                 authentication_realm: RealmRelationship {
                     data: RealmRef {
                         id: s.realm_id,
-                        type_: "authentication_realm".into(),
+                        type_: RealmType::AuthenticationRealm,
                     },
                 },
             },
@@ -250,7 +273,7 @@ pub struct ProfileData {
     pub id: String,
     /// Always `password_profile`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: ProfileType,
     /// Name.
     pub name: String,
     /// How usernames look.
@@ -259,7 +282,7 @@ pub struct ProfileData {
     pub enable_one_time_password_token: bool,
     /// The web phone application (`app.account`) whose users log in through this
     /// profile with one-time login keys; null when not exposed.
-    pub voximplant_application: Option<String>,
+    pub voximplant_application: Nullable<String>,
     /// Timestamps.
     pub meta: Meta,
     /// Links.
@@ -269,9 +292,9 @@ pub struct ProfileData {
 /// A password profile to create or the changes to one.
 #[derive(Debug, Object)]
 pub struct ProfileInput {
-    /// Must be `password_profile`.
+    /// Always `password_profile`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: ProfileType,
     /// Name (required on create).
     #[oai(validator(max_length = 255))]
     pub name: Option<String>,
@@ -315,11 +338,11 @@ pub struct UserData {
     pub id: String,
     /// Always `user_authentication_info`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: UserType,
     /// Full name; the web phone display name.
     pub name: String,
-    /// Email address.
-    pub email: Option<String>,
+    /// Email address; null when none is known.
+    pub email: Nullable<String>,
     /// Whether the user may log in (false: logins answer 403 and sessions end).
     pub enabled: bool,
     /// Timestamps.
@@ -331,9 +354,9 @@ pub struct UserData {
 /// A user to create or the changes to one.
 #[derive(Debug, Object)]
 pub struct UserInput {
-    /// Must be `user_authentication_info`.
+    /// Always `user_authentication_info`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: UserType,
     /// Full name (required on create).
     #[oai(validator(max_length = 255))]
     pub name: Option<String>,
@@ -376,7 +399,7 @@ pub struct CredentialData {
     pub id: String,
     /// Always `user_authentication_password_profile_info`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: CredentialType,
     /// The password profile.
     pub password_profile_id: String,
     /// The username, unique within the profile.
@@ -390,9 +413,9 @@ pub struct CredentialData {
 /// A credential to create or the changes to one.
 #[derive(Debug, Object)]
 pub struct CredentialInput {
-    /// Must be `user_authentication_password_profile_info`.
+    /// Always `user_authentication_password_profile_info`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: CredentialType,
     /// The record's id (optional on update; must match the path).
     pub id: Option<String>,
     /// The password profile (required on create).
@@ -402,8 +425,7 @@ pub struct CredentialInput {
     pub username: Option<String>,
     /// The password: at least 8 characters. Stored as an Argon2id hash (and, for
     /// profiles exposed to web phone login, as a sealed HA1); never returned.
-    #[oai(validator(max_length = 1024))]
-    pub password: Option<String>,
+    pub password: Option<Password>,
 }
 
 /// A credential, wrapped.
@@ -429,57 +451,6 @@ pub struct CredentialList {
     pub meta: ListMeta,
 }
 
-// ---- responses ----
-
-/// The settings.
-#[derive(Debug, ApiResponse)]
-pub enum SettingsResponse {
-    /// The settings.
-    #[oai(status = 200)]
-    Ok(Json<SettingsEnvelope>),
-}
-
-/// A profile answer.
-#[derive(Debug, ApiResponse)]
-pub enum ProfileResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<ProfileEnvelope>),
-    /// The profile.
-    #[oai(status = 200)]
-    Ok(Json<ProfileEnvelope>),
-}
-
-/// A user answer.
-#[derive(Debug, ApiResponse)]
-pub enum UserResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<UserEnvelope>),
-    /// The user.
-    #[oai(status = 200)]
-    Ok(Json<UserEnvelope>),
-}
-
-/// A credential answer.
-#[derive(Debug, ApiResponse)]
-pub enum CredentialResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<CredentialEnvelope>),
-    /// The credential.
-    #[oai(status = 200)]
-    Ok(Json<CredentialEnvelope>),
-}
-
-/// A deletion.
-#[derive(Debug, ApiResponse)]
-pub enum Deleted {
-    /// Deleted.
-    #[oai(status = 204)]
-    NoContent,
-}
-
 /// The directory endpoints.
 pub struct DirectoryApi {
     /// Shared state.
@@ -490,28 +461,19 @@ impl DirectoryApi {
     /// An admin client, or the member owning `user` with self-management on.
     async fn credential_writer(
         &self,
-        authorization: Option<&str>,
-        account_token: Option<&str>,
+        tokens: ClientWithMember,
         user: &str,
     ) -> Result<(), ApiError> {
-        let bearer = authorization
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
+        let token = tokens
+            .0
+            .bearer
             .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         // Every call needs a live client token; an admin one is enough on its own.
-        let client = client(
-            &self.state,
-            &BearerToken(Bearer {
-                token: bearer.to_owned(),
-            }),
-        )
-        .await?;
+        let client = client(&self.state, &BearerToken(Bearer { token })).await?;
         if client.subject.role == Role::Admin {
             return Ok(());
         }
-        let Some(member_token) = account_token else {
+        let Some(member_token) = tokens.0.member else {
             return Err(ApiError::forbidden(
                 "this operation needs a client_credentials token, or the account member's EP-Account-Management-Authentication-Token",
             ));
@@ -558,14 +520,14 @@ impl DirectoryApi {
                 ),
             },
             id: p.id,
-            type_: "password_profile".into(),
+            type_: ProfileType::PasswordProfile,
             name: p.name,
             username_format: p.username_format.into(),
             enable_one_time_password_token: p.enable_one_time_password_token,
-            voximplant_application: p.voximplant_application,
+            voximplant_application: p.voximplant_application.into(),
             meta: Meta {
-                created_at: p.created_at,
-                updated_at: p.updated_at,
+                created_at: Timestamp(p.created_at),
+                updated_at: Timestamp(p.updated_at),
             },
         }
     }
@@ -580,13 +542,13 @@ impl DirectoryApi {
                 ),
             },
             id: u.id,
-            type_: "user_authentication_info".into(),
+            type_: UserType::UserAuthenticationInfo,
             name: u.name,
-            email: u.email,
+            email: u.email.into(),
             enabled: u.enabled,
             meta: Meta {
-                created_at: u.created_at,
-                updated_at: u.updated_at,
+                created_at: Timestamp(u.created_at),
+                updated_at: Timestamp(u.updated_at),
             },
         }
     }
@@ -602,12 +564,12 @@ impl DirectoryApi {
                 ),
             },
             id: c.id,
-            type_: "user_authentication_password_profile_info".into(),
+            type_: CredentialType::UserAuthenticationPasswordProfileInfo,
             password_profile_id: c.password_profile_id,
             username: c.username,
             meta: Meta {
-                created_at: c.created_at,
-                updated_at: c.updated_at,
+                created_at: Timestamp(c.created_at),
+                updated_at: Timestamp(c.updated_at),
             },
         }
     }
@@ -624,9 +586,12 @@ impl DirectoryApi {
         tag = "Tag::Settings",
         operation_id = "getAccountAuthenticationSettings"
     )]
-    async fn get_settings(&self, auth: BearerToken) -> Result<SettingsResponse, ApiError> {
+    async fn get_settings(
+        &self,
+        auth: BearerToken,
+    ) -> Result<Found<SettingsEnvelope>, Fail<AdminPlain>> {
         admin(&self.state, &auth).await?;
-        Ok(SettingsResponse::Ok(settings_envelope(
+        Ok(Found::Ok(settings_envelope(
             self.state.directory.settings().await?,
         )))
     }
@@ -642,9 +607,8 @@ impl DirectoryApi {
         &self,
         auth: BearerToken,
         body: Json<SettingsBody>,
-    ) -> Result<SettingsResponse, ApiError> {
+    ) -> Result<Found<SettingsEnvelope>, Fail<AdminWriteNoPath>> {
         admin(&self.state, &auth).await?;
-        check_type(&body.data.type_, "account_authentication_settings")?;
         let s = self
             .state
             .directory
@@ -654,7 +618,7 @@ impl DirectoryApi {
                     .account_management_authentication_token_timeout_secs,
             )
             .await?;
-        Ok(SettingsResponse::Ok(settings_envelope(s)))
+        Ok(Found::Ok(settings_envelope(s)))
     }
 
     /// Create a password profile
@@ -669,11 +633,10 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         body: Json<ProfileBody>,
-    ) -> Result<ProfileResponse, ApiError> {
+    ) -> Result<Created<ProfileEnvelope>, Fail<AdminUniqueWrite>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "password_profile")?;
         let name = d
             .name
             .ok_or_else(|| ApiError::bad("data.name is required"))?;
@@ -687,7 +650,7 @@ impl DirectoryApi {
                 d.voximplant_application.as_opt_deref().flatten(),
             )
             .await?;
-        Ok(ProfileResponse::Created(Json(ProfileEnvelope {
+        Ok(Created::Created(Json(ProfileEnvelope {
             data: self.profile_data(p),
         })))
     }
@@ -704,20 +667,23 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         /// Items per page (1 to 100, default 25).
-        #[oai(name = "page[limit]")]
+        #[oai(
+            name = "page[limit]",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<Option<u32>>,
         /// Items to skip.
         #[oai(name = "page[offset]")]
         offset: Query<Option<u32>>,
-    ) -> Result<Json<ProfileList>, ApiError> {
+    ) -> Result<Found<ProfileList>, Fail<AdminList>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let all = self.state.directory.profiles().await?;
         let (items, meta) = page(all, limit.0, offset.0)?;
-        Ok(Json(ProfileList {
+        Ok(Found::Ok(Json(ProfileList {
             data: items.into_iter().map(|p| self.profile_data(p)).collect(),
             meta,
-        }))
+        })))
     }
 
     /// Get a password profile
@@ -732,11 +698,11 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         id: Path<String>,
-    ) -> Result<ProfileResponse, ApiError> {
+    ) -> Result<Found<ProfileEnvelope>, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let p = self.state.directory.profile(&id).await?;
-        Ok(ProfileResponse::Ok(Json(ProfileEnvelope {
+        Ok(Found::Ok(Json(ProfileEnvelope {
             data: self.profile_data(p),
         })))
     }
@@ -757,11 +723,10 @@ impl DirectoryApi {
         realm: Path<String>,
         id: Path<String>,
         body: Json<ProfileBody>,
-    ) -> Result<ProfileResponse, ApiError> {
+    ) -> Result<Found<ProfileEnvelope>, Fail<AdminUniqueWrite>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "password_profile")?;
         let changes = ProfileChanges {
             name: d.name,
             username_format: d.username_format.map(Into::into),
@@ -773,7 +738,7 @@ impl DirectoryApi {
             },
         };
         let p = self.state.directory.update_profile(&id, changes).await?;
-        Ok(ProfileResponse::Ok(Json(ProfileEnvelope {
+        Ok(Found::Ok(Json(ProfileEnvelope {
             data: self.profile_data(p),
         })))
     }
@@ -792,7 +757,7 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
+    ) -> Result<Deleted, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         self.state.directory.delete_profile(&id).await?;
@@ -811,11 +776,10 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         body: Json<UserBody>,
-    ) -> Result<UserResponse, ApiError> {
+    ) -> Result<Created<UserEnvelope>, Fail<AdminWrite>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "user_authentication_info")?;
         let name = d
             .name
             .ok_or_else(|| ApiError::bad("data.name is required"))?;
@@ -831,7 +795,7 @@ impl DirectoryApi {
                 .update_user(&u.id, None, None, Some(false))
                 .await?;
         }
-        Ok(UserResponse::Created(Json(UserEnvelope {
+        Ok(Created::Created(Json(UserEnvelope {
             data: self.user_data(u),
         })))
     }
@@ -848,20 +812,23 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         /// Items per page (1 to 100, default 25).
-        #[oai(name = "page[limit]")]
+        #[oai(
+            name = "page[limit]",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<Option<u32>>,
         /// Items to skip.
         #[oai(name = "page[offset]")]
         offset: Query<Option<u32>>,
-    ) -> Result<Json<UserList>, ApiError> {
+    ) -> Result<Found<UserList>, Fail<AdminList>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let all = self.state.directory.users().await?;
         let (items, meta) = page(all, limit.0, offset.0)?;
-        Ok(Json(UserList {
+        Ok(Found::Ok(Json(UserList {
             data: items.into_iter().map(|u| self.user_data(u)).collect(),
             meta,
-        }))
+        })))
     }
 
     /// Get a user
@@ -876,11 +843,11 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         id: Path<String>,
-    ) -> Result<UserResponse, ApiError> {
+    ) -> Result<Found<UserEnvelope>, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let u = self.state.directory.user(&id).await?;
-        Ok(UserResponse::Ok(Json(UserEnvelope {
+        Ok(Found::Ok(Json(UserEnvelope {
             data: self.user_data(u),
         })))
     }
@@ -900,11 +867,10 @@ impl DirectoryApi {
         realm: Path<String>,
         id: Path<String>,
         body: Json<UserBody>,
-    ) -> Result<UserResponse, ApiError> {
+    ) -> Result<Found<UserEnvelope>, Fail<AdminWrite>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "user_authentication_info")?;
         let email = match &d.email {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -915,7 +881,7 @@ impl DirectoryApi {
             .directory
             .update_user(&id, d.name.as_deref(), email, d.enabled)
             .await?;
-        Ok(UserResponse::Ok(Json(UserEnvelope {
+        Ok(Found::Ok(Json(UserEnvelope {
             data: self.user_data(u),
         })))
     }
@@ -934,7 +900,7 @@ impl DirectoryApi {
         auth: BearerToken,
         realm: Path<String>,
         id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
+    ) -> Result<Deleted, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         self.state.directory.delete_user(&id).await?;
@@ -954,11 +920,10 @@ impl DirectoryApi {
         realm: Path<String>,
         user: Path<String>,
         body: Json<CredentialBody>,
-    ) -> Result<CredentialResponse, ApiError> {
+    ) -> Result<Created<CredentialEnvelope>, Fail<AdminUniqueWrite>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "user_authentication_password_profile_info")?;
         let profile = d
             .password_profile_id
             .ok_or_else(|| ApiError::bad("data.password_profile_id is required"))?;
@@ -968,9 +933,14 @@ impl DirectoryApi {
         let c = self
             .state
             .directory
-            .create_credential(&user, &profile, &username, d.password.as_deref())
+            .create_credential(
+                &user,
+                &profile,
+                &username,
+                d.password.as_ref().map(|p| p.0.as_str()),
+            )
             .await?;
-        Ok(CredentialResponse::Created(Json(CredentialEnvelope {
+        Ok(Created::Created(Json(CredentialEnvelope {
             data: self.credential_data(c),
         })))
     }
@@ -988,20 +958,23 @@ impl DirectoryApi {
         realm: Path<String>,
         user: Path<String>,
         /// Items per page (1 to 100, default 25).
-        #[oai(name = "page[limit]")]
+        #[oai(
+            name = "page[limit]",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
         limit: Query<Option<u32>>,
         /// Items to skip.
         #[oai(name = "page[offset]")]
         offset: Query<Option<u32>>,
-    ) -> Result<Json<CredentialList>, ApiError> {
+    ) -> Result<Found<CredentialList>, Fail<AdminList>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let all = self.state.directory.credentials(&user).await?;
         let (items, meta) = page(all, limit.0, offset.0)?;
-        Ok(Json(CredentialList {
+        Ok(Found::Ok(Json(CredentialList {
             data: items.into_iter().map(|c| self.credential_data(c)).collect(),
             meta,
-        }))
+        })))
     }
 
     /// Get a user's username in a profile
@@ -1017,11 +990,11 @@ impl DirectoryApi {
         realm: Path<String>,
         user: Path<String>,
         id: Path<String>,
-    ) -> Result<CredentialResponse, ApiError> {
+    ) -> Result<Found<CredentialEnvelope>, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         let c = self.state.directory.credential(&user, &id).await?;
-        Ok(CredentialResponse::Ok(Json(CredentialEnvelope {
+        Ok(Found::Ok(Json(CredentialEnvelope {
             data: self.credential_data(c),
         })))
     }
@@ -1040,35 +1013,29 @@ impl DirectoryApi {
     )]
     async fn put_credential(
         &self,
-        /// `Bearer <client token>`: an admin token, or any client token with the member's token below.
-        #[oai(name = "Authorization")]
-        authorization: Header<Option<String>>,
-        /// The account member's token from `POST /v2/account-members/tokens`.
-        #[oai(name = "EP-Account-Management-Authentication-Token")]
-        account_token: Header<Option<String>>,
+        tokens: ClientWithMember,
         realm: Path<String>,
         user: Path<String>,
         id: Path<String>,
         body: Json<CredentialBody>,
-    ) -> Result<CredentialResponse, ApiError> {
-        self.credential_writer(
-            authorization.0.as_deref(),
-            account_token.0.as_deref(),
-            &user,
-        )
-        .await?;
+    ) -> Result<Found<CredentialEnvelope>, Fail<AdminUniqueWrite>> {
+        self.credential_writer(tokens, &user).await?;
         self.realm(&realm)?;
         let d = body.0.data;
-        check_type(&d.type_, "user_authentication_password_profile_info")?;
         if d.id.as_deref().is_some_and(|given| given != id.as_str()) {
-            return Err(ApiError::bad("data.id does not match the path"));
+            return Err(ApiError::bad("data.id does not match the path").into());
         }
         let c = self
             .state
             .directory
-            .update_credential(&user, &id, d.username.as_deref(), d.password.as_deref())
+            .update_credential(
+                &user,
+                &id,
+                d.username.as_deref(),
+                d.password.as_ref().map(|p| p.0.as_str()),
+            )
             .await?;
-        Ok(CredentialResponse::Ok(Json(CredentialEnvelope {
+        Ok(Found::Ok(Json(CredentialEnvelope {
             data: self.credential_data(c),
         })))
     }
@@ -1086,7 +1053,7 @@ impl DirectoryApi {
         realm: Path<String>,
         user: Path<String>,
         id: Path<String>,
-    ) -> Result<Deleted, ApiError> {
+    ) -> Result<Deleted, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.realm(&realm)?;
         self.state.directory.delete_credential(&user, &id).await?;

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use authgate_core::tokens::{Principal, Scheme};
 use poem::http::StatusCode;
-use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use super::Tag;
-use crate::errors::{ApiError, Errors};
+use super::document::{Fail, PublicUncounted, StoreOnly};
+use super::{Tag, UserToken};
+use crate::errors::Errors;
 use crate::state::AppState;
 
 /// The answer to a forward-auth check.
@@ -37,6 +37,28 @@ pub enum VerifyResponse {
     Unauthorized(Json<Errors>, #[oai(header = "WWW-Authenticate")] String),
 }
 
+/// Which kind of session a token belongs to.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "kebab-case")]
+pub enum TokenScheme {
+    /// A web phone user's session (one-time login key, password or token login).
+    OneTimeKey,
+    /// An account member's account management authentication token.
+    AccountManagement,
+    /// An API client's token.
+    Client,
+}
+
+impl From<Scheme> for TokenScheme {
+    fn from(s: Scheme) -> Self {
+        match s {
+            Scheme::OneTimeKey => Self::OneTimeKey,
+            Scheme::AccountManagement => Self::AccountManagement,
+            Scheme::Client => Self::Client,
+        }
+    }
+}
+
 /// An introspection request.
 #[derive(Debug, Object)]
 pub struct IntrospectRequest {
@@ -59,9 +81,9 @@ pub struct Introspection {
     /// The authentication realm.
     #[oai(skip_serializing_if_is_none)]
     pub realm_id: Option<String>,
-    /// `one-time-key`, `account-management` or `client`.
+    /// The kind of session.
     #[oai(skip_serializing_if_is_none)]
-    pub scheme: Option<String>,
+    pub scheme: Option<TokenScheme>,
     /// Unix time the token expires.
     #[oai(skip_serializing_if_is_none)]
     pub exp: Option<i64>,
@@ -81,11 +103,6 @@ pub struct GateApi {
     pub state: Arc<AppState>,
 }
 
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 #[OpenApi(tag = "Tag::Gate")]
 impl GateApi {
     /// Forward-auth check
@@ -96,21 +113,9 @@ impl GateApi {
     /// for a live user session, 401 otherwise. API client tokens are not user sessions
     /// and are refused here.
     #[oai(path = "/v1/auth/verify", method = "get", operation_id = "verify")]
-    async fn verify(
-        &self,
-        /// `Bearer <access token>`.
-        #[oai(name = "Authorization")]
-        authorization: Header<Option<String>>,
-        /// An account management authentication token.
-        #[oai(name = "EP-Account-Management-Authentication-Token")]
-        account_token: Header<Option<String>>,
-    ) -> Result<VerifyResponse, ApiError> {
-        let token = authorization
-            .0
-            .as_deref()
-            .and_then(bearer)
-            .or(account_token.0.as_deref().map(str::trim));
-        let principal = match token {
+    async fn verify(&self, tokens: UserToken) -> Result<VerifyResponse, Fail<StoreOnly>> {
+        let token = tokens.0.bearer.or(tokens.0.member);
+        let principal = match token.as_deref() {
             Some(t) => self.state.tokens.verify(t).await?,
             None => None,
         };
@@ -146,7 +151,7 @@ impl GateApi {
     async fn introspect(
         &self,
         body: Json<IntrospectRequest>,
-    ) -> Result<IntrospectResponse, ApiError> {
+    ) -> Result<IntrospectResponse, Fail<PublicUncounted>> {
         let found = self.state.tokens.verify(body.token.trim()).await?;
         Ok(IntrospectResponse::Ok(Json(match found {
             Some(p) => Introspection {
@@ -154,7 +159,7 @@ impl GateApi {
                 sub: Some(p.subject.user_id),
                 username: Some(p.subject.username),
                 realm_id: Some(p.subject.realm_id),
-                scheme: Some(p.subject.scheme.as_str().to_owned()),
+                scheme: Some(p.subject.scheme.into()),
                 exp: Some(p.expires_at),
             },
             None => Introspection {

@@ -5,16 +5,34 @@ use std::sync::Arc;
 use authgate_core::integrations::{DeliveryLog, Integration, IntegrationInput, IntegrationType};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
-use super::directory::Deleted;
-use super::{admin, BearerToken, Tag};
-use crate::errors::ApiError;
+use super::document::{
+    AdminList, AdminOne, AdminPaged, AdminPlain, AdminWrite, AdminWriteNoPath, Fail,
+};
+use super::types::{EventName, Nullable, Timestamp};
+use super::{admin, BearerToken, Created, Deleted, Found, Tag};
 use crate::state::AppState;
+
+/// The type of an integration.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum IntegrationKind {
+    /// The only value.
+    Integration,
+}
+
+/// The type of a delivery log entry.
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum IntegrationLogKind {
+    /// The only value.
+    IntegrationLog,
+}
 
 /// How an integration delivers.
 #[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename = "IntegrationType", rename_all = "snake_case")]
 pub enum IntegrationTypeDto {
     /// POST the event to `configuration.url`.
     Webhook,
@@ -68,10 +86,11 @@ pub struct Configuration {
 
 /// An integration to create or the changes to one.
 #[derive(Debug, Object)]
+#[oai(rename = "IntegrationInput")]
 pub struct IntegrationInputDto {
-    /// Must be `integration`.
+    /// Always `integration`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: IntegrationKind,
     /// Name (required on create).
     #[oai(validator(max_length = 255))]
     pub name: Option<String>,
@@ -83,7 +102,7 @@ pub struct IntegrationInputDto {
     /// `webhook` (default) or `email`.
     pub integration_type: Option<IntegrationTypeDto>,
     /// Events observed: `one-time-password-token-request.created` (the default).
-    pub observes: Option<Vec<String>>,
+    pub observes: Option<Vec<EventName>>,
     /// Where and how to deliver.
     pub configuration: Option<Configuration>,
 }
@@ -98,10 +117,10 @@ pub struct IntegrationBody {
 /// Timestamps.
 #[derive(Debug, Object)]
 pub struct Timestamps {
-    /// Created (RFC 3339).
-    pub created_at: String,
-    /// Last changed (RFC 3339).
-    pub updated_at: String,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
 }
 
 /// Metadata of an integration.
@@ -114,8 +133,8 @@ pub struct IntegrationMeta {
 /// The configuration as stored.
 #[derive(Debug, Object)]
 pub struct ConfigurationOut {
-    /// The receiver's URL.
-    pub url: Option<String>,
+    /// The receiver's URL (null for email integrations).
+    pub url: Nullable<String>,
     /// The signing secret.
     pub secret_key: String,
     /// Email: the sender.
@@ -142,7 +161,7 @@ pub struct IntegrationData {
     pub id: String,
     /// Always `integration`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: IntegrationKind,
     /// Name.
     pub name: String,
     /// Description.
@@ -152,7 +171,7 @@ pub struct IntegrationData {
     /// How it delivers.
     pub integration_type: IntegrationTypeDto,
     /// Events observed.
-    pub observes: Vec<String>,
+    pub observes: Vec<EventName>,
     /// Where and how.
     pub configuration: ConfigurationOut,
     /// Metadata.
@@ -196,7 +215,7 @@ pub struct IntegrationRef {
     pub id: String,
     /// Always `integration`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: IntegrationKind,
 }
 
 /// The relationship to an integration.
@@ -216,8 +235,8 @@ pub struct LogRelationships {
 /// When a try happened.
 #[derive(Debug, Object)]
 pub struct LogTimestamps {
-    /// When (RFC 3339).
-    pub created_at: String,
+    /// When.
+    pub created_at: Timestamp,
 }
 
 /// Metadata of a log entry.
@@ -234,13 +253,13 @@ pub struct LogData {
     pub id: String,
     /// Always `integration_log`.
     #[oai(rename = "type")]
-    pub type_: String,
+    pub type_: IntegrationLogKind,
     /// Whether the receiver answered 2xx.
     pub succeeded: bool,
     /// Which try, from 1.
     pub attempt: u32,
-    /// The receiver's status, if it answered.
-    pub status_code: Option<u16>,
+    /// The receiver's status; null when it did not answer.
+    pub status_code: Nullable<u16>,
     /// The start of the receiver's answer.
     pub body: String,
     /// What went wrong, if anything.
@@ -264,17 +283,6 @@ pub struct LogList {
     pub meta: CountMeta,
 }
 
-/// An integration answer.
-#[derive(Debug, ApiResponse)]
-pub enum IntegrationResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<IntegrationEnvelope>),
-    /// The integration.
-    #[oai(status = 200)]
-    Ok(Json<IntegrationEnvelope>),
-}
-
 /// The integrations endpoints.
 pub struct IntegrationsApi {
     /// Shared state.
@@ -286,14 +294,14 @@ impl IntegrationsApi {
         let secret_key = self.state.integrations.secret_key(&i);
         IntegrationData {
             id: i.id,
-            type_: "integration".into(),
+            type_: IntegrationKind::Integration,
             name: i.name,
             description: i.description,
             enabled: i.enabled,
             integration_type: i.integration_type.into(),
-            observes: i.observes,
+            observes: i.observes.into_iter().map(EventName).collect(),
             configuration: ConfigurationOut {
-                url: i.url,
+                url: i.url.into(),
                 secret_key,
                 from: i.from,
                 reply_to: i.reply_to,
@@ -303,18 +311,15 @@ impl IntegrationsApi {
             },
             meta: IntegrationMeta {
                 timestamps: Timestamps {
-                    created_at: i.created_at,
-                    updated_at: i.updated_at,
+                    created_at: Timestamp(i.created_at),
+                    updated_at: Timestamp(i.updated_at),
                 },
             },
         }
     }
 
-    fn input(body: IntegrationBody) -> Result<IntegrationInput, ApiError> {
+    fn input(body: IntegrationBody) -> IntegrationInput {
         let d = body.data;
-        if d.type_ != "integration" {
-            return Err(ApiError::bad("data.type must be \"integration\""));
-        }
         let c = d.configuration.unwrap_or(Configuration {
             url: None,
             secret_key: None,
@@ -324,12 +329,14 @@ impl IntegrationsApi {
             passwordless_url: None,
             locale: None,
         });
-        Ok(IntegrationInput {
+        IntegrationInput {
             name: d.name,
             description: d.description,
             enabled: d.enabled,
             integration_type: d.integration_type.map(Into::into),
-            observes: d.observes,
+            observes: d
+                .observes
+                .map(|events| events.into_iter().map(|e| e.0).collect()),
             url: c.url,
             secret_key: c.secret_key,
             from: c.from,
@@ -337,7 +344,7 @@ impl IntegrationsApi {
             reset_password_url: c.reset_password_url,
             passwordless_url: c.passwordless_url,
             locale: c.locale,
-        })
+        }
     }
 
     fn logs(entries: Vec<DeliveryLog>) -> LogList {
@@ -347,10 +354,10 @@ impl IntegrationsApi {
                 .into_iter()
                 .map(|l| LogData {
                     id: l.id,
-                    type_: "integration_log".into(),
+                    type_: IntegrationLogKind::IntegrationLog,
                     succeeded: l.succeeded,
                     attempt: l.attempt,
-                    status_code: l.status_code,
+                    status_code: l.status_code.into(),
                     body: l.body,
                     error_detail: l.error_detail,
                     processing_time: l.processing_time,
@@ -359,13 +366,13 @@ impl IntegrationsApi {
                         integration: IntegrationRelationship {
                             data: IntegrationRef {
                                 id: l.integration_id,
-                                type_: "integration".into(),
+                                type_: IntegrationKind::Integration,
                             },
                         },
                     },
                     meta: LogMeta {
                         timestamps: LogTimestamps {
-                            created_at: l.created_at,
+                            created_at: Timestamp(l.created_at),
                         },
                     },
                 })
@@ -389,10 +396,10 @@ impl IntegrationsApi {
         &self,
         auth: BearerToken,
         body: Json<IntegrationBody>,
-    ) -> Result<IntegrationResponse, ApiError> {
+    ) -> Result<Created<IntegrationEnvelope>, Fail<AdminWriteNoPath>> {
         admin(&self.state, &auth).await?;
-        let i = self.state.integrations.create(Self::input(body.0)?).await?;
-        Ok(IntegrationResponse::Created(Json(IntegrationEnvelope {
+        let i = self.state.integrations.create(Self::input(body.0)).await?;
+        Ok(Created::Created(Json(IntegrationEnvelope {
             data: self.data(i),
         })))
     }
@@ -403,16 +410,16 @@ impl IntegrationsApi {
         method = "get",
         operation_id = "listIntegrations"
     )]
-    async fn list(&self, auth: BearerToken) -> Result<Json<IntegrationList>, ApiError> {
+    async fn list(&self, auth: BearerToken) -> Result<Found<IntegrationList>, Fail<AdminPlain>> {
         admin(&self.state, &auth).await?;
         let all = self.state.integrations.list().await?;
         let total = all.len() as u32;
-        Ok(Json(IntegrationList {
+        Ok(Found::Ok(Json(IntegrationList {
             data: all.into_iter().map(|i| self.data(i)).collect(),
             meta: CountMeta {
                 results: Counts { total },
             },
-        }))
+        })))
     }
 
     /// Delivery tries of all integrations
@@ -429,12 +436,12 @@ impl IntegrationsApi {
         /// How many (1 to 200, default 100).
         #[oai(name = "page[limit]")]
         limit: Query<Option<u32>>,
-    ) -> Result<Json<LogList>, ApiError> {
+    ) -> Result<Found<LogList>, Fail<AdminPaged>> {
         admin(&self.state, &auth).await?;
         let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
-        Ok(Json(Self::logs(
+        Ok(Found::Ok(Json(Self::logs(
             self.state.integrations.logs(None, n).await?,
-        )))
+        ))))
     }
 
     /// Get an integration
@@ -447,12 +454,10 @@ impl IntegrationsApi {
         &self,
         auth: BearerToken,
         id: Path<String>,
-    ) -> Result<IntegrationResponse, ApiError> {
+    ) -> Result<Found<IntegrationEnvelope>, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         let i = self.state.integrations.get(&id).await?;
-        Ok(IntegrationResponse::Ok(Json(IntegrationEnvelope {
-            data: self.data(i),
-        })))
+        Ok(Found::Ok(Json(IntegrationEnvelope { data: self.data(i) })))
     }
 
     /// Update an integration
@@ -466,16 +471,14 @@ impl IntegrationsApi {
         auth: BearerToken,
         id: Path<String>,
         body: Json<IntegrationBody>,
-    ) -> Result<IntegrationResponse, ApiError> {
+    ) -> Result<Found<IntegrationEnvelope>, Fail<AdminWrite>> {
         admin(&self.state, &auth).await?;
         let i = self
             .state
             .integrations
-            .update(&id, Self::input(body.0)?)
+            .update(&id, Self::input(body.0))
             .await?;
-        Ok(IntegrationResponse::Ok(Json(IntegrationEnvelope {
-            data: self.data(i),
-        })))
+        Ok(Found::Ok(Json(IntegrationEnvelope { data: self.data(i) })))
     }
 
     /// Delete an integration
@@ -484,7 +487,7 @@ impl IntegrationsApi {
         method = "delete",
         operation_id = "deleteIntegration"
     )]
-    async fn delete(&self, auth: BearerToken, id: Path<String>) -> Result<Deleted, ApiError> {
+    async fn delete(&self, auth: BearerToken, id: Path<String>) -> Result<Deleted, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         self.state.integrations.delete(&id).await?;
         Ok(Deleted::NoContent)
@@ -506,12 +509,12 @@ impl IntegrationsApi {
         /// How many (1 to 200, default 100).
         #[oai(name = "page[limit]")]
         limit: Query<Option<u32>>,
-    ) -> Result<Json<LogList>, ApiError> {
+    ) -> Result<Found<LogList>, Fail<AdminList>> {
         admin(&self.state, &auth).await?;
         self.state.integrations.get(&id).await?;
         let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
-        Ok(Json(Self::logs(
+        Ok(Found::Ok(Json(Self::logs(
             self.state.integrations.logs(Some(&id), n).await?,
-        )))
+        ))))
     }
 }

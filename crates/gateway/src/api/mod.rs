@@ -1,19 +1,35 @@
 //! The HTTP API, one module per group of endpoints, all in one OpenAPI document.
+//!
+//! # Layout
+//!
+//! - [`webphone`], [`clients`], [`directory`], [`accounts`], [`integrations`],
+//!   [`gate`], [`health`]: the endpoints.
+//! - [`document`]: each operation's statuses, the finished document, the route table.
+//! - [`types`]: field types with the schemas generated clients need.
+//! - [`explorer`]: Swagger UI at `/docs/`.
 
 pub mod accounts;
 pub mod clients;
 pub mod directory;
+pub mod document;
+pub mod explorer;
 pub mod gate;
 pub mod health;
 pub mod integrations;
+pub mod types;
 pub mod webphone;
 
 use std::sync::Arc;
 
 use authgate_core::store::{Op, Reply, StoreError};
 use authgate_core::tokens::{Check, Principal, Role, Scheme};
-use poem_openapi::auth::Bearer;
-use poem_openapi::{OpenApiService, SecurityScheme, Tags};
+use poem::{Request, RequestBody};
+use poem_openapi::auth::{ApiKey, Bearer};
+use poem_openapi::payload::Json;
+use poem_openapi::registry::Registry;
+use poem_openapi::types::ToJSON;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use poem_openapi::{ApiResponse, LicenseObject, OpenApiService, SecurityScheme, Tags};
 
 use crate::errors::ApiError;
 use crate::state::AppState;
@@ -44,10 +60,102 @@ pub enum Tag {
     Health,
 }
 
-/// `Authorization: Bearer <token>` from `/oauth/access_token` (or a login).
+/// `Authorization: Bearer <token>`: an API client token from `POST /oauth/access_token`,
+/// or, for `GET /v1/auth/verify`, a web phone user's access token.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer")]
 pub struct BearerToken(pub Bearer);
+
+/// `EP-Account-Management-Authentication-Token: <token>`: an account member's token
+/// from `POST /v2/account-members/tokens`.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "EP-Account-Management-Authentication-Token",
+    key_in = "header"
+)]
+pub struct AccountManagementToken(pub ApiKey);
+
+/// The member token's header.
+pub const MEMBER_TOKEN_HEADER: &str = "EP-Account-Management-Authentication-Token";
+
+/// The token of `Authorization: Bearer <token>`, if that is the header's form.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The tokens a request carries in the two documented places, read without
+/// failing: the operations that accept them decide what a missing one means.
+#[derive(Debug, Default)]
+pub struct PresentedTokens {
+    /// From `Authorization: Bearer`.
+    pub bearer: Option<String>,
+    /// From `EP-Account-Management-Authentication-Token`.
+    pub member: Option<String>,
+}
+
+impl PresentedTokens {
+    fn read(req: &Request) -> Self {
+        Self {
+            bearer: req
+                .header("authorization")
+                .and_then(bearer_token)
+                .map(str::to_owned),
+            member: req
+                .header(MEMBER_TOKEN_HEADER)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// Implements the extractor of a [`PresentedTokens`] newtype whose operations
+/// accept the listed security requirements (`A&B`: both at once; see
+/// [`document::finish`]).
+macro_rules! presented_tokens {
+    ($(#[$doc:meta])* $name:ident, [$($requirement:literal),*]) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub struct $name(pub PresentedTokens);
+
+        impl<'a> ApiExtractor<'a> for $name {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut Registry) {
+                <BearerToken as ApiExtractor>::register(registry);
+                <AccountManagementToken as ApiExtractor>::register(registry);
+            }
+
+            fn security_schemes() -> Vec<&'static str> {
+                vec![$($requirement),*]
+            }
+
+            async fn from_request(
+                req: &'a Request,
+                _body: &mut RequestBody,
+                _opts: ExtractParamOptions<()>,
+            ) -> poem::Result<Self> {
+                Ok(Self(PresentedTokens::read(req)))
+            }
+        }
+    };
+}
+
+presented_tokens!(
+    /// A user's token for `GET /v1/auth/verify`: either scheme's.
+    UserToken,
+    ["BearerToken", "AccountManagementToken"]
+);
+
+presented_tokens!(
+    /// A client token, with the member's token when the client is not an admin.
+    ClientWithMember,
+    ["BearerToken", "BearerToken&AccountManagementToken"]
+);
 
 /// The first round trip of a client's request, as one store pipeline: the bearer
 /// token's session (unless this replica verified that token within the last
@@ -120,6 +228,35 @@ pub async fn admin(state: &AppState, auth: &BearerToken) -> Result<Principal, Ap
     }
 }
 
+/// A resource just created.
+#[derive(Debug, ApiResponse)]
+pub enum Created<T: ToJSON> {
+    /// Created; the resource as stored.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+/// The resource (or list) as it is now.
+#[derive(Debug, ApiResponse)]
+pub enum Found<T: ToJSON> {
+    /// The resource as it is now.
+    #[oai(status = 200)]
+    Ok(Json<T>),
+}
+
+/// A deletion.
+#[derive(Debug, ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// The document clients get: poem-openapi's, finished (see [`document::finish`]).
+pub fn document(api: &OpenApiService<Api, ()>) -> Result<String, String> {
+    document::finish(&api.spec())
+}
+
 /// The whole API of one gateway instance.
 pub type Api = (
     webphone::WebPhoneApi,
@@ -159,6 +296,12 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
         env!("CARGO_PKG_VERSION"),
     )
     .description(DESCRIPTION)
+    .license(
+        LicenseObject::new(env!("CARGO_PKG_LICENSE"))
+            .url("https://www.apache.org/licenses/LICENSE-2.0"),
+    )
+    // Relative: clients and Swagger UI call the host that served the document.
+    .server("/")
 }
 
 const DESCRIPTION: &str = "\

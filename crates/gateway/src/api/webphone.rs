@@ -8,8 +8,10 @@ use authgate_onetimekey::{Failure, LoggedIn};
 use poem::http::StatusCode;
 use poem::Request;
 use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use super::document::{self, Only};
 use super::Tag;
 use crate::state::AppState;
 
@@ -38,118 +40,171 @@ impl From<IssuedTokens> for LoginTokens {
     }
 }
 
-/// The outcome of a key request or a login, as the web phone SDKs report it.
+/// A one-time login key, as the SDKs receive it: an AuthResult with `result: false`
+/// and `code: 302` ("key issued"), since no one has logged in yet.
 #[derive(Debug, Clone, Object, PartialEq, Eq)]
 #[oai(rename_all = "camelCase")]
-pub struct AuthResult {
-    /// True when the login succeeded.
+pub struct KeyIssued {
+    /// Always false.
     pub result: bool,
-    /// 302 key issued, 400 malformed request, 401 wrong hash, password or token,
-    /// 403 account disabled, 404 invalid username (only when revealing unknown users
-    /// is on), 429 rate-limited, 500 internal, 503 store unavailable, 701 token expired.
-    #[oai(skip_serializing_if_is_none)]
-    pub code: Option<u16>,
-    /// The one-time login key (with code 302).
-    #[oai(skip_serializing_if_is_none)]
-    pub key: Option<String>,
-    /// The user's display name (on success).
-    #[oai(skip_serializing_if_is_none)]
-    pub display_name: Option<String>,
-    /// The session's tokens (on success).
-    #[oai(skip_serializing_if_is_none)]
-    pub tokens: Option<LoginTokens>,
-    /// What went wrong, for a human (on failure).
+    /// Always 302.
+    pub code: u16,
+    /// The key: answer it with `MD5(key|HA1)` and log in within five minutes.
+    pub key: String,
+}
+
+/// A successful login: an AuthResult with `result: true`.
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct LoggedInResult {
+    /// Always true.
+    pub result: bool,
+    /// The user's display name (the directory user's `name`).
+    pub display_name: String,
+    /// The new session's tokens.
+    pub tokens: LoginTokens,
+}
+
+/// A successful refresh: an AuthResult with `result: true` and new tokens.
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct RefreshedResult {
+    /// Always true.
+    pub result: bool,
+    /// The session's new tokens; the old refresh token is spent.
+    pub tokens: LoginTokens,
+}
+
+/// A failed request: an AuthResult with `result: false` and the SDKs' code.
+#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[oai(rename_all = "camelCase")]
+pub struct AuthFailure {
+    /// Always false.
+    pub result: bool,
+    /// 400 malformed request, 401 wrong hash, password or token, 403 account
+    /// disabled, 404 invalid username (only when revealing unknown users is on),
+    /// 413 body too large, 415 not JSON, 429 rate-limited, 500 internal,
+    /// 503 store unavailable, 701 token expired.
+    pub code: u16,
+    /// What went wrong, for a human.
     #[oai(skip_serializing_if_is_none)]
     pub message: Option<String>,
 }
 
-impl AuthResult {
-    fn failed(code: u16, message: Option<String>) -> Json<Self> {
+impl AuthFailure {
+    fn json(code: u16, message: Option<String>) -> Json<Self> {
         Json(Self {
             result: false,
-            code: Some(code),
-            key: None,
-            display_name: None,
-            tokens: None,
+            code,
             message,
         })
     }
 }
 
-/// An AuthResult with the HTTP status its code implies.
+/// An AuthResult with the HTTP status its code implies; `T` is the success's shape.
 #[derive(Debug, ApiResponse)]
 #[oai(bad_request_handler = "bad_auth_request")]
-pub enum AuthResponse {
+pub enum AuthResponse<T: ParseFromJSON + ToJSON> {
     /// Success, or a key issued (`code: 302`).
     #[oai(status = 200)]
-    Ok(Json<AuthResult>),
+    Ok(Json<T>),
     /// Malformed request; nothing was consumed or changed (`code: 400`).
     #[oai(status = 400)]
-    BadRequest(Json<AuthResult>),
+    BadRequest(Json<AuthFailure>),
     /// Wrong hash, password or token, no live key (`code: 401`), or an expired token (`code: 701`).
     #[oai(status = 401)]
-    Unauthorized(Json<AuthResult>),
+    Unauthorized(Json<AuthFailure>),
     /// The account is disabled (`code: 403`).
     #[oai(status = 403)]
-    Forbidden(Json<AuthResult>),
+    Forbidden(Json<AuthFailure>),
     /// Unknown user, only when revealing unknown users is switched on (`code: 404`).
     #[oai(status = 404)]
-    NotFound(Json<AuthResult>),
+    NotFound(Json<AuthFailure>),
+    /// The body is larger than the gateway accepts (`code: 413`).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<AuthFailure>),
+    /// The body is not JSON (`code: 415`).
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<AuthFailure>),
     /// Rate-limited (`code: 429`); retry after the given seconds.
     #[oai(status = 429)]
-    TooManyRequests(Json<AuthResult>, #[oai(header = "Retry-After")] u64),
+    TooManyRequests(Json<AuthFailure>, #[oai(header = "Retry-After")] u64),
     /// Internal failure (`code: 500`).
     #[oai(status = 500)]
-    Internal(Json<AuthResult>),
+    Internal(Json<AuthFailure>),
     /// The store is unreachable (`code: 503`); retry later.
     #[oai(status = 503)]
-    Unavailable(Json<AuthResult>),
+    Unavailable(Json<AuthFailure>),
+}
+
+/// A web phone answer documented with the error statuses `S`.
+pub type Answer<T, S> = Only<AuthResponse<T>, S>;
+
+/// A request the framework could not read: whether its body is not JSON (415;
+/// anything else is a 400), and the AuthResult saying so.
+fn unreadable(err: &poem::Error) -> (bool, Json<AuthFailure>) {
+    let media = err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let code = if media { 415 } else { 400 };
+    (media, AuthFailure::json(code, Some(err.to_string())))
 }
 
 /// Parse failures of a web phone request, as an AuthResult.
-pub fn bad_auth_request(err: poem::Error) -> AuthResponse {
-    AuthResponse::BadRequest(AuthResult::failed(400, Some(err.to_string())))
+pub fn bad_auth_request<T: ParseFromJSON + ToJSON>(err: poem::Error) -> AuthResponse<T> {
+    match unreadable(&err) {
+        (true, f) => AuthResponse::UnsupportedMediaType(f),
+        (false, f) => AuthResponse::BadRequest(f),
+    }
 }
 
-impl From<Failure> for AuthResponse {
+impl<T: ParseFromJSON + ToJSON> From<Failure> for AuthResponse<T> {
     fn from(f: Failure) -> Self {
+        let code = f.code();
+        let failed = |message: Option<&str>| AuthFailure::json(code, message.map(str::to_owned));
         match f {
-            Failure::BadRequest(m) => AuthResponse::BadRequest(AuthResult::failed(400, Some(m))),
-            Failure::WrongCredentials => AuthResponse::Unauthorized(AuthResult::failed(401, None)),
-            Failure::TokenExpired => {
-                AuthResponse::Unauthorized(AuthResult::failed(701, Some("token expired".into())))
-            }
-            Failure::Disabled => {
-                AuthResponse::Forbidden(AuthResult::failed(403, Some("account disabled".into())))
-            }
-            Failure::UnknownUser => {
-                AuthResponse::NotFound(AuthResult::failed(404, Some("invalid username".into())))
-            }
+            Failure::BadRequest(m) => AuthResponse::BadRequest(AuthFailure::json(code, Some(m))),
+            Failure::WrongCredentials => AuthResponse::Unauthorized(failed(None)),
+            Failure::TokenExpired => AuthResponse::Unauthorized(failed(Some("token expired"))),
+            Failure::Disabled => AuthResponse::Forbidden(failed(Some("account disabled"))),
+            Failure::UnknownUser => AuthResponse::NotFound(failed(Some("invalid username"))),
             Failure::Throttled(t) => AuthResponse::TooManyRequests(
-                AuthResult::failed(429, Some("too many attempts; retry later".into())),
+                failed(Some("too many attempts; retry later")),
                 t.retry_after_secs(),
             ),
-            Failure::Unavailable => AuthResponse::Unavailable(AuthResult::failed(
-                503,
-                Some("store unavailable; retry later".into()),
-            )),
+            Failure::Unavailable => {
+                AuthResponse::Unavailable(failed(Some("store unavailable; retry later")))
+            }
             Failure::Internal(reason) => {
                 tracing::error!(%reason, "internal failure in a web phone request");
-                AuthResponse::Internal(AuthResult::failed(500, None))
+                AuthResponse::Internal(failed(None))
             }
         }
     }
 }
 
-fn logged_in(l: LoggedIn) -> AuthResponse {
-    AuthResponse::Ok(Json(AuthResult {
+impl<T: ParseFromJSON + ToJSON, S> From<AuthResponse<T>> for Answer<T, S> {
+    fn from(r: AuthResponse<T>) -> Self {
+        Only::new(r)
+    }
+}
+
+/// The answer to an outcome of the key scheme.
+fn answer<T: ParseFromJSON + ToJSON, U, S>(
+    outcome: Result<U, Failure>,
+    ok: impl FnOnce(U) -> T,
+) -> Answer<T, S> {
+    match outcome {
+        Ok(v) => AuthResponse::Ok(Json(ok(v))),
+        Err(f) => f.into(),
+    }
+    .into()
+}
+
+fn logged_in(l: LoggedIn) -> LoggedInResult {
+    LoggedInResult {
         result: true,
-        code: None,
-        key: None,
-        display_name: Some(l.display_name),
-        tokens: Some(l.tokens.into()),
-        message: None,
-    }))
+        display_name: l.display_name,
+        tokens: l.tokens.into(),
+    }
 }
 
 /// A key request.
@@ -227,15 +282,24 @@ pub enum LogoutResponse {
     Done,
     /// Neither token given, or the body is malformed.
     #[oai(status = 400)]
-    BadRequest(Json<AuthResult>),
+    BadRequest(Json<AuthFailure>),
+    /// The body is larger than the gateway accepts.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<AuthFailure>),
+    /// The body is not JSON.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<AuthFailure>),
     /// The store is unreachable; retry later.
     #[oai(status = 503)]
-    Unavailable(Json<AuthResult>),
+    Unavailable(Json<AuthFailure>),
 }
 
-/// Parse failures of a logout.
+/// Parse failures of a logout, like [`bad_auth_request`]'s.
 pub fn bad_logout(err: poem::Error) -> LogoutResponse {
-    LogoutResponse::BadRequest(AuthResult::failed(400, Some(err.to_string())))
+    match unreadable(&err) {
+        (true, f) => LogoutResponse::UnsupportedMediaType(f),
+        (false, f) => LogoutResponse::BadRequest(f),
+    }
 }
 
 /// Scheme A's REST endpoints.
@@ -257,19 +321,18 @@ impl WebPhoneApi {
         method = "post",
         operation_id = "requestOneTimeLoginKey"
     )]
-    async fn request_key(&self, req: &Request, body: Json<KeyRequest>) -> AuthResponse {
+    async fn request_key(
+        &self,
+        req: &Request,
+        body: Json<KeyRequest>,
+    ) -> Answer<KeyIssued, document::KeyRequest> {
         let ip = self.state.client_ip(req);
-        match self.state.key_scheme.request_key(&body.username, &ip).await {
-            Ok(key) => AuthResponse::Ok(Json(AuthResult {
-                result: false,
-                code: Some(302),
-                key: Some(key),
-                display_name: None,
-                tokens: None,
-                message: None,
-            })),
-            Err(f) => f.into(),
-        }
+        let outcome = self.state.key_scheme.request_key(&body.username, &ip).await;
+        answer(outcome, |key| KeyIssued {
+            result: false,
+            code: 302,
+            key,
+        })
     }
 
     /// Log in with a one-time login key
@@ -282,17 +345,18 @@ impl WebPhoneApi {
         method = "post",
         operation_id = "loginWithOneTimeKey"
     )]
-    async fn login_with_key(&self, req: &Request, body: Json<KeyLogin>) -> AuthResponse {
+    async fn login_with_key(
+        &self,
+        req: &Request,
+        body: Json<KeyLogin>,
+    ) -> Answer<LoggedInResult, document::Login> {
         let ip = self.state.client_ip(req);
-        match self
+        let outcome = self
             .state
             .key_scheme
             .login_with_key(&body.username, &body.hash, &ip)
-            .await
-        {
-            Ok(l) => logged_in(l),
-            Err(f) => f.into(),
-        }
+            .await;
+        answer(outcome, logged_in)
     }
 
     /// Log in with a password
@@ -303,17 +367,18 @@ impl WebPhoneApi {
         method = "post",
         operation_id = "loginWithPassword"
     )]
-    async fn login_with_password(&self, req: &Request, body: Json<PasswordLogin>) -> AuthResponse {
+    async fn login_with_password(
+        &self,
+        req: &Request,
+        body: Json<PasswordLogin>,
+    ) -> Answer<LoggedInResult, document::Login> {
         let ip = self.state.client_ip(req);
-        match self
+        let outcome = self
             .state
             .key_scheme
             .login_with_password(&body.username, &body.password, &ip)
-            .await
-        {
-            Ok(l) => logged_in(l),
-            Err(f) => f.into(),
-        }
+            .await;
+        answer(outcome, logged_in)
     }
 
     /// Log in with an access token
@@ -324,17 +389,18 @@ impl WebPhoneApi {
         method = "post",
         operation_id = "loginWithToken"
     )]
-    async fn login_with_token(&self, req: &Request, body: Json<TokenLogin>) -> AuthResponse {
+    async fn login_with_token(
+        &self,
+        req: &Request,
+        body: Json<TokenLogin>,
+    ) -> Answer<LoggedInResult, document::Login> {
         let ip = self.state.client_ip(req);
-        match self
+        let outcome = self
             .state
             .key_scheme
             .login_with_token(&body.username, &body.access_token, &ip)
-            .await
-        {
-            Ok(l) => logged_in(l),
-            Err(f) => f.into(),
-        }
+            .await;
+        answer(outcome, logged_in)
     }
 
     /// Refresh a session's tokens
@@ -346,24 +412,21 @@ impl WebPhoneApi {
         method = "post",
         operation_id = "refreshTokens"
     )]
-    async fn refresh(&self, req: &Request, body: Json<TokenRefresh>) -> AuthResponse {
+    async fn refresh(
+        &self,
+        req: &Request,
+        body: Json<TokenRefresh>,
+    ) -> Answer<RefreshedResult, document::Refresh> {
         let ip = self.state.client_ip(req);
-        match self
+        let outcome = self
             .state
             .key_scheme
             .refresh(&body.username, &body.refresh_token, &ip)
-            .await
-        {
-            Ok(t) => AuthResponse::Ok(Json(AuthResult {
-                result: true,
-                code: None,
-                key: None,
-                display_name: None,
-                tokens: Some(t.into()),
-                message: None,
-            })),
-            Err(f) => f.into(),
-        }
+            .await;
+        answer(outcome, |t| RefreshedResult {
+            result: true,
+            tokens: t.into(),
+        })
     }
 
     /// Log out
@@ -371,19 +434,19 @@ impl WebPhoneApi {
     /// Ends the session of the given access or refresh token; its tokens stop working
     /// at once on every replica.
     #[oai(path = "/v1/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, body: Json<Logout>) -> LogoutResponse {
+    async fn logout(&self, body: Json<Logout>) -> Only<LogoutResponse, document::Logout> {
         let Some(token) = body.0.access_token.or(body.0.refresh_token) else {
-            return LogoutResponse::BadRequest(AuthResult::failed(
+            return Only::new(LogoutResponse::BadRequest(AuthFailure::json(
                 400,
                 Some("give accessToken or refreshToken".into()),
-            ));
+            )));
         };
-        match self.state.key_scheme.logout(&token).await {
+        Only::new(match self.state.key_scheme.logout(&token).await {
             Ok(_) => LogoutResponse::Done,
-            Err(_) => LogoutResponse::Unavailable(AuthResult::failed(
+            Err(_) => LogoutResponse::Unavailable(AuthFailure::json(
                 StatusCode::SERVICE_UNAVAILABLE.as_u16(),
                 Some("store unavailable; retry later".into()),
             )),
-        }
+        })
     }
 }
