@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use poem::http::header::{self, HeaderValue};
+use poem::http::header::{self, HeaderMap, HeaderValue};
 use poem::http::{Method, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 
@@ -106,15 +106,16 @@ fn options(
     policy: Option<&CorsPolicy>,
     origin: Option<String>,
 ) -> Response {
+    let methods = methods.join(", ");
     let mut resp = Response::builder()
         .status(StatusCode::NO_CONTENT)
-        .header(header::ALLOW, methods.join(", "))
+        .header(header::ALLOW, methods.as_str())
         .finish();
     let Some(policy) = policy else {
         return resp;
     };
     let wanted = req.header(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let preflight_ok = wanted.is_some_and(|m| methods.iter().any(|x| x == m));
+    let preflight_ok = wanted.is_some_and(|m| methods.split(", ").any(|x| x == m));
     let h = resp.headers_mut();
     h.insert(
         header::VARY,
@@ -122,11 +123,8 @@ fn options(
             "origin, access-control-request-method, access-control-request-headers",
         ),
     );
-    if let (Some(origin), true) = (origin, preflight_ok) {
-        if let Ok(v) = HeaderValue::from_str(&origin) {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+    if preflight_ok && allow(h, policy, origin.as_deref()) {
+        if let Ok(v) = HeaderValue::from_str(&methods) {
             h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
         }
         h.insert(
@@ -137,12 +135,6 @@ fn options(
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(MAX_AGE_SECS),
         );
-        if policy.credentials {
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
-        }
     }
     resp
 }
@@ -151,20 +143,27 @@ fn mark(resp: &mut Response, policy: &CorsPolicy, origin: Option<&str>) {
     let h = resp.headers_mut();
     // The answer depends on the Origin whenever CORS is on: caches must know.
     h.append(header::VARY, HeaderValue::from_static("origin"));
+    if allow(h, policy, origin) {
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+    }
+}
+
+/// Lets `origin` (an allowed one, or none) read the answer; whether it did.
+fn allow(h: &mut HeaderMap, policy: &CorsPolicy, origin: Option<&str>) -> bool {
     let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) else {
-        return;
+        return false;
     };
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    );
     if policy.credentials {
         h.insert(
             header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
             HeaderValue::from_static("true"),
         );
     }
+    true
 }
 
 #[cfg(test)]

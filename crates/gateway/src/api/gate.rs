@@ -19,7 +19,8 @@ pub enum VerifyResponse {
     /// The token is live: pass the request on with these headers.
     #[oai(status = 200)]
     Ok(
-        /// The username the session belongs to.
+        /// The session's username: `user@app.account` for a web phone user (whatever
+        /// form the login used), the username in the password profile for an account member.
         #[oai(header = "X-Auth-User")]
         String,
         /// The directory user's id (the account member id).
