@@ -10,36 +10,44 @@
 // the guard at work (the SDK without serverIp calls the vendor's balancer); a last
 // one runs examples/web-phone-login against `authgate serve --demo`.
 //
+// Both gateways run on a real Redis (a private redis-server for this file), each
+// under a key prefix of its own. The gateway and Redis processes, the certificate,
+// HTTPS requests and the bounded waits are the shared harness's (tests/harness/);
+// this file keeps the browser, the guard, the example server and the seeding.
+//
 // The whole file is bounded: a watchdog ends it after WATCHDOG_MS (90 s); a normal
 // run takes under 10 s.
 //
 //   cd tests/browser && npm ci && npm test
 //
-// Needs: Debian's `chromium` (apt-get install chromium), `openssl`, and the gateway
-// binary (cargo build -p authgate-gateway). Playwright never downloads a browser here.
+// Needs: Debian's `chromium` (apt-get install chromium), `openssl`, `redis-server`
+// (apt-get install redis-server) unless AUTHGATE_TEST_REDIS_URL is set, and the
+// gateway binary (cargo build -p authgate-gateway). Playwright never downloads a
+// browser here.
 //
 // Environment:
 //   AUTHGATE_BIN             gateway binary (default ../../target/debug/authgate)
 //   CHROMIUM_BIN             browser (default /usr/bin/chromium)
-//   AUTHGATE_TEST_REDIS_URL  run the gateway on this Redis (unique key prefix) instead
-//                            of the embedded in-memory store
+//   AUTHGATE_TEST_REDIS_URL  run the gateways on this Redis (unique key prefixes,
+//                            removed afterwards) instead of a private redis-server
 //   AUTHGATE_TEST_VERBOSE=1  print the WebSocket frames, the page's console and the
 //                            gateway's log
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createRequire } from 'node:module';
 
 import { chromium } from 'playwright-core';
+
+import {
+  CHROMIUM_BIN as CHROMIUM, Gateway, ManagedProcess, Redis, WAIT_MS, freePort, launchChromium, registerTempDir,
+  selfSignedCertificate, sleep, waitFor, withTimeout,
+} from '../harness/index.mjs';
 
 const require = createRequire(import.meta.url);
 const SDK_DIR = path.dirname(require.resolve('voximplant-websdk/package.json'));
@@ -49,228 +57,46 @@ const SDK_FILE = path.join(SDK_DIR, require('voximplant-websdk/package.json').ma
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PAGE_DIR = path.join(HERE, 'page');
 const EXAMPLE_SERVER = path.resolve(HERE, '../../examples/web-phone-login/server.mjs');
-const BIN = process.env.AUTHGATE_BIN
-  ? path.resolve(process.env.AUTHGATE_BIN)
-  : path.resolve(HERE, '../../target/debug/authgate');
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-const REDIS_URL = process.env.AUTHGATE_TEST_REDIS_URL || '';
 const VERBOSE = !!process.env.AUTHGATE_TEST_VERBOSE;
 
 const CLIENT_ID = 'authgate-browser-test';
-const CLIENT_SECRET = 'browser-test-client-secret-0123456789';
-const TOKEN_SECRET = 'browser-test-token-secret-0123456789abcdef';
 const APPLICATION = 'myapp.myaccount';
 const USER = 'myuser';
 const PASSWORD = 'mypass123';
 const DISPLAY_NAME = 'My User';
 const USERNAME = `${USER}@${APPLICATION}.voximplant.com`;
-const WAIT_MS = 10_000;
 const WATCHDOG_MS = 90_000;
-
-// ---------------------------------------------------------------------------
-// Helpers: bounded waits, a free port, a certificate, HTTPS with that certificate.
-
-function withTimeout(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const md5 = (s) => createHash('md5').update(s, 'utf8').digest('hex');
 
-// A self-signed P-256 certificate for 127.0.0.1 and localhost, and the base64
-// SHA-256 of its public key (what Chromium's --ignore-certificate-errors-spki-list takes).
-function makeCertificate(dir) {
-  const cert = path.join(dir, 'cert.pem');
-  const key = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-days', '2', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', key, '-out', cert,
-  ], { stdio: ['ignore', 'ignore', 'pipe'], timeout: WAIT_MS });
-  const pem = fs.readFileSync(cert, 'utf8');
-  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
-  return { cert, key, pem, spkiHash: createHash('sha256').update(spki).digest('base64') };
-}
-
-// One HTTPS request that trusts only the test's certificate.
-function request(url, { method = 'GET', json, form, token, ca }) {
-  return new Promise((resolve, reject) => {
-    let body = null;
-    const headers = {};
-    if (json !== undefined) {
-      body = JSON.stringify(json);
-      headers['content-type'] = 'application/json';
-    } else if (form !== undefined) {
-      body = new URLSearchParams(form).toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    }
-    if (token) headers.authorization = `Bearer ${token}`;
-    const req = https.request(url, { method, headers, ca, timeout: WAIT_MS }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed = null;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = null;
-        }
-        resolve({ status: res.statusCode, body: parsed, text });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`timed out: ${method} ${url}`)));
-    req.on('error', reject);
-    if (body !== null) req.write(body);
-    req.end();
-  });
-}
-
 // ---------------------------------------------------------------------------
-// The gateway binary, serving HTTPS and wss:// with the test's certificate.
+// The gateways: the harness's, serving HTTPS and wss:// with the test's certificate.
 
-class Gateway {
-  constructor(tls, args = ['serve']) {
-    this.tls = tls;
-    this.args = args;
-    this.child = null;
-    this.exited = null;
-    this.log = '';
-    this.port = 0;
-  }
-
-  get origin() {
-    return `https://127.0.0.1:${this.port}`;
-  }
-
-  async start() {
-    // A port found free may be taken before the gateway binds it: retry.
-    let lastError;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      this.port = await freePort();
-      try {
-        await this.spawn();
-        return;
-      } catch (e) {
-        lastError = e;
-        await this.stop();
-        if (e.code === 'ENOENT' || e.code === 'EACCES') break;
-      }
-    }
-    throw lastError;
-  }
-
-  async spawn() {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NO_COLOR: '1',
-      AUTHGATE_BIND: `127.0.0.1:${this.port}`,
-      AUTHGATE_TLS_CERT: this.tls.cert,
-      AUTHGATE_TLS_KEY: this.tls.key,
-      AUTHGATE_CLIENT_ID: CLIENT_ID,
-      AUTHGATE_CLIENT_SECRET: CLIENT_SECRET,
-      AUTHGATE_TOKEN_SECRET: TOKEN_SECRET,
-      AUTHGATE_LOG: process.env.AUTHGATE_LOG || 'info,poem=warn,authgate::platform=debug',
-    };
-    if (REDIS_URL) {
-      env.AUTHGATE_REDIS_URL = REDIS_URL;
-      env.AUTHGATE_REDIS_PREFIX = `authgate-browser-test:${process.pid}-${randomBytes(6).toString('hex')}:`;
-    }
-    const child = spawn(BIN, this.args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const failed = new Promise((_, reject) => {
-      child.once('error', (e) => {
-        e.message = `cannot run the gateway ${BIN} (set AUTHGATE_BIN or run cargo build -p authgate-gateway): ${e.message}`;
-        reject(e);
-      });
-      this.exited.then(({ code, signal }) =>
-        reject(new Error(`the gateway exited before it was ready (code ${code}, signal ${signal}):\n${this.log}`)));
-    });
-    failed.catch(() => {});
-    child.stdout.on('data', (d) => { this.log += d; });
-    child.stderr.on('data', (d) => { this.log += d; });
-    const ready = (async () => {
-      const deadline = Date.now() + WAIT_MS;
-      for (;;) {
-        try {
-          const r = await request(`${this.origin}/health/ready`, { ca: this.tls.pem });
-          if (r.status === 200) return;
-        } catch (e) {
-          if (Date.now() > deadline) throw new Error(`the gateway did not become ready over HTTPS: ${e.message}\n${this.log}`);
-        }
-        if (Date.now() > deadline) throw new Error(`the gateway did not become ready:\n${this.log}`);
-        await sleep(50);
-      }
-    })();
-    await Promise.race([ready, failed]);
-  }
-
-  async stop() {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    if (child.pid === undefined) return;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const done = await Promise.race([this.exited.then(() => true), sleep(5000, false, { ref: false })]);
-      if (!done) {
-        child.kill('SIGKILL');
-        await Promise.race([this.exited, sleep(5000, null, { ref: false })]);
-      }
-    }
-  }
-
-  killNow() {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGKILL');
-    }
-  }
-
-  api(method, pathAndQuery, options = {}) {
-    return request(`${this.origin}${pathAndQuery}`, { method, ca: this.tls.pem, ...options });
-  }
-}
+// The suite's gateway settings: its own API client, and the platform socket's debug log.
+const GATEWAY_ENV = { AUTHGATE_CLIENT_ID: CLIENT_ID, AUTHGATE_LOG: 'info,poem=warn,authgate::platform=debug' };
 
 // Seeds the web phone user through the gateway's own API, as an operator would.
 async function seed(gw) {
-  const auth = await gw.api('POST', '/oauth/access_token', {
-    form: { grant_type: 'client_credentials', client_id: CLIENT_ID, client_secret: CLIENT_SECRET },
+  const auth = await gw.request('POST', '/oauth/access_token', {
+    form: { grant_type: 'client_credentials', client_id: gw.clientId, client_secret: gw.clientSecret },
   });
   assert.equal(auth.status, 200, auth.text);
   const token = auth.body.access_token;
-  const settings = await gw.api('GET', '/v2/settings/account-authentication', { token });
+  const settings = await gw.request('GET', '/v2/settings/account-authentication', { token });
   assert.equal(settings.status, 200, settings.text);
   const realm = settings.body.data.relationships.authentication_realm.data.id;
-  const profile = await gw.api('POST', `/v2/authentication-realms/${realm}/password-profiles`, {
+  const profile = await gw.request('POST', `/v2/authentication-realms/${realm}/password-profiles`, {
     token,
     json: { data: { type: 'password_profile', name: 'Web phones', username_format: 'any',
       enable_one_time_password_token: false, voximplant_application: APPLICATION } },
   });
   assert.equal(profile.status, 201, profile.text);
-  const user = await gw.api('POST', `/v2/authentication-realms/${realm}/user-authentication-info`, {
+  const user = await gw.request('POST', `/v2/authentication-realms/${realm}/user-authentication-info`, {
     token,
     json: { data: { type: 'user_authentication_info', name: DISPLAY_NAME, email: 'myuser@example.com' } },
   });
   assert.equal(user.status, 201, user.text);
-  const credential = await gw.api('POST',
+  const credential = await gw.request('POST',
     `/v2/authentication-realms/${realm}/user-authentication-info/${user.body.data.id}/user-authentication-password-profile-info`, {
       token,
       json: { data: { type: 'user_authentication_password_profile_info', password_profile_id: profile.body.data.id,
@@ -349,9 +175,7 @@ function watchSockets(page, gw, offHost, frames) {
 // The example backend (examples/web-phone-login/server.mjs) on a free port.
 class ExampleServer {
   constructor() {
-    this.child = null;
-    this.exited = null;
-    this.log = '';
+    this.proc = null;
     this.port = 0;
   }
 
@@ -359,99 +183,71 @@ class ExampleServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  get log() {
+    return this.proc ? this.proc.log.text() : '';
+  }
+
   async start() {
     this.port = await freePort();
-    const child = spawn(process.execPath, [EXAMPLE_SERVER], {
+    const proc = new ManagedProcess(process.execPath, [EXAMPLE_SERVER], {
       env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(this.port), VOXIMPLANT_SDK: SDK_FILE },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      name: 'example-server',
     });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.stdout.on('data', (d) => { this.log += d; });
-    child.stderr.on('data', (d) => { this.log += d; });
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      try {
-        const r = await fetch(`${this.origin}/`, { signal: AbortSignal.timeout(1000) });
-        if (r.status === 200) return;
-      } catch {
-        // not yet
-      }
-      if (child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`the example server did not start:\n${this.log}`);
-      }
-      await sleep(50);
+    this.proc = proc;
+    const gone = new AbortController();
+    proc.exited.then(() => gone.abort(new Error(`it ${proc.describeExit()}`)));
+    try {
+      await waitFor(`the example server: GET ${this.origin}/`, async ({ signal }) => {
+        const r = await fetch(`${this.origin}/`, { signal: AbortSignal.any([signal, AbortSignal.timeout(1000)]) });
+        return r.status === 200;
+      }, { timeout: WAIT_MS, signal: gone.signal });
+    } catch (e) {
+      throw new Error(`the example server did not start: ${e.message}\n${proc.log.text()}`, { cause: e });
     }
   }
 
   async stop() {
-    const child = this.child;
-    this.child = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const done = await Promise.race([this.exited.then(() => true), sleep(5000, false, { ref: false })]);
-    if (!done) child.kill('SIGKILL');
-  }
-
-  killNow() {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.proc?.stop();
   }
 }
 
 async function launch(tls, gw) {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--disable-default-apps', '--disable-domain-reliability', '--no-pings',
-      // Trust the gateway's self-signed certificate, and only it.
-      `--ignore-certificate-errors-spki-list=${tls.spkiHash}`,
-      // Names other than loopback ones never resolve: nothing leaves this machine.
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost',
-      // The page is served by the test under the gateway's origin, without an IP
-      // address, so Chromium takes it for a public page; the gateway is public too,
-      // as in production (else Local Network Access blocks the socket).
-      `--ip-address-space-overrides=127.0.0.1:${gw.port}=public`,
-    ],
-  });
+  return launchChromium(chromium, [
+    // Trust the gateway's self-signed certificate, and only it.
+    `--ignore-certificate-errors-spki-list=${tls.spkiHash}`,
+    // The page is served by the test under the gateway's origin, without an IP
+    // address, so Chromium takes it for a public page; the gateway is public too,
+    // as in production (else Local Network Access blocks the socket).
+    `--ip-address-space-overrides=127.0.0.1:${gw.port}=public`,
+  ]);
 }
 
 // ---------------------------------------------------------------------------
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'authgate-browser-'));
+// The harness removes this directory, and kills the gateways, redis-server and the
+// example server, when this process exits or is signalled.
+const tmp = registerTempDir(fs.mkdtempSync(path.join(os.tmpdir(), 'authgate-browser-')));
+const redis = new Redis();
 let gw = null;
 let demo = null;
 let example = null;
 let browser = null;
-process.on('exit', () => {
-  gw?.killNow();
-  demo?.killNow();
-  example?.killNow();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    gw?.killNow();
-    demo?.killNow();
-    example?.killNow();
-    process.exit(128 + os.constants.signals[sig]);
-  });
-}
 
 before(async () => {
   setTimeout(() => {
     console.error(`watchdog: the browser test ran for ${WATCHDOG_MS} ms; stopping`);
-    process.exit(1); // the 'exit' handler kills the gateways and the example server
+    process.exit(1); // the harness's 'exit' handler kills the gateways, Redis and the example server
   }, WATCHDOG_MS).unref();
   assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_BIN)`);
-  const tls = makeCertificate(tmp);
-  gw = new Gateway(tls);
-  demo = new Gateway(tls, ['serve', '--demo']);
+  const tls = selfSignedCertificate(tmp);
+  gw = new Gateway({ tls, redis, env: GATEWAY_ENV, name: 'gateway' });
+  // The demo seeds its users on start; under a prefix of its own on the same Redis.
+  demo = new Gateway({ tls, redis, env: GATEWAY_ENV, args: ['serve', '--demo'], name: 'demo' });
   example = new ExampleServer();
-  await Promise.all([gw.start(), demo.start(), example.start()]);
+  const gateways = redis.start().then(() => Promise.all([gw.start(), demo.start()]));
+  await Promise.all([gateways, example.start()]);
+  // Both on the Redis, not the embedded store.
+  await Promise.all([gw.waitForLog(/store="redis"/), demo.waitForLog(/store="redis"/)]);
   await seed(gw);
   browser = await launch(tls, gw);
 }, { timeout: 45_000 });
@@ -459,6 +255,8 @@ before(async () => {
 after(async () => {
   await browser?.close().catch(() => {});
   await Promise.all([gw?.stop(), demo?.stop(), example?.stop()]);
+  if (redis.external) await Promise.all([gw, demo].filter(Boolean).map((g) => redis.deleteKeys(g.redisPrefix)));
+  await redis.stop();
 }, { timeout: 20_000 });
 
 test('the guard catches a page that reaches beyond the gateway (the SDK without serverIp)', { timeout: 20_000 }, async () => {
@@ -540,7 +338,7 @@ test(`voximplant-websdk ${SDK_VERSION} in Chromium logs in against authgate over
     assert.deepEqual(sent('loginGenerateOneTimeKey')[0].params, [USERNAME]);
     assert.equal(sent('loginUsingOneTimeKey').length, 1);
     // The token works at the gateway's forward-auth endpoint.
-    const verify = await gw.api('GET', '/v1/auth/verify', { token: res.value.tokens.accessToken });
+    const verify = await gw.request('GET', '/v1/auth/verify', { token: res.value.tokens.accessToken });
     assert.equal(verify.status, 200, verify.text);
   });
 
@@ -591,7 +389,7 @@ test(`voximplant-websdk ${SDK_VERSION} in Chromium logs in against authgate over
     assert.equal(reused.value.result, false);
     assert.equal(reused.value.code, 401);
     // Reuse ends the session: the newest tokens stop working too.
-    const verify = await gw.api('GET', '/v1/auth/verify', { token: again.value.tokens.accessToken });
+    const verify = await gw.request('GET', '/v1/auth/verify', { token: again.value.tokens.accessToken });
     assert.equal(verify.status, 401, verify.text);
   });
 

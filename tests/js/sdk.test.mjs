@@ -1,219 +1,39 @@
-// Drives the real `@elasticpath/js-sdk` (npm) against a real authgate gateway:
-// one-time password tokens, passwordless login and a password reset, through the
-// SDK's own methods only. Everything runs on loopback; every wait is bounded.
+// Drives the real `@elasticpath/js-sdk` (npm) against a real authgate gateway on a
+// real Redis: one-time password tokens, passwordless login and a password reset,
+// through the SDK's own methods only. Everything runs on loopback; every wait is
+// bounded. The gateway, the Redis, the webhook receiver and the bounded waits are the
+// shared harness's (tests/harness/); this file keeps the SDK and the tests.
 //
 //   cd tests/js && npm ci && npm test
 //
+// Needs: `redis-server` (apt-get install redis-server; a private one is started for
+// this file) unless AUTHGATE_TEST_REDIS_URL is set, and the gateway binary (cargo
+// build -p authgate-gateway).
+//
 // Environment:
 //   AUTHGATE_BIN             gateway binary (default ../../target/debug/authgate)
-//   AUTHGATE_TEST_REDIS_URL  run the gateway on this Redis (unique key prefix) instead
-//                            of the embedded in-memory store
+//   AUTHGATE_TEST_REDIS_URL  run the gateway on this Redis (unique key prefix, removed
+//                            afterwards) instead of a private redis-server
 //   AUTHGATE_TEST_VERBOSE=1  print every HTTP exchange and the gateway's log
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createRequire } from 'node:module';
 
 import { gateway as elasticPath, MemoryStorageFactory } from '@elasticpath/js-sdk';
 
+import { Gateway, Redis, WAIT_MS, WebhookReceiver, verifySignature, waitFor, withTimeout } from '../harness/index.mjs';
+
 const require = createRequire(import.meta.url);
 const SDK_VERSION = require('@elasticpath/js-sdk/package.json').version;
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.AUTHGATE_BIN
-  ? path.resolve(process.env.AUTHGATE_BIN)
-  : path.resolve(HERE, '../../target/debug/authgate');
-const REDIS_URL = process.env.AUTHGATE_TEST_REDIS_URL || '';
 const VERBOSE = !!process.env.AUTHGATE_TEST_VERBOSE;
 
 const CLIENT_ID = 'authgate-js-sdk';
-const CLIENT_SECRET = 'js-sdk-test-client-secret-0123456789';
-const TOKEN_SECRET = 'js-sdk-test-token-secret-0123456789abcdef';
 const HOOK_SECRET = 'whsec-js-sdk-test';
 const USERNAME = 'john.doe@banks.com';
 const OLD_PASSWORD = 'old-password-1';
 const NEW_PASSWORD = 'new-password-2';
-const WAIT_MS = 10_000;
-
-// ---------------------------------------------------------------------------
-// Helpers: bounded waits, a free port, the gateway process, a webhook receiver.
-
-async function waitFor(what, fn, ms = WAIT_MS, every = 50, signal = undefined) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    if (signal?.aborted) throw signal.reason;
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (signal?.aborted) throw signal.reason;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    }
-    await sleep(every);
-  }
-}
-
-function withTimeout(promise, what, ms = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-class Gateway {
-  constructor() {
-    this.child = null;
-    this.log = '';
-    this.port = 0;
-    this.exited = null;
-  }
-
-  get base() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start() {
-    // A port found free may be taken before the gateway binds it: retry a few times
-    // (but not when the binary cannot be run at all).
-    let lastError;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      this.port = await freePort();
-      try {
-        await this.spawn();
-        return;
-      } catch (e) {
-        lastError = e;
-        await this.stop();
-        if (e.code === 'ENOENT' || e.code === 'EACCES') break;
-      }
-    }
-    throw lastError;
-  }
-
-  async spawn() {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NO_COLOR: '1',
-      AUTHGATE_BIND: `127.0.0.1:${this.port}`,
-      AUTHGATE_CLIENT_ID: CLIENT_ID,
-      AUTHGATE_CLIENT_SECRET: CLIENT_SECRET,
-      AUTHGATE_TOKEN_SECRET: TOKEN_SECRET,
-      AUTHGATE_LOG: process.env.AUTHGATE_LOG || 'info,poem=warn',
-    };
-    if (REDIS_URL) {
-      env.AUTHGATE_REDIS_URL = REDIS_URL;
-      env.AUTHGATE_REDIS_PREFIX = `authgate-js-sdk-test:${process.pid}-${randomBytes(6).toString('hex')}:`;
-    }
-    const gone = new AbortController();
-    const child = spawn(BIN, ['serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    child.once('error', (e) => {
-      e.message = `cannot run the gateway ${BIN} (set AUTHGATE_BIN or run cargo build -p authgate-gateway): ${e.message}`;
-      gone.abort(e);
-    });
-    this.exited.then(({ code, signal }) =>
-      gone.abort(new Error(`the gateway exited before it was ready (code ${code}, signal ${signal}):\n${this.log}`)));
-    child.stdout.on('data', (d) => { this.log += d; });
-    child.stderr.on('data', (d) => { this.log += d; });
-    await waitFor(`GET ${this.base}/health/ready`, async () => {
-      const r = await fetch(`${this.base}/health/ready`, { signal: AbortSignal.timeout(1000) });
-      return r.status === 200;
-    }, WAIT_MS, 50, gone.signal);
-  }
-
-  async stop() {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    if (child.pid === undefined) return; // never started (spawn error)
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const done = await Promise.race([this.exited.then(() => true), sleep(5000, false, { ref: false })]);
-      if (!done) {
-        child.kill('SIGKILL');
-        await Promise.race([this.exited, sleep(5000, null, { ref: false })]);
-      }
-    }
-  }
-
-  killNow() {
-    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGKILL');
-    }
-  }
-}
-
-class WebhookReceiver {
-  constructor() {
-    this.deliveries = [];
-    this.server = http.createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        let body = null;
-        try {
-          body = JSON.parse(raw);
-        } catch {
-          body = null;
-        }
-        this.deliveries.push({ method: req.method, url: req.url, headers: req.headers, raw, body });
-        res.writeHead(204).end();
-      });
-    });
-  }
-
-  start() {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(0, '127.0.0.1', () => resolve());
-    });
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.server.address().port}/hooks/otp`;
-  }
-
-  // The first delivery (after `skip` earlier ones) with this purpose.
-  waitForPurpose(purpose, skip) {
-    return waitFor(`a webhook delivery with purpose ${purpose}`, () =>
-      this.deliveries.slice(skip).find((d) => d.body?.payload?.purpose === purpose));
-  }
-
-  stop() {
-    return new Promise((resolve) => {
-      this.server.closeAllConnections?.();
-      this.server.close(() => resolve());
-    });
-  }
-}
 
 // ---------------------------------------------------------------------------
 // The SDK, with a recording fetch (the SDK's own `custom_fetch` option) so that
@@ -290,29 +110,17 @@ function sdk(options) {
   });
 }
 
-function verifySignature(delivery) {
-  const header = delivery.headers['x-authgate-signature'];
-  assert.match(header, /^t=\d+,v1=[0-9a-f]{64}$/, 'X-Authgate-Signature');
-  const [, t, v1] = header.match(/^t=(\d+),v1=([0-9a-f]+)$/);
-  const expected = createHmac('sha256', HOOK_SECRET).update(`${t}.${delivery.raw}`).digest('hex');
-  assert.equal(v1, expected, 'HMAC of "<t>.<body>" keyed by the secret');
-}
-
 // ---------------------------------------------------------------------------
 
-const gw = new Gateway();
+// The harness kills the gateway and redis-server when this process exits or is signalled.
+const redis = new Redis();
+const gw = new Gateway({ env: { AUTHGATE_CLIENT_ID: CLIENT_ID }, redis, name: 'js-sdk' });
 const hook = new WebhookReceiver();
-process.on('exit', () => gw.killNow());
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(sig, () => {
-    gw.killNow();
-    process.exit(128 + os.constants.signals[sig]);
-  });
-}
 
 before(async () => {
-  await hook.start();
+  await Promise.all([hook.start(), redis.start()]);
   await gw.start();
+  await gw.waitForLog(/store="redis"/); // on the Redis, not the embedded store
 });
 
 after(async () => {
@@ -320,6 +128,8 @@ after(async () => {
   await gw.stop();
   if (VERBOSE) console.log(`gateway stopped in ${Date.now() - t0} ms`);
   await hook.stop();
+  if (redis.external) await redis.deleteKeys(gw.redisPrefix);
+  await redis.stop();
 });
 
 test(`@elasticpath/js-sdk ${SDK_VERSION}: passwordless login and password reset against authgate`, { timeout: 60_000 }, async (t) => {
@@ -343,7 +153,7 @@ test(`@elasticpath/js-sdk ${SDK_VERSION}: passwordless login and password reset 
     }
   });
 
-  const admin = sdk({ name: 'admin', client_secret: CLIENT_SECRET }); // client_credentials
+  const admin = sdk({ name: 'admin', client_secret: gw.clientSecret }); // client_credentials
   const shopper = sdk({ name: 'shopper' }); // implicit grant, as a storefront runs it
 
   let realm, profileId, userId, credentialId, integrationId;
@@ -453,7 +263,7 @@ test(`@elasticpath/js-sdk ${SDK_VERSION}: passwordless login and password reset 
   });
 
   async function requestCode(purpose) {
-    const skip = hook.deliveries.length;
+    const skip = hook.mark();
     const { value, sent } = await sdkCall(`request a ${purpose} code`, () =>
       shopper.OneTimePasswordTokenRequest.Create(realm, profileId, {
         type: 'one_time_password_token_request',
@@ -466,10 +276,12 @@ test(`@elasticpath/js-sdk ${SDK_VERSION}: passwordless login and password reset 
     // The SDK's parseJSON falls back to the string '{}' for an empty body.
     assert.equal(value, '{}');
 
-    const d = await hook.waitForPurpose(purpose, skip);
+    const d = await hook.waitFor((x) => x.body?.payload?.purpose === purpose,
+      { since: skip, what: `a webhook delivery with purpose ${purpose}` });
     assert.equal(d.method, 'POST');
     assert.equal(d.headers['x-moltin-secret-key'], HOOK_SECRET);
-    verifySignature(d);
+    assert.ok(verifySignature(d, HOOK_SECRET),
+      `X-Authgate-Signature ${d.headers['x-authgate-signature']}: not t=<unix>,v1=<HMAC of "<t>.<body>" keyed by the secret>`);
     const b = d.body;
     assert.equal(b.triggered_by, 'one-time-password-token-request.created');
     assert.equal(b.integration.id, integrationId);
