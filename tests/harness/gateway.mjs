@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { request } from './http.mjs';
 import { ManagedProcess } from './process.mjs';
-import { WAIT_MS, freePort, waitFor } from './wait.mjs';
+import { WAIT_MS, freePort, retryOnPortRace, waitFor } from './wait.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VERBOSE = !!process.env.AUTHGATE_TEST_VERBOSE;
@@ -147,19 +147,11 @@ export class Gateway {
    */
   async start() {
     if (this.running) throw new Error(`${this.name} is already running on ${this.origin}`);
-    let lastError;
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    await retryOnPortRace(async () => {
       this.port = await freePort();
-      try {
-        await this.spawn();
-        return this;
-      } catch (e) {
-        lastError = e;
-        await this.stop();
-        if (!e.exitedEarly) break;
-      }
-    }
-    throw lastError;
+      await this.spawn();
+    }, () => this.stop(), (e) => e.exitedEarly);
+    return this;
   }
 
   async spawn() {

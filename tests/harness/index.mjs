@@ -1,7 +1,7 @@
 // The shared test harness of authgate's Node suites (no dependencies; Node 20 or later).
 // See README.md beside this file.
 
-export { TimeoutError, WAIT_MS, freePort, sleep, waitFor, withTimeout } from './wait.mjs';
+export { TimeoutError, WAIT_MS, freePort, retryOnPortRace, sleep, waitFor, withTimeout } from './wait.mjs';
 export { Log } from './log.mjs';
 export { ManagedProcess, registerTempDir, removeTempDir } from './process.mjs';
 export { request } from './http.mjs';

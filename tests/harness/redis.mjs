@@ -18,7 +18,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 
 import { ManagedProcess, registerTempDir, removeTempDir } from './process.mjs';
-import { TimeoutError, WAIT_MS, freePort, waitFor } from './wait.mjs';
+import { TimeoutError, WAIT_MS, freePort, retryOnPortRace, waitFor } from './wait.mjs';
 
 const VERBOSE = !!process.env.AUTHGATE_TEST_VERBOSE;
 
@@ -72,18 +72,9 @@ export class Redis {
       await waitFor(`PING to ${redact(this.url)}`, async () => (await this.command('PING')) === 'PONG', { timeout: this.startTimeout });
       return this;
     }
-    let lastError;
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        await this.spawn();
-        return this;
-      } catch (e) {
-        lastError = e;
-        await this.stop();
-        if (e.code === 'ENOENT' || e.code === 'EACCES') break;
-      }
-    }
-    throw lastError;
+    await retryOnPortRace(() => this.spawn(), () => this.stop(),
+      (e) => e.code !== 'ENOENT' && e.code !== 'EACCES');
+    return this;
   }
 
   async spawn() {

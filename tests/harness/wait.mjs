@@ -109,3 +109,22 @@ export function freePort(host = '127.0.0.1') {
     });
   });
 }
+
+/**
+ * Runs `spawn` up to `attempts` times, calling `stop` after each failure, while
+ * `again(error)` says the failure may be a race for a port (a server that took the
+ * port between freePort() and its bind); resolves with spawn's value.
+ */
+export async function retryOnPortRace(spawn, stop, again, attempts = 3) {
+  let lastError;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    try {
+      return await spawn();
+    } catch (e) {
+      lastError = e;
+      await stop();
+      if (!again(e)) break;
+    }
+  }
+  throw lastError;
+}

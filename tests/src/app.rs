@@ -152,14 +152,25 @@ impl TestApp {
 
     /// An admin client token.
     pub async fn admin_token(&self) -> String {
+        self.client_token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "authgate"),
+            ("client_secret", CLIENT_SECRET),
+        ])
+        .await
+    }
+
+    /// A public client token (the implicit grant).
+    pub async fn implicit_token(&self) -> String {
+        self.client_token(&[("grant_type", "implicit"), ("client_id", "authgate")])
+            .await
+    }
+
+    async fn client_token(&self, form: &[(&str, &str)]) -> String {
         let resp = self
             .http
             .post(self.url("/oauth/access_token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "authgate"),
-                ("client_secret", CLIENT_SECRET),
-            ])
+            .form(form)
             .send()
             .await
             .expect("token request");

@@ -61,17 +61,7 @@ async fn shop(app: &TestApp, name: &str, email: &str, configuration: Value) -> S
             Some(json!({"data": {"type": "integration", "name": "Code emails", "integration_type": "email", "configuration": configuration}})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{i}");
-    let resp = app
-        .http
-        .post(app.url("/oauth/access_token"))
-        .form(&[("grant_type", "implicit"), ("client_id", "authgate")])
-        .send()
-        .await
-        .unwrap();
-    let implicit = parts(resp).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let implicit = app.implicit_token().await;
     Shop {
         realm,
         profile,

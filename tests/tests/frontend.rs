@@ -44,6 +44,17 @@ async fn preflight(
         .unwrap()
 }
 
+/// A key request sent by a page of `origin`.
+async fn key_request_from(app: &authgate_tests::TestApp, origin: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/login/one-time-key/request"))
+        .header("origin", origin)
+        .json(&json!({"username": "someone@app.acct"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn without_allowed_origins_no_cors_header_is_ever_sent() {
     let redis = redis_or_skip!();
@@ -107,14 +118,7 @@ async fn an_allowed_origin_gets_preflights_and_readable_answers_errors_included(
     let resp = preflight(&app, "/v1/auth/verify", APP_ORIGIN, "DELETE").await;
     assert!(header_of(&resp, "access-control-allow-origin").is_none());
 
-    let resp = app
-        .http
-        .post(app.url("/v1/login/one-time-key/request"))
-        .header("origin", APP_ORIGIN)
-        .json(&json!({"username": "someone@app.acct"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = key_request_from(&app, APP_ORIGIN).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         header_of(&resp, "access-control-allow-origin").as_deref(),
@@ -162,14 +166,7 @@ async fn a_foreign_origin_is_served_but_never_told_it_may_read() {
             header_of(&resp, "access-control-allow-origin").is_none(),
             "{foreign}"
         );
-        let resp = app
-            .http
-            .post(app.url("/v1/login/one-time-key/request"))
-            .header("origin", foreign)
-            .json(&json!({"username": "someone@app.acct"}))
-            .send()
-            .await
-            .unwrap();
+        let resp = key_request_from(&app, foreign).await;
         assert_eq!(
             resp.status(),
             StatusCode::OK,
@@ -360,19 +357,7 @@ async fn every_answer_to_a_bad_request_is_one_the_document_lists() {
         .unwrap();
     let admin = app.admin_token().await;
     let realm = app.realm(&admin).await;
-    let implicit = {
-        let resp = app
-            .http
-            .post(app.url("/oauth/access_token"))
-            .form(&[("grant_type", "implicit"), ("client_id", "authgate")])
-            .send()
-            .await
-            .unwrap();
-        parts(resp).await.1["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let implicit = app.implicit_token().await;
     let mut checked = 0;
     for (method, template, statuses, op) in documented(&doc) {
         let path = template

@@ -27,18 +27,6 @@ struct Shop {
     integration: String,
 }
 
-async fn implicit_token(app: &TestApp) -> String {
-    let resp = app
-        .http
-        .post(app.url("/oauth/access_token"))
-        .form(&[("grant_type", "implicit"), ("client_id", "authgate")])
-        .send()
-        .await
-        .unwrap();
-    let (_, body) = parts(resp).await;
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 async fn shop(app: &TestApp, hook: &str) -> Shop {
     let admin = app.admin_token().await;
     let realm = app.realm(&admin).await;
@@ -71,7 +59,7 @@ async fn shop(app: &TestApp, hook: &str) -> Shop {
         profile,
         user_id,
         credential_id: c["data"]["id"].as_str().unwrap().to_owned(),
-        implicit: implicit_token(app).await,
+        implicit: app.implicit_token().await,
         integration: i["data"]["id"].as_str().unwrap().to_owned(),
         admin,
     }
