@@ -7,11 +7,11 @@
 //! whatever a handler never saw (unknown routes, oversized or unparsable bodies,
 //! missing credentials) and gives it the same shape, so no error leaves as plain text.
 
+use std::sync::Arc;
+
 use authgate_core::directory::DirectoryError;
 use authgate_core::store::StoreError;
 use authgate_otp::OtpError;
-use std::sync::Arc;
-
 use poem::http::header::{self, HeaderValue};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};

@@ -45,8 +45,6 @@ macro_rules! error_statuses {
 // 400, 413 and 415 are the framework's answers to a body it cannot read; 401 to
 // a missing or malformed bearer token; 500 and 503 are a failing store.
 error_statuses! {
-    /// Probes that touch nothing that can fail.
-    Never = [];
     /// A store read by a caller that needs no credentials.
     StoreOnly = [500, 503];
     /// A public operation with a JSON or form body that counts against the address.
