@@ -1,24 +1,36 @@
 //! Errors on the wire, in each dialect's own shape, mapped in one place.
 //!
-//! The commerce dialect (`/v2`, `/oauth`, and the gateway's own endpoints) answers
-//! `{"errors": [{"status": "401", "title": ..., "detail": ...}]}`; the web phone
-//! dialect (`/v1/login`, `/v1/logout`) answers an AuthResult with `result: false`
-//! and a `code`. [`ApiError`] is what handlers return; [`dialect_errors`] catches
-//! whatever a handler never saw (unknown routes, oversized or unparsable bodies,
-//! missing credentials) and gives it the same shape, so no error leaves as plain text.
+//! The core and the schemes name what went wrong and nothing more; this module
+//! alone turns each of their errors into each dialect:
+//!
+//! - the commerce dialect (`/v2`, `/oauth`, and the gateway's own endpoints):
+//!   `{"errors": [{"status": "401", "title": ..., "detail": ...}]}` with the HTTP
+//!   status, as [`ApiError`] (from [`DirectoryError`], [`OtpError`], [`StoreError`]);
+//! - the web phone dialect, over REST (`/v1/login`, `/v1/logout`: an AuthResult with
+//!   `result: false`, the SDKs' `code` and a mirroring HTTP status) and over the
+//!   `/platform` socket (the same `code` in a `loginFailed` frame), as
+//!   [`WebPhoneFailure`] (from the key scheme's [`Failure`]).
+//!
+//! [`dialect_errors`] catches whatever a handler never saw (unknown routes,
+//! oversized or unparsable bodies, missing credentials) and gives it the same
+//! shape, so no error leaves as plain text. The tests at the end hold the whole
+//! table: every variant, in every dialect.
 
 use std::sync::Arc;
 
 use authgate_core::directory::DirectoryError;
 use authgate_core::store::StoreError;
+use authgate_onetimekey::Failure;
 use authgate_otp::OtpError;
 use poem::http::header::{self, HeaderValue};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::api::document::{allow_header, Routes};
+use crate::api::webphone::{AuthFailure, AuthResponse, LogoutResponse};
 
 /// One error.
 #[derive(Debug, Clone, Object, PartialEq, Eq)]
@@ -235,6 +247,130 @@ pub fn exchange_error(e: OtpError) -> ApiError {
     }
 }
 
+// ---- the web phone dialect ----
+
+/// A failure as the web phone dialect says it: the HTTP status of a REST answer,
+/// the SDKs' result code (the same over REST and the `/platform` socket), a
+/// message for a human, and when to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPhoneFailure {
+    /// The HTTP status of the REST answer.
+    pub status: StatusCode,
+    /// The SDKs' result code (`code` in an AuthResult, the `loginFailed` parameter).
+    pub code: u16,
+    /// What went wrong, for a human; none where saying it would help an attacker.
+    pub message: Option<String>,
+    /// Seconds until a rate limit lets the request through again.
+    pub retry_after: Option<u64>,
+}
+
+impl WebPhoneFailure {
+    fn new(status: StatusCode, code: u16, message: Option<String>) -> Self {
+        Self {
+            status,
+            code,
+            message,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<Failure> for WebPhoneFailure {
+    fn from(f: Failure) -> Self {
+        let said = |m: &str| Some(m.to_owned());
+        match f {
+            Failure::BadRequest(m) => Self::new(StatusCode::BAD_REQUEST, 400, Some(m)),
+            Failure::WrongCredentials => Self::new(StatusCode::UNAUTHORIZED, 401, None),
+            Failure::TokenExpired => {
+                Self::new(StatusCode::UNAUTHORIZED, 701, said("token expired"))
+            }
+            Failure::Disabled => Self::new(StatusCode::FORBIDDEN, 403, said("account disabled")),
+            Failure::UnknownUser => Self::new(StatusCode::NOT_FOUND, 404, said("invalid username")),
+            Failure::Throttled(t) => Self {
+                retry_after: Some(t.retry_after_secs()),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    429,
+                    said("too many attempts; retry later"),
+                )
+            },
+            Failure::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                503,
+                said("store unavailable; retry later"),
+            ),
+            Failure::Internal(reason) => {
+                tracing::error!(%reason, "internal failure in a web phone request");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, 500, None)
+            }
+        }
+    }
+}
+
+/// A web phone request the framework could not read: 415 for a body that is not
+/// JSON, 400 for anything else.
+pub fn unreadable_web_phone_request(err: &poem::Error) -> WebPhoneFailure {
+    let status = if err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    WebPhoneFailure::new(status, status.as_u16(), Some(err.to_string()))
+}
+
+/// A logout either finds the session gone (done) or cannot reach the store: any
+/// failure but a malformed request is answered as the store being unavailable.
+pub fn logout_failure(f: Failure) -> WebPhoneFailure {
+    match f {
+        Failure::BadRequest(_) => f.into(),
+        other => {
+            if let Failure::Internal(reason) = &other {
+                tracing::error!(%reason, "internal failure in a logout");
+            }
+            Failure::Unavailable.into()
+        }
+    }
+}
+
+impl<T: ParseFromJSON + ToJSON> From<WebPhoneFailure> for AuthResponse<T> {
+    fn from(w: WebPhoneFailure) -> Self {
+        let status = w.status;
+        let body = AuthFailure::json(w.code, w.message);
+        match status {
+            StatusCode::BAD_REQUEST => AuthResponse::BadRequest(body),
+            StatusCode::UNAUTHORIZED => AuthResponse::Unauthorized(body),
+            StatusCode::FORBIDDEN => AuthResponse::Forbidden(body),
+            StatusCode::NOT_FOUND => AuthResponse::NotFound(body),
+            StatusCode::PAYLOAD_TOO_LARGE => AuthResponse::PayloadTooLarge(body),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => AuthResponse::UnsupportedMediaType(body),
+            StatusCode::TOO_MANY_REQUESTS => {
+                AuthResponse::TooManyRequests(body, w.retry_after.unwrap_or(1))
+            }
+            StatusCode::SERVICE_UNAVAILABLE => AuthResponse::Unavailable(body),
+            _ => AuthResponse::Internal(body),
+        }
+    }
+}
+
+impl<T: ParseFromJSON + ToJSON> From<Failure> for AuthResponse<T> {
+    fn from(f: Failure) -> Self {
+        WebPhoneFailure::from(f).into()
+    }
+}
+
+impl From<WebPhoneFailure> for LogoutResponse {
+    fn from(w: WebPhoneFailure) -> Self {
+        let status = w.status;
+        let body = AuthFailure::json(w.code, w.message);
+        match status {
+            StatusCode::BAD_REQUEST => LogoutResponse::BadRequest(body),
+            StatusCode::PAYLOAD_TOO_LARGE => LogoutResponse::PayloadTooLarge(body),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => LogoutResponse::UnsupportedMediaType(body),
+            _ => LogoutResponse::Unavailable(body),
+        }
+    }
+}
+
 /// Whether a path speaks the web phone dialect.
 fn is_web_phone_path(path: &str) -> bool {
     path.starts_with("/v1/login") || path.starts_with("/v1/logout")
@@ -287,4 +423,189 @@ pub fn dialect_errors<E: Endpoint + 'static>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use authgate_core::limits::Throttled;
+
+    use super::*;
+
+    fn throttled() -> Throttled {
+        Throttled {
+            retry_after: Duration::from_millis(2500),
+        }
+    }
+
+    /// The status and `errors[0].status` of a commerce answer, and whether it has
+    /// `Retry-After`.
+    async fn commerce(e: ApiError) -> (u16, String, Option<String>) {
+        let resp = e.into_response();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.into_body().into_bytes().await.unwrap()).unwrap();
+        (
+            status,
+            body["errors"][0]["status"].as_str().unwrap().to_owned(),
+            retry,
+        )
+    }
+
+    #[tokio::test]
+    async fn every_core_and_scheme_b_error_has_its_commerce_answer() {
+        let unavailable = || StoreError::Unavailable("down".into());
+        let protocol = || StoreError::Protocol("odd".into());
+        let table: Vec<(&str, ApiError, u16, Option<&str>)> = vec![
+            ("store unavailable", unavailable().into(), 503, None),
+            ("store protocol", protocol().into(), 500, None),
+            (
+                "directory not found",
+                DirectoryError::NotFound("user").into(),
+                404,
+                None,
+            ),
+            (
+                "directory conflict",
+                DirectoryError::Conflict("taken".into()).into(),
+                409,
+                None,
+            ),
+            (
+                "directory invalid",
+                DirectoryError::Invalid("bad".into()).into(),
+                422,
+                None,
+            ),
+            (
+                "directory store",
+                DirectoryError::Store(unavailable()).into(),
+                503,
+                None,
+            ),
+            ("otp profile", OtpError::ProfileNotFound.into(), 404, None),
+            ("otp not enabled", OtpError::NotEnabled.into(), 422, None),
+            (
+                "otp invalid",
+                OtpError::Invalid("bad".into()).into(),
+                400,
+                None,
+            ),
+            ("otp unauthorized", OtpError::Unauthorized.into(), 401, None),
+            (
+                "otp throttled",
+                OtpError::Throttled(throttled()).into(),
+                429,
+                Some("3"),
+            ),
+            ("otp unavailable", OtpError::Unavailable.into(), 503, None),
+            (
+                "otp internal",
+                OtpError::Internal("x".into()).into(),
+                500,
+                None,
+            ),
+            // An exchange says nothing of what was wrong with the credentials.
+            (
+                "exchange invalid",
+                exchange_error(OtpError::Invalid("x".into())),
+                401,
+                None,
+            ),
+            (
+                "exchange profile",
+                exchange_error(OtpError::ProfileNotFound),
+                401,
+                None,
+            ),
+            (
+                "exchange not enabled",
+                exchange_error(OtpError::NotEnabled),
+                401,
+                None,
+            ),
+            (
+                "exchange wrong",
+                exchange_error(OtpError::Unauthorized),
+                401,
+                None,
+            ),
+            (
+                "exchange throttled",
+                exchange_error(OtpError::Throttled(throttled())),
+                429,
+                Some("3"),
+            ),
+            (
+                "exchange unavailable",
+                exchange_error(OtpError::Unavailable),
+                503,
+                None,
+            ),
+        ];
+        for (what, error, status, retry) in table {
+            let (got, in_body, got_retry) = commerce(error).await;
+            assert_eq!(got, status, "{what}");
+            assert_eq!(in_body, status.to_string(), "{what}: the body's status");
+            assert_eq!(got_retry.as_deref(), retry, "{what}: Retry-After");
+        }
+    }
+
+    #[test]
+    fn every_key_scheme_failure_has_its_web_phone_status_and_code() {
+        // (failure, HTTP status, the SDKs' code, a message, Retry-After)
+        let table = [
+            (Failure::BadRequest("bad".into()), 400, 400, true, None),
+            (Failure::WrongCredentials, 401, 401, false, None),
+            (Failure::Disabled, 403, 403, true, None),
+            (Failure::UnknownUser, 404, 404, true, None),
+            (Failure::Throttled(throttled()), 429, 429, true, Some(3)),
+            (Failure::TokenExpired, 401, 701, true, None),
+            (Failure::Unavailable, 503, 503, true, None),
+            (
+                Failure::Internal("secret reason".into()),
+                500,
+                500,
+                false,
+                None,
+            ),
+        ];
+        for (failure, status, code, message, retry) in table {
+            let what = format!("{failure:?}");
+            let w = WebPhoneFailure::from(failure.clone());
+            assert_eq!(w.status.as_u16(), status, "{what}");
+            assert_eq!(
+                w.code, code,
+                "{what}: the same code over REST and the socket"
+            );
+            assert_eq!(w.message.is_some(), message, "{what}");
+            assert!(
+                !w.message.unwrap_or_default().contains("secret reason"),
+                "{what}: internal reasons stay in the log"
+            );
+            assert_eq!(w.retry_after, retry, "{what}");
+            let rest: AuthResponse<serde_json::Value> = failure.clone().into();
+            assert_eq!(rest.into_response().status().as_u16(), status, "{what}");
+            // A logout answers a malformed request as such and anything else as
+            // the store being unavailable.
+            let logout = logout_failure(failure);
+            let expected = if status == 400 { 400 } else { 503 };
+            assert_eq!(logout.status.as_u16(), expected, "{what}: logout");
+            assert_eq!(
+                LogoutResponse::from(logout)
+                    .into_response()
+                    .status()
+                    .as_u16(),
+                expected,
+                "{what}: logout"
+            );
+        }
+    }
 }

@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use tokio::time::{sleep_until, Instant, Sleep};
 
 use crate::api::webphone::LoginTokens;
+use crate::errors::WebPhoneFailure;
 use crate::state::AppState;
 
 /// The largest text frame answered (bytes); a larger one closes the socket (1009).
@@ -394,7 +395,7 @@ async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> (String, u16) {
         Work::RequestKey { username } => match scheme.request_key(&username, ip).await {
             // The SDK reads a key as a "failed" login with code 302.
             Ok(key) => (out("loginFailed", json!([302, key])), 200),
-            Err(f) => login_failed(&f),
+            Err(f) => login_failed(f),
         },
         Work::KeyLogin { username, hash } => {
             login_answer(scheme.login_with_key(&username, &hash, ip).await)
@@ -418,7 +419,7 @@ async fn answer(scheme: &KeyScheme, ip: &str, work: Work) -> (String, u16) {
                 200,
             ),
             Err(f) => {
-                let c = code(&f);
+                let c = WebPhoneFailure::from(f).code;
                 (out("refreshOauthTokenFailed", json!([c])), c)
             }
         },
@@ -446,21 +447,13 @@ fn login_answer(outcome: Result<LoggedIn, Failure>) -> (String, u16) {
             ),
             200,
         ),
-        Err(f) => login_failed(&f),
+        Err(f) => login_failed(f),
     }
 }
 
-fn login_failed(f: &Failure) -> (String, u16) {
-    let c = code(f);
+fn login_failed(f: Failure) -> (String, u16) {
+    let c = WebPhoneFailure::from(f).code;
     (out("loginFailed", json!([c])), c)
-}
-
-/// The scheme's code for a failure (401, 403, 429, 701, ...), as REST reports it.
-fn code(f: &Failure) -> u16 {
-    if let Failure::Internal(reason) = f {
-        tracing::error!(%reason, "internal failure in a web phone socket request");
-    }
-    f.code()
 }
 
 /// The SDK's `OAuth` object: the REST `LoginTokens`, field for field.

@@ -42,41 +42,34 @@ impl Default for KeySchemeConfig {
     }
 }
 
-/// Why a request did not succeed, in the scheme's result codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a request did not succeed. The gateway turns each into the SDKs' result
+/// code and an HTTP status (its `errors` module); nothing here knows either.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
-    /// Malformed input (400). Nothing was changed.
+    /// Malformed input. Nothing was changed.
+    #[error("bad request: {0}")]
     BadRequest(String),
-    /// Wrong hash, password or token, or no live key (401).
+    /// Wrong hash, password or token, or no live key.
+    #[error("wrong credentials")]
     WrongCredentials,
-    /// The user is disabled (403).
+    /// The user is disabled.
+    #[error("account disabled")]
     Disabled,
-    /// No such user; only when revealing unknown users is switched on (404).
+    /// No such user; only when revealing unknown users is switched on.
+    #[error("invalid username")]
     UnknownUser,
-    /// A rate limit was hit (429).
+    /// A rate limit was hit.
+    #[error("too many attempts")]
     Throttled(Throttled),
-    /// The access token has expired (701).
+    /// The access token has expired.
+    #[error("token expired")]
     TokenExpired,
-    /// The store is unreachable (503 at the edge).
+    /// The store is unreachable.
+    #[error("store unavailable")]
     Unavailable,
-    /// Something unexpected (500).
+    /// Something unexpected.
+    #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl Failure {
-    /// The scheme's numeric code.
-    pub fn code(&self) -> u16 {
-        match self {
-            Failure::BadRequest(_) => 400,
-            Failure::WrongCredentials => 401,
-            Failure::Disabled => 403,
-            Failure::UnknownUser => 404,
-            Failure::Throttled(_) => 429,
-            Failure::TokenExpired => 701,
-            Failure::Unavailable => 503,
-            Failure::Internal(_) => 500,
-        }
-    }
 }
 
 impl From<StoreError> for Failure {

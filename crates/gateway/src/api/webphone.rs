@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use authgate_core::tokens::IssuedTokens;
 use authgate_onetimekey::{Failure, LoggedIn};
-use poem::http::StatusCode;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::types::{ParseFromJSON, ToJSON};
@@ -13,6 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::document::{self, Only};
 use super::Tag;
+use crate::errors;
 use crate::state::AppState;
 
 /// Tokens of a web phone session.
@@ -92,7 +92,8 @@ pub struct AuthFailure {
 }
 
 impl AuthFailure {
-    fn json(code: u16, message: Option<String>) -> Json<Self> {
+    /// The body of a failure with the SDKs' `code`.
+    pub fn json(code: u16, message: Option<String>) -> Json<Self> {
         Json(Self {
             result: false,
             code,
@@ -140,45 +141,9 @@ pub enum AuthResponse<T: ParseFromJSON + ToJSON> {
 /// A web phone answer documented with the error statuses `S`.
 pub type Answer<T, S> = Only<AuthResponse<T>, S>;
 
-/// A request the framework could not read: whether its body is not JSON (415;
-/// anything else is a 400), and the AuthResult saying so.
-fn unreadable(err: &poem::Error) -> (bool, Json<AuthFailure>) {
-    let media = err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE;
-    let code = if media { 415 } else { 400 };
-    (media, AuthFailure::json(code, Some(err.to_string())))
-}
-
-/// Parse failures of a web phone request, as an AuthResult.
+/// Parse failures of a web phone request, as an AuthResult (see [`crate::errors`]).
 pub fn bad_auth_request<T: ParseFromJSON + ToJSON>(err: poem::Error) -> AuthResponse<T> {
-    match unreadable(&err) {
-        (true, f) => AuthResponse::UnsupportedMediaType(f),
-        (false, f) => AuthResponse::BadRequest(f),
-    }
-}
-
-impl<T: ParseFromJSON + ToJSON> From<Failure> for AuthResponse<T> {
-    fn from(f: Failure) -> Self {
-        let code = f.code();
-        let failed = |message: Option<&str>| AuthFailure::json(code, message.map(str::to_owned));
-        match f {
-            Failure::BadRequest(m) => AuthResponse::BadRequest(AuthFailure::json(code, Some(m))),
-            Failure::WrongCredentials => AuthResponse::Unauthorized(failed(None)),
-            Failure::TokenExpired => AuthResponse::Unauthorized(failed(Some("token expired"))),
-            Failure::Disabled => AuthResponse::Forbidden(failed(Some("account disabled"))),
-            Failure::UnknownUser => AuthResponse::NotFound(failed(Some("invalid username"))),
-            Failure::Throttled(t) => AuthResponse::TooManyRequests(
-                failed(Some("too many attempts; retry later")),
-                t.retry_after_secs(),
-            ),
-            Failure::Unavailable => {
-                AuthResponse::Unavailable(failed(Some("store unavailable; retry later")))
-            }
-            Failure::Internal(reason) => {
-                tracing::error!(%reason, "internal failure in a web phone request");
-                AuthResponse::Internal(failed(None))
-            }
-        }
-    }
+    errors::unreadable_web_phone_request(&err).into()
 }
 
 impl<T: ParseFromJSON + ToJSON, S> From<AuthResponse<T>> for Answer<T, S> {
@@ -296,10 +261,7 @@ pub enum LogoutResponse {
 
 /// Parse failures of a logout, like [`bad_auth_request`]'s.
 pub fn bad_logout(err: poem::Error) -> LogoutResponse {
-    match unreadable(&err) {
-        (true, f) => LogoutResponse::UnsupportedMediaType(f),
-        (false, f) => LogoutResponse::BadRequest(f),
-    }
+    errors::unreadable_web_phone_request(&err).into()
 }
 
 /// Scheme A's REST endpoints.
@@ -436,17 +398,12 @@ impl WebPhoneApi {
     #[oai(path = "/v1/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, body: Json<Logout>) -> Only<LogoutResponse, document::Logout> {
         let Some(token) = body.0.access_token.or(body.0.refresh_token) else {
-            return Only::new(LogoutResponse::BadRequest(AuthFailure::json(
-                400,
-                Some("give accessToken or refreshToken".into()),
-            )));
+            let missing = Failure::BadRequest("give accessToken or refreshToken".into());
+            return Only::new(errors::logout_failure(missing).into());
         };
         Only::new(match self.state.key_scheme.logout(&token).await {
             Ok(_) => LogoutResponse::Done,
-            Err(_) => LogoutResponse::Unavailable(AuthFailure::json(
-                StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-                Some("store unavailable; retry later".into()),
-            )),
+            Err(f) => errors::logout_failure(f).into(),
         })
     }
 }
