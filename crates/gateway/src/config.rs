@@ -1,18 +1,49 @@
 //! Configuration: a TOML file, then `AUTHGATE_*` environment variables, which win.
 //!
 //! Every setting has a default that runs the gateway on the embedded store on
-//! 127.0.0.1:8080. Secrets are [`SecretString`]s, so they never print.
+//! 127.0.0.1:8080. Secrets are [`SecretString`]s, and neither a [`Config`] nor a
+//! [`ConfigFile`] prints one through `Debug`.
+//!
+//! # One table
+//!
+//! Each setting is stated once, as a `Setting` constant below: its variable, its file
+//! key, its typed default, its `Format` (the text it accepts, bounds included) and a
+//! one-line description. Everything else is derived from those constants:
+//!
+//! - `build` is the one place where a [`Config`] field meets its setting. It fills the
+//!   struct from a source of values: the defaults alone ([`Config::default`]), or the
+//!   environment over the file over the defaults ([`Config::load_from`]), so the
+//!   defaults and the loader cannot disagree.
+//! - Both sources go through the same `Format::parse`: a file's integer or boolean is
+//!   read as its text, and a file's array as the items of a comma-separated variable.
+//!   A value is therefore accepted or refused alike from either source (never clamped),
+//!   and a refusal names the variable or the file key.
+//! - [`SETTINGS`] lists every variable, the two that `main.rs` reads included, for
+//!   `authgate serve --help` and for [`markdown_table`], which `docs/configuration.md`
+//!   embeds (`tests/settings.rs` compares the two).
+//!
+//! Why typed constants and not a macro: each setting is a plain struct literal that a
+//! reader or an IDE can jump to, each format is an ordinary type with one parse, and
+//! the compiler checks the glue. Adding a setting takes a field in [`Config`], a
+//! constant, a line in [`SETTINGS`] and a line in `build`; the compiler insists on the
+//! last, and a test on the one before.
+//!
+//! The module reads top down: [`Config`] and its errors, the table (a constant per
+//! setting, then [`SETTINGS`]), `build` and the loaders, the listings' types, the
+//! formats, the two sources (`Defaults`, `Layered`) and [`ConfigFile`].
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use authgate_core::limits::{Limit, Limits};
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::SecretString;
 
 /// The gateway's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Address to listen on.
     pub bind: SocketAddr,
@@ -72,35 +103,86 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            redis_url: None,
-            redis_prefix: "authgate:".into(),
-            tls_cert: None,
-            tls_key: None,
-            client_id: "authgate".into(),
-            client_secret: None,
-            token_secret: None,
-            login_key_ttl: Duration::from_secs(300),
-            otp_ttl: Duration::from_secs(600),
-            access_token_ttl: Duration::from_secs(48 * 3600),
-            refresh_token_ttl: Duration::from_secs(30 * 86400),
-            client_token_ttl: Duration::from_secs(3600),
-            reveal_unknown_users: false,
-            limits: Limits::default(),
-            trusted_proxies: Vec::new(),
-            max_body_bytes: 64 * 1024,
-            smtp_url: None,
-            email_from: None,
-            email_templates: None,
-            log_format: "text".into(),
-            webhook_max_attempts: 20,
-            webhook_retry_base: Duration::from_secs(1),
-            delivery_worker: true,
-            delivery_claim_after: Duration::from_secs(30),
-            cors_allowed_origins: Vec::new(),
-            cors_allow_credentials: false,
-        }
+        let Ok(config) = build(&mut Defaults);
+        config
+    }
+}
+
+// Written out rather than derived so that a password in the Redis URL stays hidden;
+// the destructuring makes a new field a compile error here until it is shown.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Config {
+            bind,
+            redis_url,
+            redis_prefix,
+            tls_cert,
+            tls_key,
+            client_id,
+            client_secret,
+            token_secret,
+            login_key_ttl,
+            otp_ttl,
+            access_token_ttl,
+            refresh_token_ttl,
+            client_token_ttl,
+            reveal_unknown_users,
+            limits,
+            trusted_proxies,
+            max_body_bytes,
+            smtp_url,
+            email_from,
+            email_templates,
+            log_format,
+            webhook_max_attempts,
+            webhook_retry_base,
+            delivery_worker,
+            delivery_claim_after,
+            cors_allowed_origins,
+            cors_allow_credentials,
+        } = self;
+        f.debug_struct("Config")
+            .field("bind", bind)
+            .field("redis_url", &redis_url.as_deref().map(without_credentials))
+            .field("redis_prefix", redis_prefix)
+            .field("tls_cert", tls_cert)
+            .field("tls_key", tls_key)
+            .field("client_id", client_id)
+            .field("client_secret", client_secret)
+            .field("token_secret", token_secret)
+            .field("login_key_ttl", login_key_ttl)
+            .field("otp_ttl", otp_ttl)
+            .field("access_token_ttl", access_token_ttl)
+            .field("refresh_token_ttl", refresh_token_ttl)
+            .field("client_token_ttl", client_token_ttl)
+            .field("reveal_unknown_users", reveal_unknown_users)
+            .field("limits", limits)
+            .field("trusted_proxies", trusted_proxies)
+            .field("max_body_bytes", max_body_bytes)
+            .field("smtp_url", smtp_url)
+            .field("email_from", email_from)
+            .field("email_templates", email_templates)
+            .field("log_format", log_format)
+            .field("webhook_max_attempts", webhook_max_attempts)
+            .field("webhook_retry_base", webhook_retry_base)
+            .field("delivery_worker", delivery_worker)
+            .field("delivery_claim_after", delivery_claim_after)
+            .field("cors_allowed_origins", cors_allowed_origins)
+            .field("cors_allow_credentials", cors_allow_credentials)
+            .finish()
+    }
+}
+
+/// `url` with its user information (`user:password@`) replaced by `***`.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        // The last `@` ends the user information even when a password holds an
+        // unescaped `/`; hiding too much is the safe way to be wrong.
+        Some((scheme, rest)) => match rest.rfind('@') {
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -115,15 +197,15 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not valid TOML for these settings.
-    #[error("invalid config file {path}: {source}")]
+    /// The file is not valid TOML.
+    #[error("invalid config file {path}: {reason}")]
     Toml {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: toml::de::Error,
+        /// Where and why, without the text of the line (it may hold a secret).
+        reason: String,
     },
-    /// A value is malformed.
+    /// A variable's value is malformed or out of range.
     #[error("invalid {name}: {reason}")]
     Invalid {
         /// The setting's variable name.
@@ -131,182 +213,398 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// A file key is unknown, or its value malformed or out of range.
+    #[error("invalid {key} in {path}: {reason}")]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// The file's shape: the same names as the variables, lowercase, without the prefix.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    redis_url: Option<String>,
-    redis_prefix: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    token_secret: Option<String>,
-    login_key_ttl_secs: Option<u64>,
-    otp_ttl_secs: Option<u64>,
-    access_token_ttl_secs: Option<u64>,
-    refresh_token_ttl_secs: Option<u64>,
-    client_token_ttl_secs: Option<u64>,
-    reveal_unknown_users: Option<bool>,
-    delivery_worker: Option<bool>,
-    limit_requests_per_user: Option<String>,
-    limit_guesses_per_user: Option<String>,
-    limit_per_ip: Option<String>,
-    trusted_proxies: Option<Vec<String>>,
-    max_body_bytes: Option<usize>,
-    smtp_url: Option<String>,
-    email_from: Option<String>,
-    email_templates: Option<PathBuf>,
-    log_format: Option<String>,
-    webhook_max_attempts: Option<u32>,
-    webhook_retry_base_ms: Option<u64>,
-    cors_allowed_origins: Option<Vec<String>>,
-    cors_allow_credentials: Option<bool>,
-}
+/// Not a setting: fixed in production, shortened by tests that build a [`Config`].
+const DELIVERY_CLAIM_AFTER: Duration = Duration::from_secs(30);
 
-fn invalid(name: &str, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid {
-        name: name.to_owned(),
-        reason: reason.to_string(),
-    }
-}
+const BIND: Setting<Addr> = Setting {
+    var: "AUTHGATE_BIND",
+    key: Some("bind"),
+    format: Addr,
+    default: || SocketAddr::from(([127, 0, 0, 1], 8080)),
+    about: "address to listen on",
+};
 
-/// Every variable the gateway reads, with its default and meaning (shown by `authgate serve --help`).
-pub const VARIABLES: &[(&str, &str, &str)] = &[
-    ("AUTHGATE_BIND", "127.0.0.1:8080", "address to listen on"),
-    (
-        "AUTHGATE_REDIS_URL",
-        "(unset: memory)",
-        "Redis URL; unset runs on the embedded store",
-    ),
-    (
-        "AUTHGATE_REDIS_PREFIX",
-        "authgate:",
-        "prefix of every Redis key",
-    ),
-    (
-        "AUTHGATE_TLS_CERT",
-        "(unset)",
-        "PEM certificate chain; with the key, serve HTTPS and wss://",
-    ),
-    ("AUTHGATE_TLS_KEY", "(unset)", "PEM private key"),
-    (
-        "AUTHGATE_CLIENT_ID",
-        "authgate",
-        "API client id (also for the implicit grant)",
-    ),
-    ("AUTHGATE_CLIENT_SECRET", "(generated)", "API client secret"),
-    (
-        "AUTHGATE_TOKEN_SECRET",
-        "(generated)",
-        "root secret for tokens, login keys and sealing",
-    ),
-    (
-        "AUTHGATE_LOGIN_KEY_TTL_SECS",
-        "300",
-        "lifetime of one-time login keys",
-    ),
-    (
-        "AUTHGATE_OTP_TTL_SECS",
-        "600",
-        "lifetime of one-time password codes",
-    ),
-    (
-        "AUTHGATE_ACCESS_TOKEN_TTL_SECS",
-        "172800",
-        "lifetime of access tokens",
-    ),
-    (
-        "AUTHGATE_REFRESH_TOKEN_TTL_SECS",
-        "2592000",
-        "lifetime of refresh tokens",
-    ),
-    (
-        "AUTHGATE_CLIENT_TOKEN_TTL_SECS",
-        "3600",
-        "lifetime of API client tokens",
-    ),
-    (
-        "AUTHGATE_REVEAL_UNKNOWN_USERS",
-        "false",
-        "404 for unknown users' key requests",
-    ),
-    (
-        "AUTHGATE_LIMIT_REQUESTS_PER_USER",
-        "20/10m",
-        "key and code requests per username",
-    ),
-    (
-        "AUTHGATE_LIMIT_GUESSES_PER_USER",
-        "10/15m",
-        "wrong hashes, passwords and codes per username",
-    ),
-    (
-        "AUTHGATE_LIMIT_PER_IP",
-        "600/1m",
-        "login-related requests per client address",
-    ),
-    (
-        "AUTHGATE_TRUSTED_PROXIES",
-        "(none)",
-        "comma-separated peers whose X-Forwarded-For is believed",
-    ),
-    (
-        "AUTHGATE_MAX_BODY_BYTES",
-        "65536",
-        "largest request body (larger: 413)",
-    ),
-    (
-        "AUTHGATE_SMTP_URL",
-        "(unset)",
-        "SMTP server for email integrations",
-    ),
-    ("AUTHGATE_EMAIL_FROM", "(unset)", "default sender of emails"),
-    ("AUTHGATE_LOG_FORMAT", "text", "text or json"),
-    (
-        "AUTHGATE_LOG",
-        "info",
-        "log filter (tracing EnvFilter syntax, e.g. debug or authgate=debug)",
-    ),
-    (
-        "AUTHGATE_CONFIG",
-        "(unset)",
-        "a TOML config file (same as --config)",
-    ),
-    (
-        "AUTHGATE_DELIVERY_WORKER",
-        "true",
-        "run a delivery worker in this replica (false: API only)",
-    ),
-    (
-        "AUTHGATE_WEBHOOK_MAX_ATTEMPTS",
-        "20",
-        "delivery tries per event and integration",
-    ),
-    (
-        "AUTHGATE_WEBHOOK_RETRY_BASE_MS",
-        "1000",
-        "wait before the second try; doubles, capped at 60 s",
-    ),
-    (
-        "AUTHGATE_EMAIL_TEMPLATES",
-        "(unset)",
-        "a directory of email templates overriding the built-in ones",
-    ),
-    (
-        "AUTHGATE_CORS_ALLOWED_ORIGINS",
-        "(unset: no CORS)",
-        "comma-separated exact browser origins that may call the API",
-    ),
-    (
-        "AUTHGATE_CORS_ALLOW_CREDENTIALS",
-        "false",
-        "let those origins send cookies and HTTP authentication",
-    ),
+const REDIS_URL: Setting<Optional<Text>> = Setting {
+    var: "AUTHGATE_REDIS_URL",
+    key: Some("redis_url"),
+    format: Optional {
+        inner: Text("redis://[:password@]host[:port][/db]"),
+        unset: "unset: memory",
+    },
+    default: || None,
+    about: "Redis server; unset runs on the embedded in-memory store",
+};
+
+const REDIS_PREFIX: Setting<Text> = Setting {
+    var: "AUTHGATE_REDIS_PREFIX",
+    key: Some("redis_prefix"),
+    format: Text("text"),
+    default: || "authgate:".into(),
+    about: "prefix of every Redis key, so that deployments can share one server",
+};
+
+const TLS_CERT: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_TLS_CERT",
+    key: Some("tls_cert"),
+    format: Optional {
+        inner: FilePath("path of a PEM file"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "PEM certificate chain; with AUTHGATE_TLS_KEY, serve HTTPS and wss:// directly",
+};
+
+const TLS_KEY: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_TLS_KEY",
+    key: Some("tls_key"),
+    format: Optional {
+        inner: FilePath("path of a PEM file"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "PEM private key (set both or neither)",
+};
+
+const CLIENT_ID: Setting<Text> = Setting {
+    var: "AUTHGATE_CLIENT_ID",
+    key: Some("client_id"),
+    format: Text("text"),
+    default: || "authgate".into(),
+    about: "the API client's id, for both grants (client credentials and implicit)",
+};
+
+const CLIENT_SECRET: Setting<Optional<Secret>> = Setting {
+    var: "AUTHGATE_CLIENT_SECRET",
+    key: Some("client_secret"),
+    format: Optional {
+        inner: Secret {
+            what: "text",
+            min_len: 12,
+        },
+        unset: "generated",
+    },
+    default: || None,
+    about: "the API client's secret; unset, one is generated and shared through the store",
+};
+
+const TOKEN_SECRET: Setting<Optional<Secret>> = Setting {
+    var: "AUTHGATE_TOKEN_SECRET",
+    key: Some("token_secret"),
+    format: Optional {
+        inner: Secret {
+            what: "text",
+            min_len: 32,
+        },
+        unset: "generated",
+    },
+    default: || None,
+    about: "root secret of login keys, code digests, token signatures and the sealing of \
+            HA1s and webhook secrets (e.g. openssl rand -base64 32)",
+};
+
+/// Lifetimes: whole seconds, at least one.
+const SECONDS: Span = Span {
+    unit: Unit::Seconds,
+    min: 1,
+    max: None,
+};
+
+const LOGIN_KEY_TTL: Setting<Span> = Setting {
+    var: "AUTHGATE_LOGIN_KEY_TTL_SECS",
+    key: Some("login_key_ttl_secs"),
+    format: SECONDS,
+    default: || Duration::from_secs(300),
+    about: "lifetime of a one-time login key",
+};
+
+const OTP_TTL: Setting<Span> = Setting {
+    var: "AUTHGATE_OTP_TTL_SECS",
+    key: Some("otp_ttl_secs"),
+    format: SECONDS,
+    default: || Duration::from_secs(600),
+    about: "lifetime of one-time password codes",
+};
+
+const ACCESS_TOKEN_TTL: Setting<Span> = Setting {
+    var: "AUTHGATE_ACCESS_TOKEN_TTL_SECS",
+    key: Some("access_token_ttl_secs"),
+    format: SECONDS,
+    default: || Duration::from_secs(48 * 3600),
+    about: "lifetime of user access tokens (48 h)",
+};
+
+const REFRESH_TOKEN_TTL: Setting<Span> = Setting {
+    var: "AUTHGATE_REFRESH_TOKEN_TTL_SECS",
+    key: Some("refresh_token_ttl_secs"),
+    format: SECONDS,
+    default: || Duration::from_secs(30 * 86400),
+    about: "lifetime of refresh tokens (30 days)",
+};
+
+const CLIENT_TOKEN_TTL: Setting<Span> = Setting {
+    var: "AUTHGATE_CLIENT_TOKEN_TTL_SECS",
+    key: Some("client_token_ttl_secs"),
+    format: SECONDS,
+    default: || Duration::from_secs(3600),
+    about: "lifetime of API client tokens",
+};
+
+const REVEAL_UNKNOWN_USERS: Setting<Flag> = Setting {
+    var: "AUTHGATE_REVEAL_UNKNOWN_USERS",
+    key: Some("reveal_unknown_users"),
+    format: Flag,
+    default: || false,
+    about: "answer key requests for unknown users with 404 invalid username instead of a decoy key",
+};
+
+// The limits' defaults are the core's, which owns what the limits mean.
+const LIMIT_REQUESTS_PER_USER: Setting<RateLimit> = Setting {
+    var: "AUTHGATE_LIMIT_REQUESTS_PER_USER",
+    key: Some("limit_requests_per_user"),
+    format: RateLimit,
+    default: || Limits::default().requests_per_user,
+    about: "key and code requests per username, known or not",
+};
+
+const LIMIT_GUESSES_PER_USER: Setting<RateLimit> = Setting {
+    var: "AUTHGATE_LIMIT_GUESSES_PER_USER",
+    key: Some("limit_guesses_per_user"),
+    format: RateLimit,
+    default: || Limits::default().guesses_per_user,
+    about: "wrong hashes, passwords and codes per username",
+};
+
+const LIMIT_PER_IP: Setting<RateLimit> = Setting {
+    var: "AUTHGATE_LIMIT_PER_IP",
+    key: Some("limit_per_ip"),
+    format: RateLimit,
+    default: || Limits::default().per_ip,
+    about: "login-related requests per client address",
+};
+
+const TRUSTED_PROXIES: Setting<List<Ip>> = Setting {
+    var: "AUTHGATE_TRUSTED_PROXIES",
+    key: Some("trusted_proxies"),
+    format: List {
+        item: Ip,
+        empty: "none",
+    },
+    default: Vec::new,
+    about: "proxies whose X-Forwarded-For is believed",
+};
+
+const MAX_BODY_BYTES: Setting<Whole<usize>> = Setting {
+    var: "AUTHGATE_MAX_BODY_BYTES",
+    key: Some("max_body_bytes"),
+    format: Whole {
+        min: 1024,
+        max: None,
+        unit: "bytes",
+    },
+    default: || 64 * 1024,
+    about: "largest request body; a larger one gets 413",
+};
+
+const SMTP_URL: Setting<Optional<Secret>> = Setting {
+    var: "AUTHGATE_SMTP_URL",
+    key: Some("smtp_url"),
+    format: Optional {
+        inner: Secret {
+            what: "smtp://host:port (plain), smtp://host:587?tls=required (STARTTLS) or \
+                   smtps://host:465, each with optional user:password@; or log",
+            min_len: 0,
+        },
+        unset: "unset",
+    },
+    default: || None,
+    about: "SMTP server for email integrations; log writes each message to the log instead",
+};
+
+const EMAIL_FROM: Setting<Optional<Text>> = Setting {
+    var: "AUTHGATE_EMAIL_FROM",
+    key: Some("email_from"),
+    format: Optional {
+        inner: Text("a mailbox, e.g. Shop <no-reply@shop.example>"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "default sender of emails",
+};
+
+const EMAIL_TEMPLATES: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_EMAIL_TEMPLATES",
+    key: Some("email_templates"),
+    format: Optional {
+        inner: FilePath("path of a folder"),
+        unset: "built-in",
+    },
+    default: || None,
+    about: "a folder of email templates overriding the built-in ones",
+};
+
+const LOG_FORMAT: Setting<OneOf> = Setting {
+    var: "AUTHGATE_LOG_FORMAT",
+    key: Some("log_format"),
+    format: OneOf(&["text", "json"]),
+    default: || "text".into(),
+    about: "log format",
+};
+
+// Read by `main.rs` before anything else, so it has no file key.
+const LOG: Setting<Text> = Setting {
+    var: "AUTHGATE_LOG",
+    key: None,
+    format: Text("a tracing EnvFilter, e.g. debug or authgate=debug"),
+    default: || "info,poem=warn".into(),
+    about: "log filter",
+};
+
+// Names the file, so it cannot be in it; `main.rs` reads it (clap's `--config`).
+const CONFIG: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_CONFIG",
+    key: None,
+    format: Optional {
+        inner: FilePath("path of a TOML file"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "the config file (same as --config)",
+};
+
+const DELIVERY_WORKER: Setting<Flag> = Setting {
+    var: "AUTHGATE_DELIVERY_WORKER",
+    key: Some("delivery_worker"),
+    format: Flag,
+    default: || true,
+    about: "run a delivery worker in this replica; false serves the API only (another \
+            replica must run one)",
+};
+
+const WEBHOOK_MAX_ATTEMPTS: Setting<Whole<u32>> = Setting {
+    var: "AUTHGATE_WEBHOOK_MAX_ATTEMPTS",
+    key: Some("webhook_max_attempts"),
+    format: Whole {
+        min: 1,
+        max: Some(100),
+        unit: "",
+    },
+    default: || 20,
+    about: "delivery tries per event and integration before it is abandoned",
+};
+
+const WEBHOOK_RETRY_BASE: Setting<Span> = Setting {
+    var: "AUTHGATE_WEBHOOK_RETRY_BASE_MS",
+    key: Some("webhook_retry_base_ms"),
+    format: Span {
+        unit: Unit::Milliseconds,
+        min: 10,
+        max: Some(600_000),
+    },
+    default: || Duration::from_secs(1),
+    about: "wait before the second delivery try; it doubles with each try, capped at 60 s",
+};
+
+const CORS_ALLOWED_ORIGINS: Setting<List<Origin>> = Setting {
+    var: "AUTHGATE_CORS_ALLOWED_ORIGINS",
+    key: Some("cors_allowed_origins"),
+    format: List {
+        item: Origin,
+        empty: "none: no CORS",
+    },
+    default: Vec::new,
+    about: "browser origins whose pages may call the API; other origins get no CORS headers",
+};
+
+const CORS_ALLOW_CREDENTIALS: Setting<Flag> = Setting {
+    var: "AUTHGATE_CORS_ALLOW_CREDENTIALS",
+    key: Some("cors_allow_credentials"),
+    format: Flag,
+    default: || false,
+    about: "let those origins use credentials mode (cookies, HTTP authentication)",
+};
+
+/// Every variable the gateway reads, in the order of `authgate serve --help`.
+pub const SETTINGS: &[&dyn Describe] = &[
+    &BIND,
+    &REDIS_URL,
+    &REDIS_PREFIX,
+    &TLS_CERT,
+    &TLS_KEY,
+    &CLIENT_ID,
+    &CLIENT_SECRET,
+    &TOKEN_SECRET,
+    &LOGIN_KEY_TTL,
+    &OTP_TTL,
+    &ACCESS_TOKEN_TTL,
+    &REFRESH_TOKEN_TTL,
+    &CLIENT_TOKEN_TTL,
+    &REVEAL_UNKNOWN_USERS,
+    &LIMIT_REQUESTS_PER_USER,
+    &LIMIT_GUESSES_PER_USER,
+    &LIMIT_PER_IP,
+    &TRUSTED_PROXIES,
+    &MAX_BODY_BYTES,
+    &SMTP_URL,
+    &EMAIL_FROM,
+    &EMAIL_TEMPLATES,
+    &LOG_FORMAT,
+    &LOG,
+    &CONFIG,
+    &DELIVERY_WORKER,
+    &WEBHOOK_MAX_ATTEMPTS,
+    &WEBHOOK_RETRY_BASE,
+    &CORS_ALLOWED_ORIGINS,
+    &CORS_ALLOW_CREDENTIALS,
 ];
+
+/// The one place where each field meets its setting.
+fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
+    Ok(Config {
+        bind: s.value(&BIND)?,
+        redis_url: s.value(&REDIS_URL)?,
+        redis_prefix: s.value(&REDIS_PREFIX)?,
+        tls_cert: s.value(&TLS_CERT)?,
+        tls_key: s.value(&TLS_KEY)?,
+        client_id: s.value(&CLIENT_ID)?,
+        client_secret: s.value(&CLIENT_SECRET)?,
+        token_secret: s.value(&TOKEN_SECRET)?,
+        login_key_ttl: s.value(&LOGIN_KEY_TTL)?,
+        otp_ttl: s.value(&OTP_TTL)?,
+        access_token_ttl: s.value(&ACCESS_TOKEN_TTL)?,
+        refresh_token_ttl: s.value(&REFRESH_TOKEN_TTL)?,
+        client_token_ttl: s.value(&CLIENT_TOKEN_TTL)?,
+        reveal_unknown_users: s.value(&REVEAL_UNKNOWN_USERS)?,
+        limits: Limits {
+            requests_per_user: s.value(&LIMIT_REQUESTS_PER_USER)?,
+            guesses_per_user: s.value(&LIMIT_GUESSES_PER_USER)?,
+            per_ip: s.value(&LIMIT_PER_IP)?,
+        },
+        trusted_proxies: s.value(&TRUSTED_PROXIES)?,
+        max_body_bytes: s.value(&MAX_BODY_BYTES)?,
+        smtp_url: s.value(&SMTP_URL)?,
+        email_from: s.value(&EMAIL_FROM)?,
+        email_templates: s.value(&EMAIL_TEMPLATES)?,
+        log_format: s.value(&LOG_FORMAT)?,
+        webhook_max_attempts: s.value(&WEBHOOK_MAX_ATTEMPTS)?,
+        webhook_retry_base: s.value(&WEBHOOK_RETRY_BASE)?,
+        delivery_worker: s.value(&DELIVERY_WORKER)?,
+        delivery_claim_after: DELIVERY_CLAIM_AFTER,
+        cors_allowed_origins: s.value(&CORS_ALLOWED_ORIGINS)?,
+        cors_allow_credentials: s.value(&CORS_ALLOW_CREDENTIALS)?,
+    })
+}
 
 impl Config {
     /// Reads the file (if any), then the process environment.
@@ -319,228 +617,673 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let parsed = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                toml::from_str(&text).map_err(|source| ConfigError::Toml {
-                    path: path.to_owned(),
-                    source,
-                })?
-            }
-            None => FileConfig::default(),
-        };
-        let mut c = Config::default();
-        let get = |var: &str, file: Option<String>| env(var).filter(|v| !v.is_empty()).or(file);
-        let secs =
-            |var: &str, file: Option<u64>, default: Duration| -> Result<Duration, ConfigError> {
-                match env(var).filter(|v| !v.is_empty()) {
-                    Some(v) => v
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .map(Duration::from_secs)
-                        .ok_or_else(|| invalid(var, "expected a positive number of seconds")),
-                    None => Ok(file.map(Duration::from_secs).unwrap_or(default)),
-                }
-            };
-        if let Some(b) = get("AUTHGATE_BIND", parsed.bind) {
-            c.bind = b.parse().map_err(|e| invalid("AUTHGATE_BIND", e))?;
+        let file = file.map(ConfigFile::read).transpose()?;
+        let config = build(&mut Layered {
+            env,
+            file: file.as_ref(),
+        })?;
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                name: TLS_CERT.var.to_owned(),
+                reason: "set both AUTHGATE_TLS_CERT and AUTHGATE_TLS_KEY (tls_cert and \
+                         tls_key in the file), or neither"
+                    .to_owned(),
+            });
         }
-        c.redis_url = get("AUTHGATE_REDIS_URL", parsed.redis_url);
-        if let Some(p) = get("AUTHGATE_REDIS_PREFIX", parsed.redis_prefix) {
-            c.redis_prefix = p;
-        }
-        c.tls_cert = get("AUTHGATE_TLS_CERT", None)
-            .map(PathBuf::from)
-            .or(parsed.tls_cert);
-        c.tls_key = get("AUTHGATE_TLS_KEY", None)
-            .map(PathBuf::from)
-            .or(parsed.tls_key);
-        if c.tls_cert.is_some() != c.tls_key.is_some() {
-            return Err(invalid(
-                "AUTHGATE_TLS_CERT",
-                "set both AUTHGATE_TLS_CERT and AUTHGATE_TLS_KEY, or neither",
-            ));
-        }
-        if let Some(id) = get("AUTHGATE_CLIENT_ID", parsed.client_id) {
-            c.client_id = id;
-        }
-        c.client_secret =
-            get("AUTHGATE_CLIENT_SECRET", parsed.client_secret).map(SecretString::from);
-        c.token_secret = get("AUTHGATE_TOKEN_SECRET", parsed.token_secret).map(SecretString::from);
-        if c.client_secret
-            .as_ref()
-            .is_some_and(|s| s.expose_secret().len() < 12)
-        {
-            return Err(invalid(
-                "AUTHGATE_CLIENT_SECRET",
-                "must be at least 12 characters",
-            ));
-        }
-        if c.token_secret
-            .as_ref()
-            .is_some_and(|s| s.expose_secret().len() < 32)
-        {
-            return Err(invalid(
-                "AUTHGATE_TOKEN_SECRET",
-                "must be at least 32 characters (e.g. openssl rand -base64 32)",
-            ));
-        }
-        c.login_key_ttl = secs(
-            "AUTHGATE_LOGIN_KEY_TTL_SECS",
-            parsed.login_key_ttl_secs,
-            c.login_key_ttl,
-        )?;
-        c.otp_ttl = secs("AUTHGATE_OTP_TTL_SECS", parsed.otp_ttl_secs, c.otp_ttl)?;
-        c.access_token_ttl = secs(
-            "AUTHGATE_ACCESS_TOKEN_TTL_SECS",
-            parsed.access_token_ttl_secs,
-            c.access_token_ttl,
-        )?;
-        c.refresh_token_ttl = secs(
-            "AUTHGATE_REFRESH_TOKEN_TTL_SECS",
-            parsed.refresh_token_ttl_secs,
-            c.refresh_token_ttl,
-        )?;
-        c.client_token_ttl = secs(
-            "AUTHGATE_CLIENT_TOKEN_TTL_SECS",
-            parsed.client_token_ttl_secs,
-            c.client_token_ttl,
-        )?;
-        let flag = |var: &str, file: Option<bool>, default: bool| -> Result<bool, ConfigError> {
-            match env(var).filter(|v| !v.is_empty()) {
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => Ok(true),
-                    "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(invalid(var, "expected true or false")),
-                },
-                None => Ok(file.unwrap_or(default)),
-            }
-        };
-        c.reveal_unknown_users = flag(
-            "AUTHGATE_REVEAL_UNKNOWN_USERS",
-            parsed.reveal_unknown_users,
-            c.reveal_unknown_users,
-        )?;
-        c.delivery_worker = flag(
-            "AUTHGATE_DELIVERY_WORKER",
-            parsed.delivery_worker,
-            c.delivery_worker,
-        )?;
-        c.cors_allow_credentials = flag(
-            "AUTHGATE_CORS_ALLOW_CREDENTIALS",
-            parsed.cors_allow_credentials,
-            c.cors_allow_credentials,
-        )?;
-        let origins = match env("AUTHGATE_CORS_ALLOWED_ORIGINS").filter(|v| !v.is_empty()) {
-            Some(v) => v.split(',').map(str::to_owned).collect(),
-            None => parsed.cors_allowed_origins.unwrap_or_default(),
-        };
-        c.cors_allowed_origins = origins
-            .iter()
-            .filter(|o| !o.trim().is_empty())
-            .map(|o| {
-                crate::cors::normalise_origin(o)
-                    .map_err(|e| invalid("AUTHGATE_CORS_ALLOWED_ORIGINS", e))
-            })
-            .collect::<Result<_, _>>()?;
-        let limit =
-            |var: &str, file: Option<String>, default: Limit| -> Result<Limit, ConfigError> {
-                match get(var, file) {
-                    Some(v) => v.parse().map_err(|e| invalid(var, e)),
-                    None => Ok(default),
-                }
-            };
-        c.limits = Limits {
-            requests_per_user: limit(
-                "AUTHGATE_LIMIT_REQUESTS_PER_USER",
-                parsed.limit_requests_per_user,
-                c.limits.requests_per_user,
-            )?,
-            guesses_per_user: limit(
-                "AUTHGATE_LIMIT_GUESSES_PER_USER",
-                parsed.limit_guesses_per_user,
-                c.limits.guesses_per_user,
-            )?,
-            per_ip: limit(
-                "AUTHGATE_LIMIT_PER_IP",
-                parsed.limit_per_ip,
-                c.limits.per_ip,
-            )?,
-        };
-        let proxies = match env("AUTHGATE_TRUSTED_PROXIES").filter(|v| !v.is_empty()) {
-            Some(v) => v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            None => parsed.trusted_proxies.unwrap_or_default(),
-        };
-        c.trusted_proxies = proxies
-            .iter()
-            .map(|p| {
-                p.parse()
-                    .map_err(|e| invalid("AUTHGATE_TRUSTED_PROXIES", format!("{p}: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        if let Some(v) = env("AUTHGATE_MAX_BODY_BYTES").filter(|v| !v.is_empty()) {
-            c.max_body_bytes = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n >= 1024)
-                .ok_or_else(|| {
-                    invalid(
-                        "AUTHGATE_MAX_BODY_BYTES",
-                        "expected a number of bytes, at least 1024",
-                    )
-                })?;
-        } else if let Some(v) = parsed.max_body_bytes {
-            c.max_body_bytes = v.max(1024);
-        }
-        c.smtp_url = get("AUTHGATE_SMTP_URL", parsed.smtp_url).map(SecretString::from);
-        c.email_from = get("AUTHGATE_EMAIL_FROM", parsed.email_from);
-        c.email_templates = get("AUTHGATE_EMAIL_TEMPLATES", None)
-            .map(PathBuf::from)
-            .or(parsed.email_templates);
-        if let Some(v) = env("AUTHGATE_WEBHOOK_MAX_ATTEMPTS").filter(|v| !v.is_empty()) {
-            c.webhook_max_attempts = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| invalid("AUTHGATE_WEBHOOK_MAX_ATTEMPTS", "expected 1 to 100"))?;
-        } else if let Some(v) = parsed.webhook_max_attempts {
-            c.webhook_max_attempts = v.clamp(1, 100);
-        }
-        if let Some(v) = env("AUTHGATE_WEBHOOK_RETRY_BASE_MS").filter(|v| !v.is_empty()) {
-            c.webhook_retry_base = v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (10..=600_000).contains(n))
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    invalid(
-                        "AUTHGATE_WEBHOOK_RETRY_BASE_MS",
-                        "expected 10 to 600000 milliseconds",
-                    )
-                })?;
-        } else if let Some(v) = parsed.webhook_retry_base_ms {
-            c.webhook_retry_base = Duration::from_millis(v.clamp(10, 600_000));
-        }
-        if let Some(f) = get("AUTHGATE_LOG_FORMAT", parsed.log_format) {
-            if f != "text" && f != "json" {
-                return Err(invalid("AUTHGATE_LOG_FORMAT", "expected text or json"));
-            }
-            c.log_format = f;
-        }
-        Ok(c)
+        Ok(config)
     }
+}
+
+/// The settings as a Markdown table: what `docs/configuration.md` embeds.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| Variable | File key | Default | Accepts | Meaning |\n|---|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let key = s
+            .key()
+            .map_or_else(|| "(variable only)".to_owned(), |k| format!("`{k}`"));
+        let default = match s.default_shown() {
+            Shown::Value(v) => format!("`{v}`"),
+            Shown::Absent(what) => what.to_owned(),
+        };
+        let cell = |text: &str| text.replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{}` | {key} | {default} | {} | {} |\n",
+            s.var(),
+            cell(&s.accepts()),
+            cell(s.about()),
+        ));
+    }
+    out
+}
+
+/// A setting as the listings see it, whatever the type of its value.
+pub trait Describe {
+    /// Its environment variable.
+    fn var(&self) -> &'static str;
+    /// Its key in the TOML file; `None` for the variables only `main.rs` reads.
+    fn key(&self) -> Option<&'static str>;
+    /// The TOML type its file key takes.
+    fn file_type(&self) -> Toml;
+    /// Its default, as one would write it.
+    fn default_shown(&self) -> Shown;
+    /// The text it accepts, bounds included.
+    fn accepts(&self) -> String;
+    /// What it does.
+    fn about(&self) -> &'static str;
+    /// Whether the shown default reads back as itself (a check for the tests).
+    fn default_reads_back(&self) -> bool;
+}
+
+/// A default as the listings show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// A value, written as one would set it.
+    Value(String),
+    /// No value; the text says what that means (`generated`, `none`).
+    Absent(&'static str),
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shown::Value(text) => f.write_str(text),
+            Shown::Absent(what) => f.write_str(what),
+        }
+    }
+}
+
+/// The TOML type of a file key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toml {
+    /// A string.
+    String,
+    /// An integer.
+    Integer,
+    /// A boolean.
+    Boolean,
+    /// An array of strings.
+    Array,
+}
+
+impl fmt::Display for Toml {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Toml::String => "a string",
+            Toml::Integer => "an integer",
+            Toml::Boolean => "true or false",
+            Toml::Array => "an array of strings",
+        })
+    }
+}
+
+/// One setting: where its value comes from, how its text is read, what it means.
+struct Setting<F: Format> {
+    var: &'static str,
+    key: Option<&'static str>,
+    format: F,
+    default: fn() -> F::Value,
+    about: &'static str,
+}
+
+impl<F: Format> Describe for Setting<F> {
+    fn var(&self) -> &'static str {
+        self.var
+    }
+    fn key(&self) -> Option<&'static str> {
+        self.key
+    }
+    fn file_type(&self) -> Toml {
+        F::FILE_TYPE
+    }
+    fn default_shown(&self) -> Shown {
+        self.format.show(&(self.default)())
+    }
+    fn accepts(&self) -> String {
+        self.format.accepts()
+    }
+    fn about(&self) -> &'static str {
+        self.about
+    }
+    fn default_reads_back(&self) -> bool {
+        match self.default_shown() {
+            Shown::Value(text) => self
+                .format
+                .parse(&text)
+                .is_ok_and(|v| self.format.show(&v) == Shown::Value(text.clone())),
+            Shown::Absent(_) => true,
+        }
+    }
+}
+
+/// A value as a variable or the file gives it, before it is parsed. Not `Debug`:
+/// it may be a secret.
+enum Raw {
+    /// A variable's text, or a file's string, integer or boolean as text.
+    Text(String),
+    /// A file's array of strings.
+    List(Vec<String>),
+}
+
+/// How a setting's text becomes its value: the one parse both sources go through.
+trait Format {
+    /// The type of the field it fills.
+    type Value;
+    /// The TOML type of its file key.
+    const FILE_TYPE: Toml;
+    /// Reads a value; the error says what was expected and never repeats a secret.
+    fn parse(&self, text: &str) -> Result<Self::Value, String>;
+    /// Reads a value from either source; only a list takes the file's array.
+    fn read(&self, raw: &Raw) -> Result<Self::Value, String> {
+        match raw {
+            Raw::Text(text) => self.parse(text),
+            Raw::List(_) => Err(format!("expected {}", Self::FILE_TYPE)),
+        }
+    }
+    /// A value (the default) as the listings show it.
+    fn show(&self, value: &Self::Value) -> Shown;
+    /// The text it accepts, bounds included.
+    fn accepts(&self) -> String;
+}
+
+/// Any text, kept as written; the field says what it should be.
+struct Text(&'static str);
+
+impl Format for Text {
+    type Value = String;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        Ok(text.to_owned())
+    }
+    fn show(&self, value: &String) -> Shown {
+        Shown::Value(value.clone())
+    }
+    fn accepts(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// A path, kept as written; the field says what it should name.
+struct FilePath(&'static str);
+
+impl Format for FilePath {
+    type Value = PathBuf;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<PathBuf, String> {
+        Ok(PathBuf::from(text))
+    }
+    fn show(&self, value: &PathBuf) -> Shown {
+        Shown::Value(value.display().to_string())
+    }
+    fn accepts(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+/// A socket address, `IP:port`.
+struct Addr;
+
+impl Format for Addr {
+    type Value = SocketAddr;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<SocketAddr, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("expected IP:port, got {text:?}"))
+    }
+    fn show(&self, value: &SocketAddr) -> Shown {
+        Shown::Value(value.to_string())
+    }
+    fn accepts(&self) -> String {
+        "IP:port".to_owned()
+    }
+}
+
+/// A secret of at least `min_len` bytes; errors never repeat it.
+struct Secret {
+    what: &'static str,
+    min_len: usize,
+}
+
+impl Format for Secret {
+    type Value = SecretString;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<SecretString, String> {
+        if text.len() < self.min_len {
+            return Err(format!("must be at least {} characters", self.min_len));
+        }
+        Ok(SecretString::from(text.to_owned()))
+    }
+    fn show(&self, _: &SecretString) -> Shown {
+        Shown::Absent("(secret)")
+    }
+    fn accepts(&self) -> String {
+        match self.min_len {
+            0 => self.what.to_owned(),
+            n => format!("{}, at least {n} characters", self.what),
+        }
+    }
+}
+
+/// A whole number within bounds.
+struct Whole<N> {
+    min: N,
+    max: Option<N>,
+    /// What it counts, for the listings; empty for a bare number.
+    unit: &'static str,
+}
+
+impl<N: Copy + PartialOrd + fmt::Display + std::str::FromStr> Whole<N> {
+    fn range(&self) -> String {
+        match self.max {
+            Some(max) => format!("{} to {max}", self.min),
+            None => format!("at least {}", self.min),
+        }
+    }
+}
+
+impl<N: Copy + PartialOrd + fmt::Display + std::str::FromStr> Format for Whole<N> {
+    type Value = N;
+    const FILE_TYPE: Toml = Toml::Integer;
+    fn parse(&self, text: &str) -> Result<N, String> {
+        text.trim()
+            .parse::<N>()
+            .ok()
+            .filter(|n| *n >= self.min && self.max.is_none_or(|max| *n <= max))
+            .ok_or_else(|| {
+                let of = match self.unit {
+                    "" => String::new(),
+                    unit => format!(" of {unit}"),
+                };
+                format!(
+                    "expected a whole number{of}, {}; got {}",
+                    self.range(),
+                    text.trim()
+                )
+            })
+    }
+    fn show(&self, value: &N) -> Shown {
+        Shown::Value(value.to_string())
+    }
+    fn accepts(&self) -> String {
+        match self.unit {
+            "" => self.range(),
+            unit => format!("{unit}, {}", self.range()),
+        }
+    }
+}
+
+/// The unit a duration is written in.
+#[derive(Clone, Copy)]
+enum Unit {
+    Seconds,
+    Milliseconds,
+}
+
+/// A duration: a whole number of seconds or milliseconds within bounds.
+struct Span {
+    unit: Unit,
+    min: u64,
+    max: Option<u64>,
+}
+
+impl Span {
+    fn whole(&self) -> Whole<u64> {
+        Whole {
+            min: self.min,
+            max: self.max,
+            unit: match self.unit {
+                Unit::Seconds => "seconds",
+                Unit::Milliseconds => "milliseconds",
+            },
+        }
+    }
+}
+
+impl Format for Span {
+    type Value = Duration;
+    const FILE_TYPE: Toml = Toml::Integer;
+    fn parse(&self, text: &str) -> Result<Duration, String> {
+        let n = self.whole().parse(text)?;
+        Ok(match self.unit {
+            Unit::Seconds => Duration::from_secs(n),
+            Unit::Milliseconds => Duration::from_millis(n),
+        })
+    }
+    fn show(&self, value: &Duration) -> Shown {
+        Shown::Value(match self.unit {
+            Unit::Seconds => value.as_secs().to_string(),
+            Unit::Milliseconds => value.as_millis().to_string(),
+        })
+    }
+    fn accepts(&self) -> String {
+        self.whole().accepts()
+    }
+}
+
+/// `true` or `false`; a variable may also say `1`/`0`, `yes`/`no`, `on`/`off`.
+struct Flag;
+
+impl Format for Flag {
+    type Value = bool;
+    const FILE_TYPE: Toml = Toml::Boolean;
+    fn parse(&self, text: &str) -> Result<bool, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        }
+    }
+    fn show(&self, value: &bool) -> Shown {
+        Shown::Value(value.to_string())
+    }
+    fn accepts(&self) -> String {
+        "true or false".to_owned()
+    }
+}
+
+/// One of a few words, exactly.
+struct OneOf(&'static [&'static str]);
+
+impl Format for OneOf {
+    type Value = String;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        if self.0.contains(&text) {
+            Ok(text.to_owned())
+        } else {
+            Err(format!("expected {}", self.accepts()))
+        }
+    }
+    fn show(&self, value: &String) -> Shown {
+        Shown::Value(value.clone())
+    }
+    fn accepts(&self) -> String {
+        match self.0.split_last() {
+            Some((last, [])) => (*last).to_owned(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
+    }
+}
+
+/// A rate limit: `COUNT/WINDOW` or `off`.
+struct RateLimit;
+
+impl Format for RateLimit {
+    type Value = Limit;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<Limit, String> {
+        text.parse()
+            .map_err(|e: authgate_core::limits::LimitParseError| e.to_string())
+    }
+    fn show(&self, value: &Limit) -> Shown {
+        Shown::Value(value.to_string())
+    }
+    fn accepts(&self) -> String {
+        "COUNT/WINDOW (window units s, m, h, d) or off".to_owned()
+    }
+}
+
+/// An IP address.
+struct Ip;
+
+impl Format for Ip {
+    type Value = IpAddr;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<IpAddr, String> {
+        let text = text.trim();
+        text.parse().map_err(|e| format!("{text}: {e}"))
+    }
+    fn show(&self, value: &IpAddr) -> Shown {
+        Shown::Value(value.to_string())
+    }
+    fn accepts(&self) -> String {
+        "IP addresses".to_owned()
+    }
+}
+
+/// An exact browser origin, normalised (lower case, no default port, no slash).
+struct Origin;
+
+impl Format for Origin {
+    type Value = String;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        crate::cors::normalise_origin(text)
+    }
+    fn show(&self, value: &String) -> Shown {
+        Shown::Value(value.clone())
+    }
+    fn accepts(&self) -> String {
+        "exact origins, scheme://host[:port]".to_owned()
+    }
+}
+
+/// Several values: comma-separated in a variable, an array of strings in the file.
+/// Blank items are skipped.
+struct List<F> {
+    item: F,
+    /// What an empty list means, for the listings.
+    empty: &'static str,
+}
+
+impl<F: Format> List<F> {
+    fn items<'a>(&self, items: impl Iterator<Item = &'a str>) -> Result<Vec<F::Value>, String> {
+        items
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| self.item.parse(item))
+            .collect()
+    }
+}
+
+impl<F: Format> Format for List<F> {
+    type Value = Vec<F::Value>;
+    const FILE_TYPE: Toml = Toml::Array;
+    fn parse(&self, text: &str) -> Result<Self::Value, String> {
+        self.items(text.split(','))
+    }
+    fn read(&self, raw: &Raw) -> Result<Self::Value, String> {
+        match raw {
+            Raw::Text(text) => self.parse(text),
+            Raw::List(items) => self.items(items.iter().map(String::as_str)),
+        }
+    }
+    fn show(&self, value: &Self::Value) -> Shown {
+        if value.is_empty() {
+            return Shown::Absent(self.empty);
+        }
+        let items: Vec<String> = value
+            .iter()
+            .map(|v| self.item.show(v).to_string())
+            .collect();
+        Shown::Value(items.join(","))
+    }
+    fn accepts(&self) -> String {
+        format!(
+            "comma-separated {} (an array in the file)",
+            self.item.accepts()
+        )
+    }
+}
+
+/// A value that may be left out; `unset` says what leaving it out means.
+struct Optional<F> {
+    inner: F,
+    unset: &'static str,
+}
+
+impl<F: Format> Format for Optional<F> {
+    type Value = Option<F::Value>;
+    const FILE_TYPE: Toml = F::FILE_TYPE;
+    fn parse(&self, text: &str) -> Result<Self::Value, String> {
+        self.inner.parse(text).map(Some)
+    }
+    fn read(&self, raw: &Raw) -> Result<Self::Value, String> {
+        self.inner.read(raw).map(Some)
+    }
+    fn show(&self, value: &Self::Value) -> Shown {
+        match value {
+            Some(v) => self.inner.show(v),
+            None => Shown::Absent(self.unset),
+        }
+    }
+    fn accepts(&self) -> String {
+        self.inner.accepts()
+    }
+}
+
+/// Where `build` takes each setting's value from.
+trait Source {
+    /// Why a value could not be had.
+    type Error;
+    /// The setting's value.
+    fn value<F: Format>(&mut self, setting: &Setting<F>) -> Result<F::Value, Self::Error>;
+}
+
+/// Every setting at its default.
+struct Defaults;
+
+impl Source for Defaults {
+    type Error = Infallible;
+    fn value<F: Format>(&mut self, setting: &Setting<F>) -> Result<F::Value, Infallible> {
+        Ok((setting.default)())
+    }
+}
+
+/// A variable that is set and not empty, else the file's key, else the default.
+struct Layered<'a, E> {
+    env: E,
+    file: Option<&'a ConfigFile>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Source for Layered<'_, E> {
+    type Error = ConfigError;
+    fn value<F: Format>(&mut self, setting: &Setting<F>) -> Result<F::Value, ConfigError> {
+        // An empty variable counts as unset: a shell or a compose file cannot
+        // always leave one out.
+        if let Some(text) = (self.env)(setting.var).filter(|v| !v.is_empty()) {
+            return setting
+                .format
+                .read(&Raw::Text(text))
+                .map_err(|reason| ConfigError::Invalid {
+                    name: setting.var.to_owned(),
+                    reason,
+                });
+        }
+        let in_file = self
+            .file
+            .zip(setting.key)
+            .and_then(|(file, key)| file.values.get(key).map(|raw| (file, key, raw)));
+        match in_file {
+            Some((file, key, raw)) => {
+                setting
+                    .format
+                    .read(raw)
+                    .map_err(|reason| ConfigError::InFile {
+                        path: file.path.clone(),
+                        key: key.to_owned(),
+                        reason,
+                    })
+            }
+            None => Ok((setting.default)()),
+        }
+    }
+}
+
+/// A config file, read and checked against [`SETTINGS`]: every key known and of its
+/// TOML type. Its `Debug` shows the keys, never the values.
+pub struct ConfigFile {
+    path: PathBuf,
+    values: BTreeMap<&'static str, Raw>,
+}
+
+impl ConfigFile {
+    /// Reads and checks the file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Checks `text`, the contents of the file at `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
+            path: path.to_owned(),
+            reason: toml_reason(text, &e),
+        })?;
+        let mut values = BTreeMap::new();
+        for (key, value) in table {
+            let refused = |reason: String| ConfigError::InFile {
+                path: path.to_owned(),
+                key: key.clone(),
+                reason,
+            };
+            let Some((known, setting)) = SETTINGS
+                .iter()
+                .find_map(|s| s.key().filter(|k| *k == key).map(|k| (k, s)))
+            else {
+                return Err(refused(
+                    "unknown key (the keys are the variables' names in lower case, without \
+                     AUTHGATE_)"
+                        .to_owned(),
+                ));
+            };
+            values.insert(
+                known,
+                raw_value(value, setting.file_type()).map_err(refused)?,
+            );
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            values,
+        })
+    }
+}
+
+impl fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file value as text, if it has the TOML type `expected`; the error does not
+/// repeat the value, which may be a secret.
+fn raw_value(value: toml::Value, expected: Toml) -> Result<Raw, String> {
+    use toml::Value as V;
+    let wrong = || format!("expected {expected}");
+    match (expected, value) {
+        (Toml::String, V::String(text)) => Ok(Raw::Text(text)),
+        (Toml::Integer, V::Integer(n)) => Ok(Raw::Text(n.to_string())),
+        (Toml::Boolean, V::Boolean(b)) => Ok(Raw::Text(b.to_string())),
+        (Toml::Array, V::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                V::String(text) => Ok(text),
+                _ => Err(wrong()),
+            })
+            .collect::<Result<_, _>>()
+            .map(Raw::List),
+        _ => Err(wrong()),
+    }
+}
+
+/// Where and why a file is not TOML. The parser's own message quotes the line,
+/// and the line may hold a secret, so only its number is kept.
+fn toml_reason(text: &str, e: &toml::de::Error) -> String {
+    let Some(start) = e.span().map(|span| span.start) else {
+        return e.message().to_owned();
+    };
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {}", e.message())
 }
 
 #[cfg(test)]
@@ -625,6 +1368,14 @@ mod tests {
             ("AUTHGATE_CORS_ALLOWED_ORIGINS", "*"),
             ("AUTHGATE_CORS_ALLOWED_ORIGINS", "https://app.test/path"),
             ("AUTHGATE_CORS_ALLOW_CREDENTIALS", "perhaps"),
+            ("AUTHGATE_CLIENT_SECRET", "too-short"),
+            ("AUTHGATE_MAX_BODY_BYTES", "1023"),
+            ("AUTHGATE_WEBHOOK_MAX_ATTEMPTS", "0"),
+            ("AUTHGATE_WEBHOOK_MAX_ATTEMPTS", "101"),
+            ("AUTHGATE_WEBHOOK_RETRY_BASE_MS", "9"),
+            ("AUTHGATE_WEBHOOK_RETRY_BASE_MS", "600001"),
+            ("AUTHGATE_LOG_FORMAT", "xml"),
+            ("AUTHGATE_TLS_CERT", "/etc/authgate/cert.pem"),
         ] {
             let err = Config::load_from(None, env(&[(k, v)]))
                 .err()
@@ -632,5 +1383,64 @@ mod tests {
                 .unwrap_or_default();
             assert!(err.contains(k), "{k}={v}: {err}");
         }
+    }
+
+    /// Records which settings `build` reads.
+    struct Recorder(Vec<&'static str>);
+
+    impl Source for Recorder {
+        type Error = Infallible;
+        fn value<F: Format>(&mut self, setting: &Setting<F>) -> Result<F::Value, Infallible> {
+            self.0.push(setting.var);
+            Ok((setting.default)())
+        }
+    }
+
+    #[test]
+    fn every_setting_with_a_file_key_is_read_once_and_listed() {
+        let mut read = Recorder(Vec::new());
+        let Ok(_) = build(&mut read);
+        let mut read = read.0;
+        read.sort_unstable();
+        let mut listed: Vec<_> = SETTINGS
+            .iter()
+            .filter(|s| s.key().is_some())
+            .map(|s| s.var())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn variables_and_keys_are_unique_and_keys_follow_the_variables() {
+        let vars: std::collections::HashSet<_> = SETTINGS.iter().map(|s| s.var()).collect();
+        assert_eq!(vars.len(), SETTINGS.len());
+        for s in SETTINGS {
+            assert!(s.var().starts_with("AUTHGATE_"), "{}", s.var());
+            if let Some(key) = s.key() {
+                let from_var = s.var().trim_start_matches("AUTHGATE_").to_ascii_lowercase();
+                assert_eq!(key, from_var, "the file key of {}", s.var());
+            }
+        }
+    }
+
+    #[test]
+    fn every_shown_default_reads_back_as_the_default() {
+        for s in SETTINGS {
+            assert!(s.default_reads_back(), "{}: {}", s.var(), s.default_shown());
+        }
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_hidden() {
+        assert_eq!(
+            without_credentials("redis://:pa/ss@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(
+            without_credentials("redis://host:6379"),
+            "redis://host:6379"
+        );
+        assert_eq!(without_credentials("log"), "log");
     }
 }

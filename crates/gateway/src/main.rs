@@ -61,11 +61,20 @@ enum Command {
     },
 }
 
-/// The variables table for `authgate serve --help`.
+/// The variables table for `authgate serve --help`, from the settings table.
 fn variables_help() -> String {
-    let mut out = String::from("Environment variables (they override the config file):\n");
-    for (name, default, meaning) in authgate_gateway::config::VARIABLES {
-        out.push_str(&format!("  {name:<34} {default:<18} {meaning}\n"));
+    let mut out = String::from(
+        "Environment variables (they override the config file, whose keys are their names \
+         in lower case without AUTHGATE_; docs/configuration.md lists both):\n",
+    );
+    for s in authgate_gateway::config::SETTINGS {
+        out.push_str(&format!(
+            "  {:<34} {:<18} {} [{}]\n",
+            s.var(),
+            s.default_shown().to_string(),
+            s.about(),
+            s.accepts()
+        ));
     }
     out
 }
