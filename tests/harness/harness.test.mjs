@@ -117,7 +117,7 @@ test('Redis: a missing redis-server fails fast with advice', async () => {
 });
 
 test('WebhookReceiver records deliveries, answers as told, and checks signatures', async () => {
-  // The gateway's own test vector (crates/gateway/src/delivery.rs).
+  // The gateway's own test vector (crates/delivery/src/webhook.rs).
   assert.equal(signature('shh', 1700000000, '{"a":1}'),
     't=1700000000,v1=be310eac0f84daf469d630347a950258de768b365563ab68f29f2f783473d547');
   let fail = true;

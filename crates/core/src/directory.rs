@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use crate::crypto::Keyring;
 use crate::password;
 use crate::recent::Recent;
-use crate::store::{Keys, Op, Reply, Store, StoreError};
+use crate::store::{Batch, Handle, Keys, Op, Reply, Store, StoreError, StoreExt};
 use crate::tokens::TokenService;
 
 /// Computes the HA1 of (username, password) for profiles exposed to the key scheme.
@@ -215,10 +215,33 @@ const CREDENTIALS: &str = "credentials";
 const NAMES: &str = "names";
 const APPS: &str = "apps";
 const SETTINGS: &str = "settings";
+/// Member id to personal account id.
+const ACCOUNTS: &str = "accounts";
 
 /// The key scheme's record key for (application, username).
 pub fn login_record_key(keys: &Keys, application: &str, username: &str) -> String {
     keys.user(application, username, "record")
+}
+
+/// Queues the read of the key scheme's record of (application, username).
+pub fn login_record_in(
+    keys: &Keys,
+    batch: &mut Batch,
+    application: &str,
+    username: &str,
+) -> Handle<Option<LoginRecord>> {
+    batch.push(
+        Op::Get(login_record_key(keys, application, username)),
+        |reply| {
+            reply
+                .into_value()?
+                .map(|bytes| {
+                    Directory::parse_login_record(&bytes)
+                        .map_err(|e| StoreError::Protocol(e.to_string()))
+                })
+                .transpose()
+        },
+    )
 }
 
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -386,30 +409,102 @@ impl Directory {
         map.values().map(|v| from_json(v)).collect()
     }
 
+    /// Queues the read of document `id` of `map`: `None` when there is none.
+    fn doc_in<T>(&self, batch: &mut Batch, map: &str, id: &str) -> Handle<Option<T>>
+    where
+        T: for<'de> Deserialize<'de> + Send + 'static,
+    {
+        batch.push(Op::MapGet(self.key(map), id.to_owned()), |reply| {
+            reply
+                .into_value()?
+                .map(|bytes| {
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| StoreError::Protocol(format!("bad document: {e}")))
+                })
+                .transpose()
+        })
+    }
+
+    /// Queues the read of the settings (the defaults when none were ever saved).
+    pub fn settings_in(&self, batch: &mut Batch) -> Handle<Settings> {
+        let defaults = Settings {
+            realm_id: self.realm_id.clone(),
+            account_member_self_management: SelfManagement::Disabled,
+            account_management_authentication_token_timeout_secs: self.default_token_timeout,
+        };
+        batch.push(Op::Get(self.key(SETTINGS)), move |reply| {
+            match reply.into_value()? {
+                Some(b) => serde_json::from_slice(&b)
+                    .map_err(|e| StoreError::Protocol(format!("bad document: {e}"))),
+                None => Ok(defaults),
+            }
+        })
+    }
+
+    /// Queues the read of a password profile.
+    pub fn profile_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<PasswordProfile>> {
+        self.doc_in(batch, PROFILES, id)
+    }
+
+    /// Queues the read of a user.
+    pub fn user_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<UserInfo>> {
+        self.doc_in(batch, USERS, id)
+    }
+
+    /// Queues the read of a credential.
+    pub fn credential_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<Credential>> {
+        self.doc_in(batch, CREDENTIALS, id)
+    }
+
+    /// Queues the read of the id of the credential with `username` in a profile.
+    pub fn credential_id_in(
+        &self,
+        batch: &mut Batch,
+        profile_id: &str,
+        username: &str,
+    ) -> Handle<Option<String>> {
+        let (index, field) = self.name_index(profile_id, username);
+        batch.push(Op::MapGet(index, field), |reply| {
+            Ok(reply
+                .into_value()?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()))
+        })
+    }
+
+    /// Queues the read of the personal account of member `user_id`.
+    pub fn account_in(&self, batch: &mut Batch, user_id: &str) -> Handle<Option<String>> {
+        batch.push(
+            Op::MapGet(self.key(ACCOUNTS), user_id.to_owned()),
+            |reply| {
+                Ok(reply
+                    .into_value()?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned()))
+            },
+        )
+    }
+
+    /// The personal account of member `user_id`, made now if they have none
+    /// (their first account management token). Replicas racing to make it agree
+    /// on one.
+    pub async fn account(&self, user_id: &str) -> Result<String> {
+        let mut batch = Batch::new();
+        let _made = batch.map_put_if_absent(
+            self.key(ACCOUNTS),
+            user_id.to_owned(),
+            new_id().into_bytes(),
+        );
+        let id = self.account_in(&mut batch, user_id);
+        self.store.run(batch).await?;
+        id.get()?
+            .ok_or_else(|| DirectoryError::Store(StoreError::Protocol("no account".into())))
+    }
+
     /// The account authentication settings.
     pub async fn settings(&self) -> Result<Settings> {
-        let reply = self.store.exec(vec![self.settings_op()]).await?.pop();
-        self.settings_from(reply)
-    }
-
-    /// The read of the settings (reply: [`Directory::settings_from`]), for a
-    /// caller batching it with other ops.
-    pub fn settings_op(&self) -> Op {
-        Op::Get(self.key(SETTINGS))
-    }
-
-    /// The settings in a reply to [`Directory::settings_op`] (the defaults when
-    /// none were ever saved).
-    pub fn settings_from(&self, reply: Option<Reply>) -> Result<Settings> {
-        let raw = reply.map(Reply::into_value).transpose()?.flatten();
-        Ok(match raw {
-            Some(b) => from_json(&b)?,
-            None => Settings {
-                realm_id: self.realm_id.clone(),
-                account_member_self_management: SelfManagement::Disabled,
-                account_management_authentication_token_timeout_secs: self.default_token_timeout,
-            },
-        })
+        let mut batch = Batch::new();
+        let settings = self.settings_in(&mut batch);
+        self.store.run(batch).await?;
+        Ok(settings.get()?)
     }
 
     /// Updates the settings.
@@ -506,19 +601,6 @@ impl Directory {
     /// A password profile.
     pub async fn profile(&self, id: &str) -> Result<PasswordProfile> {
         self.doc(PROFILES, id, "password profile").await
-    }
-
-    /// The read behind [`Directory::profile`], for a caller batching it with other ops.
-    pub fn profile_op(&self, id: &str) -> Op {
-        Op::MapGet(self.key(PROFILES), id.to_owned())
-    }
-
-    /// The profile in the reply to [`Directory::profile_op`].
-    pub fn profile_from(reply: Reply) -> Result<PasswordProfile> {
-        match reply.into_value()? {
-            Some(bytes) => from_json(&bytes),
-            None => Err(DirectoryError::NotFound("password profile")),
-        }
     }
 
     /// All password profiles, oldest first.
@@ -836,45 +918,10 @@ impl Directory {
         self.credentials_where(|c| c.user_id == user_id).await
     }
 
-    /// The reads behind [`Directory::credential_by_username`], one stage at a
-    /// time, for callers resolving many usernames in a few round trips: the id
-    /// of the credential with `username` in a profile (reply: [`Directory::id_from`]).
-    pub fn credential_id_op(&self, profile_id: &str, username: &str) -> Op {
-        let (index, field) = self.name_index(profile_id, username);
-        Op::MapGet(index, field)
-    }
-
     /// The map and field under which the id of the credential with `username`
-    /// in a profile is indexed (the keys of [`Directory::credential_id_op`]).
+    /// in a profile is indexed (read by [`Directory::credential_id_in`]).
     pub fn name_index(&self, profile_id: &str, username: &str) -> (String, String) {
         (self.key(NAMES), Self::name_field(profile_id, username))
-    }
-
-    /// The id in a reply to [`Directory::credential_id_op`].
-    pub fn id_from(reply: Reply) -> Result<Option<String>> {
-        Ok(reply
-            .into_value()?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
-    }
-
-    /// A credential by id (reply: [`Directory::credential_from`]).
-    pub fn credential_op(&self, id: &str) -> Op {
-        Op::MapGet(self.key(CREDENTIALS), id.to_owned())
-    }
-
-    /// The credential in a reply to [`Directory::credential_op`].
-    pub fn credential_from(reply: Reply) -> Result<Option<Credential>> {
-        reply.into_value()?.map(|b| from_json(&b)).transpose()
-    }
-
-    /// A user by id (reply: [`Directory::user_from`]).
-    pub fn user_op(&self, id: &str) -> Op {
-        Op::MapGet(self.key(USERS), id.to_owned())
-    }
-
-    /// The user in a reply to [`Directory::user_op`].
-    pub fn user_from(reply: Reply) -> Result<Option<UserInfo>> {
-        reply.into_value()?.map(|b| from_json(&b)).transpose()
     }
 
     /// The credential with `username` in a profile.

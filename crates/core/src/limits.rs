@@ -1,9 +1,13 @@
 //! Rate limits shared by all replicas through the store: fixed windows counted by
-//! [`Op::Hit`](crate::store::Op::Hit), written as `COUNT/WINDOW` (`20/10m`) or `off`.
+//! the store ([`Batch::count`]), written as `COUNT/WINDOW` (`20/10m`) or `off`;
+//! and [`AddressLimiter`], the one per-address limit every login-related request
+//! goes through.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::store::{Batch, Count, Handle, Keys, StoreError};
 
 /// At most `count` events per `window`, or no limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +129,50 @@ impl Throttled {
     /// `Retry-After` in whole seconds, at least 1.
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+/// The per-client-address limit (`AUTHGATE_LIMIT_PER_IP`), shared by every
+/// replica: one counter per address and bucket (logins and client
+/// authentication are counted apart), queued with the request's own reads.
+#[derive(Debug, Clone)]
+pub struct AddressLimiter {
+    keys: Keys,
+    limit: Limit,
+}
+
+/// An address's count queued on a batch ([`AddressLimiter::count_in`]); the
+/// default counts nothing.
+#[derive(Debug, Default)]
+pub struct AddressCount(Option<Handle<Count>>);
+
+impl AddressLimiter {
+    /// A limiter of `limit` per address.
+    pub fn new(keys: Keys, limit: Limit) -> Self {
+        Self { keys, limit }
+    }
+
+    /// Queues one request from `address` in `bucket` (nothing when the limit is off).
+    pub fn count_in(&self, batch: &mut Batch, bucket: &str, address: &str) -> AddressCount {
+        AddressCount(
+            (!self.limit.is_off())
+                .then(|| batch.count(self.keys.address(bucket, address), self.limit.window)),
+        )
+    }
+
+    /// Whether the counted request may go on: `Err` of the store, or of the limit.
+    pub fn verdict(&self, counted: AddressCount) -> Result<Result<(), Throttled>, StoreError> {
+        let Some(handle) = counted.0 else {
+            return Ok(Ok(()));
+        };
+        let c = handle.get()?;
+        Ok(if self.limit.exceeded_by(c.count) {
+            Err(Throttled {
+                retry_after: c.reset,
+            })
+        } else {
+            Ok(())
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use sha2::Sha256;
 
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
 use crate::recent::Recent;
-use crate::store::{Keys, Op, Reply, Rotation, Store, StoreError};
+use crate::store::{Batch, Handle, Keys, Op, Reply, Rotation, Store, StoreError, StoreExt};
 
 /// Which login surface a session came from (the `X-Auth-Scheme` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,26 +208,41 @@ pub struct PendingCheck {
 }
 
 impl PendingCheck {
-    /// The read to send.
-    pub fn op(&self) -> Op {
-        Op::MapGetAll(self.key.clone())
-    }
-
-    /// The verdict, from the read's reply.
-    pub fn finish(&self, reply: Reply) -> Result<Check, StoreError> {
-        let map = reply.into_map()?;
-        let Some(current) = map.get("a") else {
-            return Ok(Check::Invalid);
-        };
-        if !ct_eq(current, self.digest.as_bytes()) {
-            return Ok(Check::Invalid);
-        }
-        Ok(match TokenService::principal(&self.sid, &map, "ax") {
-            Some(p) if p.expires_at > now() => Check::Valid(p),
-            Some(_) => Check::Expired,
-            None => Check::Invalid,
+    /// Queues the check's one read on `batch`; the handle holds the verdict.
+    pub fn check_in(&self, batch: &mut Batch) -> Handle<Check> {
+        let (sid, digest) = (self.sid.clone(), self.digest.clone());
+        batch.push(Op::MapGetAll(self.key.clone()), move |reply| {
+            let map = reply.into_map()?;
+            let Some(current) = map.get("a") else {
+                return Ok(Check::Invalid);
+            };
+            if !ct_eq(current, digest.as_bytes()) {
+                return Ok(Check::Invalid);
+            }
+            Ok(match TokenService::principal(&sid, &map, "ax") {
+                Some(p) if p.expires_at > now() => Check::Valid(p),
+                Some(_) => Check::Expired,
+                None => Check::Invalid,
+            })
         })
     }
+}
+
+/// A session's fields: who it belongs to, and its access token's digest and expiry.
+fn session_fields(subject: &Subject, access: &str, access_exp: i64) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("sub".to_owned(), subject.user_id.clone().into_bytes()),
+        ("user".to_owned(), subject.username.clone().into_bytes()),
+        ("realm".to_owned(), subject.realm_id.clone().into_bytes()),
+        ("name".to_owned(), subject.display_name.clone().into_bytes()),
+        (
+            "scheme".to_owned(),
+            subject.scheme.as_str().as_bytes().to_vec(),
+        ),
+        ("role".to_owned(), subject.role.as_str().as_bytes().to_vec()),
+        ("a".to_owned(), digest(access).into_bytes()),
+        ("ax".to_owned(), access_exp.to_string().into_bytes()),
+    ]
 }
 
 impl TokenService {
@@ -327,34 +342,33 @@ impl TokenService {
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let input = format!("{header}.{payload}");
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
-        let fields = vec![
-            ("sub".to_owned(), subject.user_id.clone().into_bytes()),
-            ("user".to_owned(), subject.username.clone().into_bytes()),
-            ("realm".to_owned(), subject.realm_id.clone().into_bytes()),
-            ("name".to_owned(), subject.display_name.clone().into_bytes()),
-            (
-                "scheme".to_owned(),
-                subject.scheme.as_str().as_bytes().to_vec(),
-            ),
-            ("role".to_owned(), subject.role.as_str().as_bytes().to_vec()),
-            ("a".to_owned(), digest(&token).into_bytes()),
-            ("ax".to_owned(), exp.to_string().into_bytes()),
-        ];
-        self.store
-            .exec(vec![
-                Op::MapSet {
-                    key: self.keys.session(&sid),
-                    fields,
-                    ttl: Some(ttl),
-                },
-                Op::SetAdd {
-                    key: self.keys.user_sessions(&subject.user_id),
-                    member: sid,
-                    ttl,
-                },
-            ])
+        self.store_session(sid, subject, session_fields(subject, &token, exp), ttl)
             .await?;
         Ok((token, exp))
+    }
+
+    /// Writes a session's map and, for a user's session, lists it under the user
+    /// (so a password change or a disabled account can end them all).
+    async fn store_session(
+        &self,
+        sid: String,
+        subject: &Subject,
+        fields: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut ops = vec![Op::MapSet {
+            key: self.keys.session(&sid),
+            fields,
+            ttl: Some(ttl),
+        }];
+        if subject.scheme != Scheme::Client {
+            ops.push(Op::SetAdd {
+                key: self.keys.user_sessions(&subject.user_id),
+                member: sid,
+                ttl,
+            });
+        }
+        self.store.exec(ops).await.map(drop)
     }
 
     /// How long access tokens live.
@@ -377,22 +391,7 @@ impl TokenService {
         let access = Self::token(ACCESS, &sid);
         let now = now();
         let access_ttl = client_ttl.unwrap_or(self.access_ttl);
-        let mut fields = vec![
-            ("sub".to_owned(), subject.user_id.clone().into_bytes()),
-            ("user".to_owned(), subject.username.clone().into_bytes()),
-            ("realm".to_owned(), subject.realm_id.clone().into_bytes()),
-            ("name".to_owned(), subject.display_name.clone().into_bytes()),
-            (
-                "scheme".to_owned(),
-                subject.scheme.as_str().as_bytes().to_vec(),
-            ),
-            ("role".to_owned(), subject.role.as_str().as_bytes().to_vec()),
-            ("a".to_owned(), digest(&access).into_bytes()),
-            (
-                "ax".to_owned(),
-                (now + access_ttl.as_secs() as i64).to_string().into_bytes(),
-            ),
-        ];
+        let mut fields = session_fields(subject, &access, now + access_ttl.as_secs() as i64);
         let (refresh, session_ttl) = if client_ttl.is_some() {
             (None, access_ttl)
         } else {
@@ -406,19 +405,8 @@ impl TokenService {
             ));
             (Some(refresh), self.refresh_ttl.max(access_ttl))
         };
-        let mut ops = vec![Op::MapSet {
-            key: self.keys.session(&sid),
-            fields,
-            ttl: Some(session_ttl),
-        }];
-        if subject.scheme != Scheme::Client {
-            ops.push(Op::SetAdd {
-                key: self.keys.user_sessions(&subject.user_id),
-                member: sid,
-                ttl: session_ttl,
-            });
-        }
-        self.store.exec(ops).await?;
+        self.store_session(sid, subject, fields, session_ttl)
+            .await?;
         Ok(IssuedTokens {
             access_token: access,
             access_expires_in: access_ttl,
@@ -459,13 +447,10 @@ impl TokenService {
         let Some(pending) = self.prepare_check(token) else {
             return Ok(Check::Invalid);
         };
-        let reply = self
-            .store
-            .exec(vec![pending.op()])
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Protocol("empty reply".into()))?;
-        pending.finish(reply)
+        let mut batch = Batch::new();
+        let check = pending.check_in(&mut batch);
+        self.store.run(batch).await?;
+        check.get()
     }
 
     /// The store read that checks `token`, for a caller that batches it with its
@@ -508,28 +493,16 @@ impl TokenService {
                     .into_bytes(),
             ),
         ];
-        let mut replies = self
-            .store
-            .exec(vec![
-                Op::MapGetAll(key.clone()),
-                Op::RotateRefresh {
-                    key,
-                    presented: digest(token),
-                    fields,
-                    ttl: self.refresh_ttl.max(self.access_ttl),
-                },
-            ])
-            .await?
-            .into_iter();
-        let before = replies
-            .next()
-            .map(|r| r.into_map())
-            .transpose()?
-            .unwrap_or_default();
-        let outcome = match replies.next() {
-            Some(crate::store::Reply::Rotated(r)) => r,
-            other => return Err(StoreError::Protocol(format!("rotation reply {other:?}"))),
-        };
+        let mut batch = Batch::new();
+        let before = batch.push(Op::MapGetAll(key.clone()), Reply::into_map);
+        let rotation = batch.rotate_refresh(
+            key,
+            digest(token),
+            fields,
+            self.refresh_ttl.max(self.access_ttl),
+        );
+        self.store.run(batch).await?;
+        let (before, outcome) = (before.get()?, rotation.get()?);
         Ok(match outcome {
             Rotation::Rotated => match Self::principal(sid, &before, "rx") {
                 Some(p) if p.expires_at > now => Refresh::Rotated(

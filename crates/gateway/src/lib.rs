@@ -3,7 +3,9 @@
 //!
 //! The gateway knows HTTP and nothing of Redis commands: it calls the core's
 //! services and the scheme crates, and maps their outcomes to each dialect's wire
-//! format in one place per dialect.
+//! format in one place per dialect. Delivery of events (the outbox, its worker,
+//! webhooks and code emails) is its own crate, `authgate_delivery`, which the
+//! gateway builds at start-up ([`state`]) and runs beside the server ([`startup`]).
 //!
 //! # Layout
 //!
@@ -14,18 +16,14 @@
 //! - [`cors`]: CORS for browser frontends, and `OPTIONS`.
 //! - [`errors`]: error bodies in each dialect, and the middleware that shapes
 //!   errors no handler saw.
-//! - [`delivery`]: the outbox and the worker that delivers events to integrations.
 //! - [`demo`]: the `--demo` seed data.
-//! - [`email`]: code emails: templates, and SMTP or log transport.
 //! - [`metrics`]: Prometheus metrics of requests and of the schemes' funnels.
 //! - [`platform`]: the web phone SDK's `/platform` WebSocket (scheme A, SPEC §1b).
 
 pub mod api;
 pub mod config;
 pub mod cors;
-pub mod delivery;
 pub mod demo;
-pub mod email;
 pub mod errors;
 pub mod metrics;
 pub mod platform;

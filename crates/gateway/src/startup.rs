@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgate_delivery::Worker;
 use futures::StreamExt;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{Method, StatusCode};
@@ -24,7 +25,6 @@ use crate::api;
 use crate::api::document::Routes;
 use crate::config::Config;
 use crate::cors::{cors, CorsPolicy};
-use crate::delivery::Worker;
 use crate::errors::dialect_errors;
 use crate::state::{AppState, Generated};
 
@@ -221,11 +221,10 @@ impl Application {
         let worker = self.delivery_worker.then(|| {
             let s = &self.state;
             let worker = Worker::new(
-                s.store.clone(),
-                s.keys.clone(),
                 s.outbox.clone(),
                 s.otp.clone(),
                 s.integrations.clone(),
+                s.senders.clone(),
                 s.delivery.clone(),
             )
             .with_observer(s.metrics.clone());

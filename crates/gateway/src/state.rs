@@ -10,16 +10,16 @@ use std::time::Duration;
 use authgate_core::crypto::{ct_eq, digest, random_token, Keyring};
 use authgate_core::directory::Directory;
 use authgate_core::integrations::Integrations;
-use authgate_core::store::{Keys, MemoryStore, Op, RedisStore, Reply, Store, StoreError};
+use authgate_core::limits::{AddressCount, AddressLimiter};
+use authgate_core::store::{Batch, Keys, MemoryStore, RedisStore, Store, StoreError, StoreExt};
 use authgate_core::tokens::TokenService;
+use authgate_delivery::{DeliveryConfig, Mailer, Outbox, Senders};
 use authgate_onetimekey::{KeyScheme, KeySchemeConfig};
 use authgate_otp::{OtpConfig, OtpScheme};
 use poem::Request;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::Config;
-use crate::delivery::{DeliveryConfig, Outbox};
-use crate::email::Mailer;
 use crate::metrics::Metrics;
 
 /// Shared state of one gateway instance.
@@ -42,6 +42,8 @@ pub struct AppState {
     pub outbox: Outbox,
     /// How deliveries are tried.
     pub delivery: DeliveryConfig,
+    /// The webhook client and the mailer the delivery worker sends with.
+    pub senders: Senders,
     /// Request and funnel metrics.
     pub metrics: Arc<Metrics>,
     /// The API client's id.
@@ -52,6 +54,8 @@ pub struct AppState {
     pub client_token_ttl: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// The per-address limit of login-related requests.
+    pub addresses: AddressLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -154,7 +158,16 @@ impl AppState {
             // Trying the gateway on the embedded store needs no mail server either.
             mailer = mailer.or_log();
         }
-        let outbox = Outbox::new(keys.clone(), directory.realm_id().to_owned()).with_mailer(mailer);
+        let delivery = DeliveryConfig {
+            max_attempts: config.webhook_max_attempts,
+            retry_base: config.webhook_retry_base,
+            claim_after: config.delivery_claim_after,
+            give_up_after: config.otp_ttl,
+            ..DeliveryConfig::default()
+        };
+        // Fails rather than sending webhooks without a timeout or following redirects.
+        let senders = Senders::new(&delivery, mailer)?;
+        let outbox = Outbox::new(store.clone(), keys.clone(), directory.realm_id().to_owned());
         let metrics = Arc::new(Metrics::default());
         let otp = OtpScheme::new(
             store.clone(),
@@ -179,7 +192,9 @@ impl AppState {
             },
         )
         .with_observer(metrics.clone());
+        let addresses = AddressLimiter::new(keys.clone(), config.limits.per_ip);
         let state = Self {
+            addresses,
             store,
             keys,
             tokens,
@@ -188,13 +203,8 @@ impl AppState {
             otp,
             integrations,
             outbox,
-            delivery: DeliveryConfig {
-                max_attempts: config.webhook_max_attempts,
-                retry_base: config.webhook_retry_base,
-                claim_after: config.delivery_claim_after,
-                give_up_after: config.otp_ttl,
-                ..DeliveryConfig::default()
-            },
+            delivery,
+            senders,
             metrics,
             client_id: config.client_id.clone(),
             client_secret_digest,
@@ -212,43 +222,30 @@ impl AppState {
         )
     }
 
-    /// Counts a request against the per-address limit (`bucket` names the counter:
-    /// logins and client authentication are counted apart). Fails with 429 past it.
+    /// Queues the count of a request from the client's address (`bucket` names
+    /// the counter: logins and client authentication are counted apart).
+    pub fn count_address(&self, batch: &mut Batch, req: &Request, bucket: &str) -> AddressCount {
+        self.addresses.count_in(batch, bucket, &self.client_ip(req))
+    }
+
+    /// 429 when the counted address is past its limit.
+    pub fn address_verdict(&self, counted: AddressCount) -> Result<(), crate::errors::ApiError> {
+        self.addresses
+            .verdict(counted)?
+            .map_err(crate::errors::ApiError::too_many)
+    }
+
+    /// Counts a request from the client's address on its own round trip; 429 past
+    /// the limit.
     pub async fn count_ip(
         &self,
         req: &Request,
         bucket: &str,
     ) -> Result<(), crate::errors::ApiError> {
-        let Some(op) = self.ip_op(req, bucket) else {
-            return Ok(());
-        };
-        match self.store.exec(vec![op]).await?.pop() {
-            Some(reply) => self.ip_verdict(reply),
-            None => Ok(()),
-        }
-    }
-
-    /// The op behind [`AppState::count_ip`], for a caller batching it with other
-    /// ops; `None` when the per-address limit is off.
-    pub fn ip_op(&self, req: &Request, bucket: &str) -> Option<Op> {
-        let limit = self.key_scheme.config().limits.per_ip;
-        (!limit.is_off()).then(|| Op::Hit {
-            key: self.keys.address(bucket, &self.client_ip(req)),
-            window: limit.window,
-        })
-    }
-
-    /// 429 when the reply to an [`AppState::ip_op`] is past the limit.
-    pub fn ip_verdict(&self, reply: Reply) -> Result<(), crate::errors::ApiError> {
-        let limit = self.key_scheme.config().limits.per_ip;
-        match reply {
-            Reply::Counter { count, reset } if limit.exceeded_by(count) => {
-                Err(crate::errors::ApiError::too_many(
-                    authgate_core::limits::Throttled { retry_after: reset },
-                ))
-            }
-            _ => Ok(()),
-        }
+        let mut batch = Batch::new();
+        let counted = self.count_address(&mut batch, req, bucket);
+        self.store.run(batch).await?;
+        self.address_verdict(counted)
     }
 
     /// The client's address: the peer, or the nearest untrusted hop of
@@ -291,27 +288,13 @@ async fn shared_secret(
     key: &str,
     candidate: String,
 ) -> Result<(String, bool), StoreError> {
-    let mut replies = store
-        .exec(vec![
-            Op::SetIfAbsent {
-                key: key.to_owned(),
-                value: candidate.into_bytes(),
-                ttl: None,
-            },
-            Op::Get(key.to_owned()),
-        ])
-        .await?
-        .into_iter();
-    let fresh = replies
-        .next()
-        .map(|r| r.into_flag())
-        .transpose()?
-        .unwrap_or(false);
-    let value = replies
-        .next()
-        .map(|r| r.into_value())
-        .transpose()?
-        .flatten()
+    let mut batch = Batch::new();
+    let fresh = batch.put_if_absent(key.to_owned(), candidate.into_bytes(), None);
+    let value = batch.get(key.to_owned());
+    store.run(batch).await?;
+    let fresh = fresh.get()?;
+    let value = value
+        .get()?
         .ok_or_else(|| StoreError::Protocol(format!("{key} vanished")))?;
     Ok((String::from_utf8_lossy(&value).into_owned(), fresh))
 }

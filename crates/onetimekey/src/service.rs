@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authgate_core::crypto::{ct_eq, random_bytes, Keyring};
-use authgate_core::directory::{login_record_key, Directory, LoginRecord};
+use authgate_core::directory::{login_record_in, Directory, LoginRecord};
 use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_KEY};
-use authgate_core::limits::{Limits, Throttled};
+use authgate_core::limits::{AddressCount, AddressLimiter, Limits, Throttled};
 use authgate_core::password;
-use authgate_core::store::{Keys, Op, Reply, Store, StoreError};
+use authgate_core::store::{Batch, Count, Handle, Keys, Store, StoreError, StoreExt};
 use authgate_core::tokens::{Check, IssuedTokens, Refresh, Role, Scheme, Subject, TokenService};
 
 use crate::digest::{is_md5_hex, key_response};
@@ -100,6 +100,7 @@ type Outcome<T> = Result<T, Failure>;
 pub struct KeyScheme {
     store: Arc<dyn Store>,
     keys: Keys,
+    addresses: AddressLimiter,
     keyring: Keyring,
     tokens: TokenService,
     config: KeySchemeConfig,
@@ -135,6 +136,7 @@ impl KeyScheme {
         Self {
             keyring: directory.keyring().clone(),
             store,
+            addresses: AddressLimiter::new(keys.clone(), config.limits.per_ip),
             keys,
             tokens,
             config,
@@ -182,32 +184,32 @@ impl KeyScheme {
         self.keys.user(who.application(), who.user(), what)
     }
 
-    fn ip_op(&self, ip: &str) -> Option<Op> {
-        let l = self.config.limits.per_ip;
-        (!l.is_off()).then(|| Op::Hit {
-            key: self.keys.address(IP_COUNTER, ip),
-            window: l.window,
-        })
+    /// Queues the count of a login-related request from `ip`.
+    fn count_address(&self, batch: &mut Batch, ip: &str) -> AddressCount {
+        self.addresses.count_in(batch, IP_COUNTER, ip)
     }
 
-    /// Runs `ops` after the per-address counter and fails if that is exceeded.
-    async fn exec_counted(&self, ip: &str, ops: Vec<Op>) -> Outcome<Vec<Reply>> {
-        let ip_op = self.ip_op(ip);
-        let counted = ip_op.is_some();
-        let mut all: Vec<Op> = ip_op.into_iter().collect();
-        all.extend(ops);
-        let mut replies = self.store.exec(all).await?;
-        if counted {
-            let (count, reset) = replies.remove(0).into_counter()?;
-            if self.config.limits.per_ip.exceeded_by(count) {
-                return Err(Failure::Throttled(Throttled { retry_after: reset }));
-            }
-        }
-        Ok(replies)
+    /// Fails when the address has gone past its limit.
+    fn address_verdict(&self, counted: AddressCount) -> Outcome<()> {
+        self.addresses.verdict(counted)?.map_err(Failure::Throttled)
     }
 
-    fn check_guesses(&self, reply: Reply) -> Outcome<()> {
-        let (count, reset) = reply.into_counter()?;
+    /// Runs `batch`, in which `counted` was queued, and fails when the address
+    /// has gone past its limit.
+    async fn run_counted(&self, batch: Batch, counted: AddressCount) -> Outcome<()> {
+        self.store.run(batch).await?;
+        self.address_verdict(counted)
+    }
+
+    /// Only the per-address count, for a request with nothing else to read.
+    async fn count_only(&self, ip: &str) -> Outcome<()> {
+        let mut batch = Batch::new();
+        let counted = self.count_address(&mut batch, ip);
+        self.run_counted(batch, counted).await
+    }
+
+    fn check_guesses(&self, guesses: Handle<Count>) -> Outcome<()> {
+        let Count { count, reset } = guesses.get()?;
         let limit = self.config.limits.guesses_per_user;
         // Past the limit every attempt is refused, the right one too.
         if !limit.is_off() && count >= limit.count {
@@ -223,30 +225,24 @@ impl KeyScheme {
         let limit = self.config.limits.guesses_per_user;
         if !limit.is_off() {
             let key = self.user_key(who, GUESSES);
-            let op = match repeat {
-                Some(member) => Op::HitUnlessSeen {
+            let mut batch = Batch::new();
+            let counted = match repeat {
+                Some(member) => batch.count_unless_seen(
                     key,
-                    seen: self.user_key(who, "guessed"),
+                    self.user_key(who, "guessed"),
                     member,
-                    window: limit.window,
-                },
-                None => Op::Hit {
-                    key,
-                    window: limit.window,
-                },
+                    limit.window,
+                ),
+                None => batch.count(key, limit.window),
             };
-            self.store.exec(vec![op]).await?;
+            self.store.run(batch).await?;
+            counted.get()?;
         }
         Ok(())
     }
 
-    fn record(reply: Reply) -> Outcome<Option<LoginRecord>> {
-        match reply.into_value()? {
-            Some(bytes) => Directory::parse_login_record(&bytes)
-                .map(Some)
-                .map_err(|e| Failure::Internal(e.to_string())),
-            None => Ok(None),
-        }
+    fn record_in(&self, batch: &mut Batch, who: &WebUsername) -> Handle<Option<LoginRecord>> {
+        login_record_in(&self.keys, batch, who.application(), who.user())
     }
 
     /// Issues a key for `username`: a decoy for unknown users unless revealing is on.
@@ -264,37 +260,29 @@ impl KeyScheme {
         let who = parse(username)?;
         let nonce = random_bytes::<16>();
         let limit = self.config.limits.requests_per_user;
-        let mut ops = vec![Op::SetUnderLimit {
-            counter: self.user_key(&who, REQUESTS),
-            window: limit.window,
-            limit: limit.count,
-            key: self.user_key(&who, KEY),
-            value: nonce.to_vec(),
-            ttl: self.config.key_ttl,
-        }];
-        if self.config.reveal_unknown_users {
-            ops.push(Op::Get(login_record_key(
-                &self.keys,
-                who.application(),
-                who.user(),
-            )));
+        let mut batch = Batch::new();
+        let counted = self.count_address(&mut batch, ip);
+        let written = batch.put_under_limit(
+            self.user_key(&who, REQUESTS),
+            limit.window,
+            limit.count,
+            self.user_key(&who, KEY),
+            nonce.to_vec(),
+            self.config.key_ttl,
+        );
+        let record = self
+            .config
+            .reveal_unknown_users
+            .then(|| self.record_in(&mut batch, &who));
+        self.run_counted(batch, counted).await?;
+        let written = written.get()?;
+        if !written.written {
+            return Err(Failure::Throttled(Throttled {
+                retry_after: written.count.reset,
+            }));
         }
-        let mut replies = self.exec_counted(ip, ops).await?.into_iter();
-        match replies.next() {
-            Some(Reply::Counted { written: true, .. }) => {}
-            Some(Reply::Counted { reset, .. }) => {
-                return Err(Failure::Throttled(Throttled { retry_after: reset }))
-            }
-            other => return Err(Failure::Internal(format!("unexpected reply {other:?}"))),
-        }
-        if self.config.reveal_unknown_users {
-            let known = replies
-                .next()
-                .map(Self::record)
-                .transpose()?
-                .flatten()
-                .is_some();
-            if !known {
+        if let Some(record) = record {
+            if record.get()?.is_none() {
                 return Err(Failure::UnknownUser);
             }
         }
@@ -324,29 +312,19 @@ impl KeyScheme {
                 "hash must be 32 hexadecimal digits".into(),
             ));
         }
-        let replies = self
-            .exec_counted(
-                ip,
-                vec![
-                    Op::Peek(self.user_key(&who, GUESSES)),
-                    Op::Take(self.user_key(&who, KEY)),
-                    Op::Get(login_record_key(&self.keys, who.application(), who.user())),
-                ],
-            )
-            .await?;
-        let mut replies = replies.into_iter();
-        let (Some(guesses), Some(nonce), Some(record)) =
-            (replies.next(), replies.next(), replies.next())
-        else {
-            return Err(Failure::Internal("short reply".into()));
-        };
+        let mut batch = Batch::new();
+        let counted = self.count_address(&mut batch, ip);
+        let guesses = batch.peek_count(self.user_key(&who, GUESSES));
+        let nonce = batch.take(self.user_key(&who, KEY));
+        let record = self.record_in(&mut batch, &who);
+        self.run_counted(batch, counted).await?;
         self.check_guesses(guesses)?;
-        let Some(nonce) = nonce.into_value()? else {
+        let Some(nonce) = nonce.get()? else {
             // No live key: not a guess, nothing to compare.
             self.saw(Stage::Expired);
             return Err(Failure::WrongCredentials);
         };
-        let record = Self::record(record)?;
+        let record = record.get()?;
         let key = self.key_for(&who, &nonce);
         let expected = record
             .as_ref()
@@ -388,21 +366,13 @@ impl KeyScheme {
                 "password must be 1 to 1024 bytes".into(),
             ));
         }
-        let replies = self
-            .exec_counted(
-                ip,
-                vec![
-                    Op::Peek(self.user_key(&who, GUESSES)),
-                    Op::Get(login_record_key(&self.keys, who.application(), who.user())),
-                ],
-            )
-            .await?;
-        let mut replies = replies.into_iter();
-        let (Some(guesses), Some(record)) = (replies.next(), replies.next()) else {
-            return Err(Failure::Internal("short reply".into()));
-        };
+        let mut batch = Batch::new();
+        let counted = self.count_address(&mut batch, ip);
+        let guesses = batch.peek_count(self.user_key(&who, GUESSES));
+        let record = self.record_in(&mut batch, &who);
+        self.run_counted(batch, counted).await?;
         self.check_guesses(guesses)?;
-        let record = Self::record(record)?;
+        let record = record.get()?;
         let by_ha1 = is_md5_hex(secret)
             && record
                 .as_ref()
@@ -445,7 +415,7 @@ impl KeyScheme {
 
     async fn token_login(&self, username: &str, access_token: &str, ip: &str) -> Outcome<LoggedIn> {
         let who = parse(username)?;
-        self.exec_counted(ip, Vec::new()).await?;
+        self.count_only(ip).await?;
         let principal = match self.tokens.check(access_token).await? {
             Check::Valid(p) => p,
             Check::Expired => return Err(Failure::TokenExpired),
@@ -456,19 +426,10 @@ impl KeyScheme {
         {
             return Err(Failure::WrongCredentials);
         }
-        let record = self
-            .store
-            .exec(vec![Op::Get(login_record_key(
-                &self.keys,
-                who.application(),
-                who.user(),
-            ))])
-            .await?
-            .pop()
-            .map(Self::record)
-            .transpose()?
-            .flatten();
-        match record {
+        let mut batch = Batch::new();
+        let record = self.record_in(&mut batch, &who);
+        self.store.run(batch).await?;
+        match record.get()? {
             Some(r) => self.start_session(&who, &r).await,
             None => Err(Failure::WrongCredentials),
         }
@@ -482,7 +443,7 @@ impl KeyScheme {
         ip: &str,
     ) -> Outcome<IssuedTokens> {
         let who = parse(username)?;
-        self.exec_counted(ip, Vec::new()).await?;
+        self.count_only(ip).await?;
         match self.tokens.refresh(refresh_token).await? {
             Refresh::Rotated(tokens, before) => {
                 if before.subject.scheme != Scheme::OneTimeKey

@@ -16,7 +16,9 @@ use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordPr
 use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
-use authgate_core::store::{CodeCheck, Keys, Op, Reply, Store, StoreError};
+use authgate_core::store::{
+    Batch, CodeCheck, Count, Handle, Keys, Limited, Mapped, Store, StoreError, StoreExt,
+};
 
 use crate::code::{OneTimeCode, Purpose};
 
@@ -216,28 +218,30 @@ impl OtpScheme {
         Ok(Directory::check_username(profile, raw).unwrap_or_else(|_| raw.trim().to_owned()))
     }
 
-    /// Checks that a profile, as read by [`Directory::profile_op`], exists and
+    /// Checks that a profile, as read by [`Directory::profile_in`], exists and
     /// allows codes.
-    pub fn requestable_profile(reply: Reply) -> Result<PasswordProfile, OtpError> {
-        match Directory::profile_from(reply) {
-            Ok(p) if p.enable_one_time_password_token => Ok(p),
-            Ok(_) => Err(OtpError::NotEnabled),
-            Err(DirectoryError::NotFound(_)) => Err(OtpError::ProfileNotFound),
-            Err(e) => Err(e.into()),
+    pub fn requestable_profile(
+        found: Handle<Option<PasswordProfile>>,
+    ) -> Result<PasswordProfile, OtpError> {
+        match found.get()? {
+            Some(p) if p.enable_one_time_password_token => Ok(p),
+            Some(_) => Err(OtpError::NotEnabled),
+            None => Err(OtpError::ProfileNotFound),
         }
     }
 
-    /// Prepares a code request: a fresh code and the one store op that writes its
-    /// digest, replacing the earlier code, while the username is within its
+    /// Prepares a code request: a fresh code, and the write of its digest queued
+    /// on `batch`, replacing the earlier code while the username is within its
     /// request limit. Nothing here depends on whether the username exists: the
     /// delivery side finds that out ([`OtpScheme::recipients`]), so the request
     /// costs the same store work and time for every username.
     pub fn prepare_request(
         &self,
+        batch: &mut Batch,
         profile: &PasswordProfile,
         username: &str,
         purpose: Purpose,
-    ) -> Result<(CodeRequest, Op), OtpError> {
+    ) -> Result<(CodeRequest, Handle<Limited>), OtpError> {
         if !profile.enable_one_time_password_token {
             return Err(OtpError::NotEnabled);
         }
@@ -245,35 +249,32 @@ impl OtpScheme {
         let code = OneTimeCode::generate();
         let limit = self.config.limits.requests_per_user;
         let keys = self.keys.user_keys(&profile.id, &username);
-        let op = Op::SetUnderLimit {
-            counter: keys.key(REQUESTS),
-            window: limit.window,
-            limit: limit.count,
-            key: keys.key(CODE),
-            value: self.digest(&profile.id, &username, &code).into_bytes(),
-            ttl: self.config.ttl,
-        };
+        let stored = batch.put_under_limit(
+            keys.key(REQUESTS),
+            limit.window,
+            limit.count,
+            keys.key(CODE),
+            self.digest(&profile.id, &username, &code).into_bytes(),
+            self.config.ttl,
+        );
         let request = CodeRequest {
             code,
             purpose,
             profile_id: profile.id.clone(),
             username,
         };
-        Ok((request, op))
+        Ok((request, stored))
     }
 
-    /// Reads the reply to a [`OtpScheme::prepare_request`] op: whether the code
-    /// was stored (false: the username is over its limit, and the code is void).
-    pub fn request_stored(&self, reply: Reply) -> Result<bool, OtpError> {
-        match reply {
-            Reply::Counted { written: true, .. } => Ok(true),
-            Reply::Counted { .. } => {
-                tracing::info!(target: "authgate::audit", "one-time password token request throttled");
-                self.saw(Stage::Throttled);
-                Ok(false)
-            }
-            other => Err(OtpError::Internal(format!("unexpected reply {other:?}"))),
+    /// Whether a [`OtpScheme::prepare_request`]'s code was stored (false: the
+    /// username is over its limit, and the code is void).
+    pub fn request_stored(&self, stored: Handle<Limited>) -> Result<bool, OtpError> {
+        if stored.get()?.written {
+            return Ok(true);
         }
+        tracing::info!(target: "authgate::audit", "one-time password token request throttled");
+        self.saw(Stage::Throttled);
+        Ok(false)
     }
 
     /// Whether `code` is still the live code of (profile, username): not
@@ -285,34 +286,30 @@ impl OtpScheme {
         username: &str,
         code: &OneTimeCode,
     ) -> Result<bool, OtpError> {
-        let reply = self
-            .store
-            .exec(vec![self.live_code_op(profile_id, username)])
-            .await?
-            .pop()
-            .ok_or_else(|| OtpError::Internal("a reply is missing".into()))?;
-        self.is_live_in(reply, profile_id, username, code)
+        let mut batch = Batch::new();
+        let live = self.live_in(&mut batch, profile_id, username, code);
+        self.store.run(batch).await?;
+        Ok(live.get()?)
     }
 
-    /// The read of the live code's digest, for [`OtpScheme::is_live_in`].
-    fn live_code_op(&self, profile_id: &str, username: &str) -> Op {
-        Op::Get(self.key(profile_id, username, CODE))
-    }
-
-    /// Whether the digest read by [`OtpScheme::live_code_op`] is `code`'s.
-    fn is_live_in(
+    /// Queues the check that `code` is still the live code of (profile, username).
+    fn live_in(
         &self,
-        reply: Reply,
+        batch: &mut Batch,
         profile_id: &str,
         username: &str,
         code: &OneTimeCode,
-    ) -> Result<bool, OtpError> {
+    ) -> Mapped<Option<Vec<u8>>, bool> {
         let want = self.digest(profile_id, username, code);
-        // The stored value starts with the live code's digest (wrong tries follow it).
-        Ok(reply.into_value()?.is_some_and(|v| {
-            v.get(..want.len())
-                .is_some_and(|c| ct_eq(c, want.as_bytes()))
-        }))
+        batch
+            .get(self.key(profile_id, username, CODE))
+            .map(move |stored| {
+                // The stored value starts with the live code's digest (wrong tries follow it).
+                stored.is_some_and(|v| {
+                    v.get(..want.len())
+                        .is_some_and(|c| ct_eq(c, want.as_bytes()))
+                })
+            })
     }
 
     /// Who each requested code goes to: the user behind the username, when the
@@ -329,33 +326,31 @@ impl OtpScheme {
         let mut profile_ids: Vec<&str> = requests.iter().map(|r| r.profile_id.as_str()).collect();
         profile_ids.sort_unstable();
         profile_ids.dedup();
-        let mut ops = Vec::with_capacity(2 * n + profile_ids.len());
-        for r in requests {
-            ops.push(self.live_code_op(&r.profile_id, &r.username));
-            ops.push(self.directory.credential_id_op(&r.profile_id, &r.username));
-        }
-        ops.extend(profile_ids.iter().map(|id| self.directory.profile_op(id)));
-        let mut replies = self.store.exec(ops).await?.into_iter();
+        let mut batch = Batch::new();
+        let first: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                (
+                    self.live_in(&mut batch, &r.profile_id, &r.username, &r.code),
+                    self.directory
+                        .credential_id_in(&mut batch, &r.profile_id, &r.username),
+                )
+            })
+            .collect();
+        let found: Vec<_> = profile_ids
+            .iter()
+            .map(|id| self.directory.profile_in(&mut batch, id))
+            .collect();
+        self.store.run(batch).await?;
         let mut stage = Vec::with_capacity(n);
-        for r in requests {
-            let (Some(code), Some(name)) = (replies.next(), replies.next()) else {
-                return Err(OtpError::Internal("a reply is missing".into()));
-            };
-            let live = self.is_live_in(code, &r.profile_id, &r.username, &r.code)?;
-            stage.push(if live {
-                Directory::id_from(name)?
-            } else {
-                None
-            });
+        for (live, id) in first {
+            let id = id.get()?;
+            stage.push(if live.get()? { id } else { None });
         }
         let mut profiles = std::collections::HashMap::new();
-        for (id, reply) in profile_ids.into_iter().zip(replies) {
-            match Directory::profile_from(reply) {
-                Ok(p) if p.enable_one_time_password_token => {
-                    profiles.insert(id, p);
-                }
-                Ok(_) | Err(DirectoryError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+        for (id, found) in profile_ids.into_iter().zip(found) {
+            if let Some(p) = found.get()?.filter(|p| p.enable_one_time_password_token) {
+                profiles.insert(id, p);
             }
         }
         // Live codes of known usernames in profiles that still allow codes.
@@ -373,35 +368,29 @@ impl OtpScheme {
         if wanted.is_empty() {
             return Ok(out);
         }
-        let replies = self
-            .store
-            .exec(
-                wanted
-                    .iter()
-                    .map(|(_, id)| self.directory.credential_op(id))
-                    .collect(),
-            )
-            .await?;
+        let mut batch = Batch::new();
+        let found: Vec<_> = wanted
+            .iter()
+            .map(|(i, id)| (*i, self.directory.credential_in(&mut batch, id)))
+            .collect();
+        self.store.run(batch).await?;
         let mut credentials = Vec::new();
-        for ((i, _), reply) in wanted.into_iter().zip(replies) {
-            if let Some(c) = Directory::credential_from(reply)? {
+        for (i, found) in found {
+            if let Some(c) = found.get()? {
                 credentials.push((i, c));
             }
         }
         if credentials.is_empty() {
             return Ok(out);
         }
-        let replies = self
-            .store
-            .exec(
-                credentials
-                    .iter()
-                    .map(|(_, c)| self.directory.user_op(&c.user_id))
-                    .collect(),
-            )
-            .await?;
-        for ((i, credential), reply) in credentials.into_iter().zip(replies) {
-            let Some(user) = Directory::user_from(reply)?.filter(|u| u.enabled) else {
+        let mut batch = Batch::new();
+        let users: Vec<_> = credentials
+            .iter()
+            .map(|(_, c)| self.directory.user_in(&mut batch, &c.user_id))
+            .collect();
+        self.store.run(batch).await?;
+        for ((i, credential), user) in credentials.into_iter().zip(users) {
+            let Some(user) = user.get()?.filter(|u| u.enabled) else {
                 continue;
             };
             let r = &requests[i];
@@ -422,15 +411,12 @@ impl OtpScheme {
         if limit.is_off() {
             return Ok(());
         }
-        let reply = self
-            .store
-            .exec(vec![Op::Peek(self.key(profile_id, username, GUESSES))])
-            .await?
-            .pop();
-        if let Some(Reply::Counter { count, reset }) = reply {
-            if count >= limit.count {
-                return Err(OtpError::Throttled(Throttled { retry_after: reset }));
-            }
+        let mut batch = Batch::new();
+        let guesses = batch.peek_count(self.key(profile_id, username, GUESSES));
+        self.store.run(batch).await?;
+        let Count { count, reset } = guesses.get()?;
+        if count >= limit.count {
+            return Err(OtpError::Throttled(Throttled { retry_after: reset }));
         }
         Ok(())
     }
@@ -446,39 +432,36 @@ impl OtpScheme {
     ) -> Result<(), OtpError> {
         let limit = self.config.limits.guesses_per_user;
         if !limit.is_off() {
-            self.store
-                .exec(vec![Op::HitUnlessSeen {
-                    key: self.key(profile_id, username, GUESSES),
-                    seen: self.key(profile_id, username, GUESSED),
-                    member: guess,
-                    window: limit.window,
-                }])
-                .await?;
+            let mut batch = Batch::new();
+            let counted = batch.count_unless_seen(
+                self.key(profile_id, username, GUESSES),
+                self.key(profile_id, username, GUESSED),
+                guess,
+                limit.window,
+            );
+            self.store.run(batch).await?;
+            counted.get()?;
         }
         Ok(())
     }
 
     /// The member behind an authenticated credential, read in one round trip
-    /// together with the caller's `along` reads (made from the member's user id),
-    /// whose replies come back in order.
-    async fn member(
+    /// together with what the caller's `along` queues (from the member's user
+    /// id); what `along` returned (its handles) comes back with the member.
+    async fn member<A>(
         &self,
         credential: Credential,
-        along: impl FnOnce(&str) -> Vec<Op>,
-    ) -> Result<(Member, Vec<Reply>), OtpError> {
-        let mut ops = vec![self.directory.user_op(&credential.user_id)];
-        ops.extend(along(&credential.user_id));
-        let mut replies = self.store.exec(ops).await?.into_iter();
-        let user = replies
-            .next()
-            .map(Directory::user_from)
-            .transpose()?
-            .flatten()
-            .ok_or(OtpError::Unauthorized)?;
+        along: impl FnOnce(&mut Batch, &str) -> A,
+    ) -> Result<(Member, A), OtpError> {
+        let mut batch = Batch::new();
+        let user = self.directory.user_in(&mut batch, &credential.user_id);
+        let theirs = along(&mut batch, &credential.user_id);
+        self.store.run(batch).await?;
+        let user = user.get()?.ok_or(OtpError::Unauthorized)?;
         if !user.enabled {
             return Err(OtpError::Unauthorized);
         }
-        Ok((Member { user, credential }, replies.collect()))
+        Ok((Member { user, credential }, theirs))
     }
 
     /// The profile of an exchange (from this replica's one-second memory when it
@@ -498,26 +481,26 @@ impl OtpScheme {
         }
     }
 
-    /// Exchanges a code, once, for the member it was issued to. `along` makes
+    /// Exchanges a code, once, for the member it was issued to. `along` queues
     /// reads from the member's user id that share the user record's round trip;
-    /// their replies are returned with the member.
-    pub async fn exchange_code(
+    /// what it returns (their handles) comes back with the member.
+    pub async fn exchange_code<A>(
         &self,
         profile_id: &str,
         username: &str,
         code: &str,
-        along: impl FnOnce(&str) -> Vec<Op>,
-    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        along: impl FnOnce(&mut Batch, &str) -> A,
+    ) -> Result<(Member, A), OtpError> {
         self.counted(self.check_code(profile_id, username, code, along).await)
     }
 
-    async fn check_code(
+    async fn check_code<A>(
         &self,
         profile_id: &str,
         username: &str,
         code: &str,
-        along: impl FnOnce(&str) -> Vec<Op>,
-    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        along: impl FnOnce(&mut Batch, &str) -> A,
+    ) -> Result<(Member, A), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
@@ -525,39 +508,26 @@ impl OtpScheme {
         let digest = self.digest(&profile.id, &username, &code);
         // The credential's id is read with the check, whatever its outcome: a
         // matched code then needs only the credential and the user.
-        let mut replies = self
-            .store
-            .exec(vec![
-                Op::CheckCode {
-                    key: self.key(&profile.id, &username, CODE),
-                    digest: digest.clone(),
-                    max_tries: self.config.max_tries,
-                },
-                self.directory.credential_id_op(&profile.id, &username),
-            ])
-            .await?
-            .into_iter();
-        let check = replies.next();
-        let id = replies.next();
-        match check {
-            Some(Reply::Code(CodeCheck::Matched)) => {
-                let id = id
-                    .map(Directory::id_from)
-                    .transpose()?
-                    .flatten()
-                    .ok_or(OtpError::Unauthorized)?;
-                let credential = self
-                    .store
-                    .exec(vec![self.directory.credential_op(&id)])
-                    .await?
-                    .pop()
-                    .map(Directory::credential_from)
-                    .transpose()?
-                    .flatten()
-                    .ok_or(OtpError::Unauthorized)?;
+        let mut batch = Batch::new();
+        let check = batch.check_code(
+            self.key(&profile.id, &username, CODE),
+            digest.clone(),
+            self.config.max_tries,
+        );
+        let id = self
+            .directory
+            .credential_id_in(&mut batch, &profile.id, &username);
+        self.store.run(batch).await?;
+        match check.get()? {
+            CodeCheck::Matched => {
+                let id = id.get()?.ok_or(OtpError::Unauthorized)?;
+                let mut batch = Batch::new();
+                let credential = self.directory.credential_in(&mut batch, &id);
+                self.store.run(batch).await?;
+                let credential = credential.get()?.ok_or(OtpError::Unauthorized)?;
                 self.member(credential, along).await
             }
-            Some(Reply::Code(CodeCheck::Wrong { burnt })) => {
+            CodeCheck::Wrong { burnt } => {
                 if burnt {
                     self.saw(Stage::Burnt);
                     tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
@@ -566,36 +536,35 @@ impl OtpScheme {
                 Err(OtpError::Unauthorized)
             }
             // No live code: not a guess.
-            Some(Reply::Code(CodeCheck::Missing)) => {
+            CodeCheck::Missing => {
                 self.saw(Stage::Expired);
                 Err(OtpError::Unauthorized)
             }
-            other => Err(OtpError::Internal(format!("unexpected reply {other:?}"))),
         }
     }
 
     /// Authenticates a member with their password; `along` as in
     /// [`OtpScheme::exchange_code`].
-    pub async fn exchange_password(
+    pub async fn exchange_password<A>(
         &self,
         profile_id: &str,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&str) -> Vec<Op>,
-    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        along: impl FnOnce(&mut Batch, &str) -> A,
+    ) -> Result<(Member, A), OtpError> {
         self.counted(
             self.check_password(profile_id, username, secret, along)
                 .await,
         )
     }
 
-    async fn check_password(
+    async fn check_password<A>(
         &self,
         profile_id: &str,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&str) -> Vec<Op>,
-    ) -> Result<(Member, Vec<Reply>), OtpError> {
+        along: impl FnOnce(&mut Batch, &str) -> A,
+    ) -> Result<(Member, A), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
         if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {

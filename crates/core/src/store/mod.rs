@@ -6,7 +6,12 @@
 //! [`Op`]s and gets one [`Reply`] per op back: the Redis store sends a batch as one
 //! pipeline (one network round trip), the memory store runs it under one lock.
 //! Each op is atomic on its own; a batch as a whole is not a transaction.
+//!
+//! Outside this module nobody names an [`Op`] or decodes a [`Reply`]: callers
+//! queue typed operations on a [`Batch`] and read each result from its
+//! [`Handle`] ([`StoreExt::run`]).
 
+mod batch;
 mod memory;
 mod redis;
 
@@ -15,11 +20,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 /// The store could not be reached or answered something unexpected.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend is unreachable or failed the command; the request may be retried later.
     #[error("store unavailable: {0}")]
@@ -406,9 +412,28 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 }
 
-/// One-op conveniences over [`Store::exec`].
+/// Typed batches and one-op conveniences over [`Store::exec`].
 #[async_trait]
 pub trait StoreExt: Store {
+    /// Runs a batch in one round trip and settles its handles; on failure every
+    /// handle holds the error too.
+    async fn run(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (ops, sinks) = batch.into_parts();
+        match self.exec(ops).await {
+            Ok(replies) => {
+                Batch::settle(sinks, Ok(replies));
+                Ok(())
+            }
+            Err(e) => {
+                Batch::settle(sinks, Err(&e));
+                Err(e)
+            }
+        }
+    }
+
     /// Runs a single op.
     async fn one(&self, op: Op) -> Result<Reply, StoreError> {
         self.exec(vec![op])

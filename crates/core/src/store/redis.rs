@@ -9,32 +9,36 @@ use redis::{Pipeline, Value};
 
 use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
 
-/// Counts one event in a window that opens with the first event.
-const HIT: &str = r"
+/// The window counter every counting script starts with: one more event in
+/// `KEYS[1]`, a window of `ARGV[1]` ms that opens with the first event; leaves
+/// the count in `n` and the time left in `t`.
+macro_rules! count_in_window {
+    () => {
+        r"
 local n = redis.call('INCR', KEYS[1])
 local t = redis.call('PTTL', KEYS[1])
 if t < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   t = tonumber(ARGV[1])
 end
-return {n, t}
-";
+"
+    };
+}
+
+/// Counts one event in a window that opens with the first event.
+const HIT: &str = concat!(count_in_window!(), "return {n, t}\n");
 
 /// Counts one event and, within the limit, writes a value: the limit guards the write.
 /// (With no limit the store sends a plain SET instead.)
-const SET_UNDER_LIMIT: &str = r"
-local n = redis.call('INCR', KEYS[1])
-local t = redis.call('PTTL', KEYS[1])
-if t < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  t = tonumber(ARGV[1])
-end
-if n <= tonumber(ARGV[2]) then
+const SET_UNDER_LIMIT: &str = concat!(
+    count_in_window!(),
+    r"if n <= tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
   return {n, t, 1}
 end
 return {n, t, 0}
-";
+"
+);
 
 /// Checks a one-time code digest: single use on a match, burnt after the last wrong try.
 /// The value is the code's digest, then "\n" and a digest for each wrong try counted.
@@ -59,21 +63,18 @@ return 2
 ";
 
 /// Counts an event unless the same member was counted in this window.
-const HIT_UNLESS_SEEN: &str = r"
+const HIT_UNLESS_SEEN: &str = concat!(
+    r"
 if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then
   local n = tonumber(redis.call('GET', KEYS[1]) or '0')
   return {n, redis.call('PTTL', KEYS[1])}
 end
 redis.call('SADD', KEYS[2], ARGV[2])
 if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-local n = redis.call('INCR', KEYS[1])
-local t = redis.call('PTTL', KEYS[1])
-if t < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  t = tonumber(ARGV[1])
-end
-return {n, t}
-";
+",
+    count_in_window!(),
+    "return {n, t}\n"
+);
 
 /// Compare-and-swap of a session's refresh digest, with reuse detection.
 /// The digests compared are SHA-256 of 256-bit random tokens, so the

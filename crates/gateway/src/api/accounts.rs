@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use authgate_core::directory::SelfManagement;
-use authgate_core::store::{Op, Reply};
+use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Role, Scheme, Subject};
-use authgate_otp::{Member, OtpScheme, Purpose};
+use authgate_otp::{OtpScheme, Purpose};
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -208,31 +208,6 @@ pub struct AccountsApi {
     pub state: Arc<AppState>,
 }
 
-impl AccountsApi {
-    /// The map from each member's user id to their account's id.
-    fn accounts(&self) -> String {
-        self.state.keys.directory("accounts")
-    }
-
-    /// The member's account, made now if this is their first token.
-    async fn account_of(&self, member: &Member) -> Result<String, ApiError> {
-        let key = self.accounts();
-        let fresh = uuid::Uuid::new_v4().to_string();
-        let replies = self
-            .state
-            .store
-            .exec(vec![
-                Op::MapSetIfAbsent(key.clone(), member.user.id.clone(), fresh.into_bytes()),
-                Op::MapGet(key, member.user.id.clone()),
-            ])
-            .await?;
-        match replies.into_iter().nth(1) {
-            Some(Reply::Value(Some(id))) => Ok(String::from_utf8_lossy(&id).into_owned()),
-            _ => Err(ApiError::unavailable()),
-        }
-    }
-}
-
 #[OpenApi]
 impl AccountsApi {
     /// Request a one-time password token
@@ -259,36 +234,36 @@ impl AccountsApi {
         // has just seen the token and the profile), and one for the writes.
         let directory = &self.state.directory;
         let recent = directory.recent_profile(&profile);
-        let reads = match recent {
-            Some(_) => Vec::new(),
-            None => vec![directory.profile_op(&profile)],
-        };
-        let count = self.state.ip_op(req, "login");
-        let (_, mut reads) = client_and(&self.state, &auth, count, reads).await?;
+        let mut batch = Batch::new();
+        let read = recent
+            .is_none()
+            .then(|| directory.profile_in(&mut batch, &profile));
+        let counted = self.state.count_address(&mut batch, req, "login");
+        client_and(&self.state, &auth, batch, counted).await?;
         directory.check_realm(&realm)?;
         let d = &body.data;
         let purpose = Purpose::from(d.purpose);
         // A remembered profile may come from an exchange, which does not care
         // whether codes are on: `prepare_request` checks the flag on every profile.
-        let profile = match (recent, reads.pop()) {
+        let profile = match (recent, read) {
             (Some(p), _) => p,
-            (None, Some(reply)) => {
-                let read = Arc::new(OtpScheme::requestable_profile(reply)?);
+            (None, Some(read)) => {
+                let read = Arc::new(OtpScheme::requestable_profile(read)?);
                 directory.remember_profile(read.clone());
                 read
             }
             (None, None) => return Err(ApiError::unavailable().into()),
         };
         let otp = &self.state.otp;
-        let (request, code_op) = otp.prepare_request(&profile, &d.username, purpose)?;
-        // Known or not, within the limit or not: the same two ops, the same store
-        // work, the same answer. The worker finds out who, if anyone, gets the code.
+        let mut batch = Batch::new();
+        let (request, stored) = otp.prepare_request(&mut batch, &profile, &d.username, purpose)?;
+        // Known or not, within the limit or not: the same two writes, the same
+        // store work, the same answer. The worker finds out who, if anyone, gets
+        // the code.
         let index = directory.name_index(&request.profile_id, &request.username);
-        let event_op = self.state.outbox.request_op(&request, index);
-        let writes = self.state.store.exec(vec![code_op, event_op]).await?;
-        if let Some(reply) = writes.into_iter().next() {
-            otp.request_stored(reply)?;
-        }
+        let _queued = self.state.outbox.request_in(&mut batch, &request, index);
+        self.state.store.run(batch).await?;
+        otp.request_stored(stored)?;
         Ok(CodeRequestResponse::Accepted)
     }
 
@@ -312,19 +287,19 @@ impl AccountsApi {
         body: Json<TokenBody>,
     ) -> Result<TokenResponse, Fail<PublicBody>> {
         // The client token and the per-address counter share one round trip.
-        let count = self.state.ip_op(req, "login");
-        client_and(&self.state, &auth, count, Vec::new()).await?;
+        let mut batch = Batch::new();
+        let counted = self.state.count_address(&mut batch, req, "login");
+        client_and(&self.state, &auth, batch, counted).await?;
         let d = body.0.data;
         let otp = &self.state.otp;
         let directory = &self.state.directory;
         // The settings and the member's account are read with the member's user
         // record, in one round trip.
-        let accounts = self.accounts();
-        let along = |user_id: &str| {
-            vec![
-                directory.settings_op(),
-                Op::MapGet(accounts.clone(), user_id.to_owned()),
-            ]
+        let along = |batch: &mut Batch, user_id: &str| {
+            (
+                directory.settings_in(batch),
+                directory.account_in(batch, user_id),
+            )
         };
         let (member, along) = match d.authentication_mechanism {
             Mechanism::Passwordless => {
@@ -343,12 +318,12 @@ impl AccountsApi {
             }
         }
         .map_err(exchange_error)?;
-        let mut along = along.into_iter();
-        let settings = directory.settings_from(along.next())?;
-        let account_id = match along.next() {
-            Some(Reply::Value(Some(id))) => String::from_utf8_lossy(&id).into_owned(),
+        let (settings, account) = along;
+        let settings = settings.get()?;
+        let account_id = match account.get()? {
+            Some(id) => id,
             // The member's first token: the account is made now.
-            _ => self.account_of(&member).await?,
+            None => directory.account(&member.user.id).await?,
         };
         let subject = Subject {
             user_id: member.user.id.clone(),

@@ -21,7 +21,8 @@ pub mod webphone;
 
 use std::sync::Arc;
 
-use authgate_core::store::{Op, Reply, StoreError};
+use authgate_core::limits::AddressCount;
+use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Check, Principal, Role, Scheme};
 use poem::{Request, RequestBody};
 use poem_openapi::auth::{ApiKey, Bearer};
@@ -157,63 +158,44 @@ presented_tokens!(
     ["BearerToken", "BearerToken&AccountManagementToken"]
 );
 
-/// The first round trip of a client's request, as one store pipeline: the bearer
-/// token's session (unless this replica verified that token within the last
-/// second), the per-address counter (`count`, from [`AppState::ip_op`]), and the
-/// handler's own `reads`,
-/// whose replies come back in order. Fails with 401 or 429 before the handler
-/// looks at them. No round trip at all when there is nothing to send, nor for a
-/// token that cannot be ours.
+/// The first round trip of a client's request: the bearer token's session
+/// (unless this replica verified that token within the last second) joins the
+/// handler's own `batch` (its reads and the per-address count, `counted`), which
+/// runs once. Fails with 401 or 429 before the handler reads its handles. No
+/// round trip at all when there is nothing to send, nor for a token that cannot
+/// be ours.
 pub async fn client_and(
     state: &AppState,
     auth: &BearerToken,
-    count: Option<Op>,
-    reads: Vec<Op>,
-) -> Result<(Principal, Vec<Reply>), ApiError> {
+    mut batch: Batch,
+    counted: AddressCount,
+) -> Result<Principal, ApiError> {
     let unauthorized = || ApiError::unauthorized("the bearer token is unknown or expired");
     let pending = state
         .tokens
         .prepare_check(&auth.0.token)
         .ok_or_else(unauthorized)?;
     let recent = state.tokens.recent_client(&pending);
-    let counted = count.is_some();
-    let mut ops = Vec::with_capacity(2 + reads.len());
-    if recent.is_none() {
-        ops.push(pending.op());
-    }
-    ops.extend(count);
-    ops.extend(reads);
-    let mut replies = if ops.is_empty() {
-        Vec::new().into_iter()
-    } else {
-        state.store.exec(ops).await?.into_iter()
-    };
-    let mut next = || {
-        replies
-            .next()
-            .ok_or_else(|| StoreError::Protocol("a reply is missing".into()))
-    };
-    let principal = match recent {
-        Some(p) => p,
-        None => match pending.finish(next()?)? {
+    let check = recent.is_none().then(|| pending.check_in(&mut batch));
+    state.store.run(batch).await?;
+    let principal = match (recent, check) {
+        (Some(p), _) => p,
+        (None, Some(check)) => match check.get()? {
             Check::Valid(p) if p.subject.scheme == Scheme::Client => {
                 state.tokens.remember_client(&pending, &p);
                 p
             }
             _ => return Err(unauthorized()),
         },
+        (None, None) => return Err(unauthorized()),
     };
-    if counted {
-        state.ip_verdict(next()?)?;
-    }
-    Ok((principal, replies.collect()))
+    state.address_verdict(counted)?;
+    Ok(principal)
 }
 
 /// The API client's session behind a bearer token, or 401.
 pub async fn client(state: &AppState, auth: &BearerToken) -> Result<Principal, ApiError> {
-    client_and(state, auth, None, Vec::new())
-        .await
-        .map(|(p, _)| p)
+    client_and(state, auth, Batch::new(), AddressCount::default()).await
 }
 
 /// The API client's session, which must come from the client credentials grant.

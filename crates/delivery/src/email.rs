@@ -15,11 +15,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use authgate_core::integrations::Integration;
+use authgate_otp::Purpose;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+
+use crate::event::Payload;
+use crate::send::{Attempt, Failure};
+use crate::StartupError;
 
 /// Built-in English templates.
 const BUILTIN: &[(&str, &str)] = &[
@@ -58,27 +63,6 @@ pub enum Transport {
     Log,
     /// Nowhere: email integrations fail with a clear error.
     None,
-}
-
-/// An email that was not sent.
-#[derive(Debug)]
-pub struct SendError {
-    /// What went wrong, for the delivery log.
-    pub detail: String,
-    /// The SMTP reply code, when the server answered.
-    pub code: Option<u16>,
-    /// Whether retrying cannot help (a 5xx answer, a bad address, no transport).
-    pub permanent: bool,
-}
-
-impl SendError {
-    fn permanent(detail: impl Into<String>) -> Self {
-        Self {
-            detail: detail.into(),
-            code: None,
-            permanent: true,
-        }
-    }
 }
 
 /// Renders and sends code emails.
@@ -141,23 +125,20 @@ impl Mailer {
         smtp_url: Option<&SecretString>,
         from: Option<String>,
         templates: Option<PathBuf>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, StartupError> {
         let transport = match smtp_url.map(|u| u.expose_secret().trim().to_owned()) {
             None => Transport::None,
             Some(u) if u == "log" => Transport::Log,
             Some(u) => Transport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(&u)
-                    .map_err(|e| anyhow::anyhow!("invalid AUTHGATE_SMTP_URL: {e}"))?
+                    .map_err(StartupError::SmtpUrl)?
                     .timeout(Some(Duration::from_secs(10)))
                     .build(),
             ),
         };
         if let Some(dir) = &templates {
             if !dir.is_dir() {
-                anyhow::bail!(
-                    "AUTHGATE_EMAIL_TEMPLATES {} is not a directory",
-                    dir.display()
-                );
+                return Err(StartupError::Templates(dir.clone()));
             }
         }
         Ok(Self {
@@ -202,47 +183,38 @@ impl Mailer {
     /// Renders the message for a `one-time-password-token-request.created` payload.
     pub fn render(
         &self,
-        payload: &Value,
+        payload: &Payload,
         config: &EmailSettings,
         code_minutes: u64,
-    ) -> Result<Rendered, SendError> {
-        let purpose = payload["purpose"].as_str().unwrap_or_default();
-        if purpose != "reset_password" && purpose != "passwordless_authentication" {
-            return Err(SendError::permanent(format!(
-                "no template for purpose {purpose:?}"
-            )));
-        }
-        let username = payload["user_authentication_password_profile_info"]["username"]
-            .as_str()
-            .unwrap_or_default();
-        let code = payload["one_time_password_token"]
-            .as_str()
-            .unwrap_or_default();
-        let base = if purpose == "reset_password" {
-            &config.reset_password_url
-        } else {
-            &config.passwordless_url
+    ) -> Result<Rendered, Failure> {
+        let purpose = payload.purpose.as_str();
+        let username = &payload.user_authentication_password_profile_info.username;
+        let code = payload.one_time_password_token.as_str();
+        let base = match payload.purpose {
+            Purpose::ResetPassword => &config.reset_password_url,
+            Purpose::PasswordlessAuthentication => &config.passwordless_url,
         };
+        let user = &payload.user_authentication_info;
         let context = minijinja::context! {
             code => code,
             username => username,
-            name => payload["user_authentication_info"]["name"].as_str().unwrap_or(username),
-            email => payload["user_authentication_info"]["email"].as_str(),
+            name => user.name,
+            email => user.email,
             purpose => purpose,
             minutes => code_minutes,
             link => base.as_deref().map(|b| link(b, username, code)),
         };
-        let render = |part: &str| -> Result<String, SendError> {
+        let render = |part: &str| -> Result<String, Failure> {
             let name = format!("{purpose}.{part}");
             let source = self
                 .source(config.locale.as_deref(), &name)
-                .ok_or_else(|| SendError::permanent(format!("template {name} missing")))?;
+                .ok_or_else(|| Failure::permanent(format!("template {name} missing")))?;
             let mut env = minijinja::Environment::new();
             env.add_template_owned(name.clone(), source)
-                .map_err(|e| SendError::permanent(format!("template {name}: {e}")))?;
+                .map_err(|e| Failure::permanent(format!("template {name}: {e}")))?;
             env.get_template(&name)
                 .and_then(|t| t.render(&context))
-                .map_err(|e| SendError::permanent(format!("template {name}: {e}")))
+                .map_err(|e| Failure::permanent(format!("template {name}: {e}")))
         };
         Ok(Rendered {
             subject: render("subject")?
@@ -256,37 +228,49 @@ impl Mailer {
         })
     }
 
-    /// Renders and sends the code email of a payload. Returns the SMTP reply code.
+    /// Renders and sends the code email of a payload; the attempt carries the
+    /// SMTP reply code when the server answered.
     pub async fn send(
         &self,
-        payload: &Value,
+        payload: &Payload,
         config: &EmailSettings,
         code_minutes: u64,
-    ) -> Result<Option<u16>, SendError> {
-        let to = payload["user_authentication_info"]["email"]
-            .as_str()
-            .unwrap_or_default();
-        if to.is_empty() {
-            return Err(SendError::permanent("the user has no email address"));
+    ) -> Attempt {
+        match self.try_send(payload, config, code_minutes).await {
+            Ok(code) => Attempt::delivered(code, String::new()),
+            Err((code, failure)) => Attempt::failed(code, String::new(), failure),
         }
-        let name = payload["user_authentication_info"]["name"]
-            .as_str()
-            .unwrap_or_default();
-        let to: Mailbox = format!("{} <{to}>", quote_name(name))
+    }
+
+    async fn try_send(
+        &self,
+        payload: &Payload,
+        config: &EmailSettings,
+        code_minutes: u64,
+    ) -> Result<Option<u16>, (Option<u16>, Failure)> {
+        let permanent = |detail: String| (None, Failure::Permanent(detail));
+        let user = &payload.user_authentication_info;
+        let to = user.email.as_deref().unwrap_or_default();
+        if to.is_empty() {
+            return Err(permanent("the user has no email address".into()));
+        }
+        let to: Mailbox = format!("{} <{to}>", quote_name(&user.name))
             .parse()
             .or_else(|_| to.parse())
-            .map_err(|e| SendError::permanent(format!("invalid recipient address: {e}")))?;
+            .map_err(|e| permanent(format!("invalid recipient address: {e}")))?;
         let from = config
             .from
             .clone()
             .or_else(|| self.from.clone())
             .ok_or_else(|| {
-                SendError::permanent("no sender: set configuration.from or AUTHGATE_EMAIL_FROM")
+                permanent("no sender: set configuration.from or AUTHGATE_EMAIL_FROM".into())
             })?;
         let from: Mailbox = from
             .parse()
-            .map_err(|e| SendError::permanent(format!("invalid sender address: {e}")))?;
-        let rendered = self.render(payload, config, code_minutes)?;
+            .map_err(|e| permanent(format!("invalid sender address: {e}")))?;
+        let rendered = self
+            .render(payload, config, code_minutes)
+            .map_err(|f| (None, f))?;
         let mut builder = Message::builder()
             .from(from)
             .to(to)
@@ -294,7 +278,7 @@ impl Mailer {
         if let Some(reply_to) = &config.reply_to {
             let reply_to: Mailbox = reply_to
                 .parse()
-                .map_err(|e| SendError::permanent(format!("invalid reply_to address: {e}")))?;
+                .map_err(|e| permanent(format!("invalid reply_to address: {e}")))?;
             builder = builder.reply_to(reply_to);
         }
         let message = builder
@@ -311,10 +295,10 @@ impl Mailer {
                             .body(rendered.html.clone()),
                     ),
             )
-            .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
+            .map_err(|e| permanent(format!("cannot build the message: {e}")))?;
         match &self.transport {
-            Transport::None => Err(SendError::permanent(
-                "email is not configured: set AUTHGATE_SMTP_URL",
+            Transport::None => Err(permanent(
+                "email is not configured: set AUTHGATE_SMTP_URL".into(),
             )),
             Transport::Log => {
                 // Only for trying the gateway: the message (with its code) goes to the log.
@@ -323,11 +307,16 @@ impl Mailer {
             }
             Transport::Smtp(smtp) => match smtp.send(message).await {
                 Ok(resp) => Ok(resp.code().to_string().parse().ok()),
-                Err(e) => Err(SendError {
-                    detail: format!("SMTP: {e}"),
-                    code: e.status().and_then(|c| c.to_string().parse().ok()),
-                    permanent: e.is_permanent(),
-                }),
+                Err(e) => {
+                    let code = e.status().and_then(|c| c.to_string().parse().ok());
+                    let detail = format!("SMTP: {e}");
+                    let failure = if e.is_permanent() {
+                        Failure::Permanent(detail)
+                    } else {
+                        Failure::Transient(detail)
+                    };
+                    Err((code, failure))
+                }
             },
         }
     }
@@ -356,15 +345,64 @@ pub struct EmailSettings {
     pub locale: Option<String>,
 }
 
+impl From<&Integration> for EmailSettings {
+    fn from(i: &Integration) -> Self {
+        Self {
+            from: i.from.clone(),
+            reply_to: i.reply_to.clone(),
+            reset_password_url: i.reset_password_url.clone(),
+            passwordless_url: i.passwordless_url.clone(),
+            locale: i.locale.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::event::tests::payload;
 
-    fn payload(purpose: &str, name: &str) -> Value {
-        json!({"purpose": purpose, "one_time_password_token": "ab12cd",
-            "user_authentication_info": {"email": "jo@example.com", "name": name},
-            "user_authentication_password_profile_info": {"username": "jo+1@example.com"}})
+    #[test]
+    fn a_bad_smtp_url_or_template_directory_stops_start_up() {
+        let url = SecretString::from("nonsense://mail.test".to_owned());
+        assert!(matches!(
+            Mailer::new(Some(&url), None, None),
+            Err(StartupError::SmtpUrl(_))
+        ));
+        let missing = PathBuf::from("/nonexistent/authgate/templates");
+        assert!(matches!(
+            Mailer::new(None, None, Some(missing)),
+            Err(StartupError::Templates(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn without_a_transport_sending_fails_for_good_and_the_log_transport_delivers(
+    ) -> Result<(), String> {
+        let mailer =
+            Mailer::new(None, Some("codes@x.test".into()), None).map_err(|e| e.to_string())?;
+        let p = payload(Purpose::ResetPassword, "Jo")?;
+        let settings = EmailSettings::default();
+        assert_eq!(
+            mailer.send(&p, &settings, 10).await,
+            Attempt::failed(
+                None,
+                String::new(),
+                Failure::permanent("email is not configured: set AUTHGATE_SMTP_URL")
+            )
+        );
+        let mut nobody = p.clone();
+        nobody.user_authentication_info.email = None;
+        let logged = mailer.or_log();
+        assert_eq!(
+            logged.send(&nobody, &settings, 10).await.failure,
+            Some(Failure::permanent("the user has no email address"))
+        );
+        assert_eq!(
+            logged.send(&p, &settings, 10).await,
+            Attempt::delivered(None, String::new())
+        );
+        Ok(())
     }
 
     #[test]
@@ -388,11 +426,11 @@ mod tests {
         };
         let r = mailer
             .render(
-                &payload("passwordless_authentication", "<b>Jo</b> & co"),
+                &payload(Purpose::PasswordlessAuthentication, "<b>Jo</b> & co")?,
                 &settings,
                 10,
             )
-            .map_err(|e| e.detail)?;
+            .map_err(|e| e.to_string())?;
         assert_eq!(r.subject, "Your sign-in code: ab12cd");
         assert!(
             r.text.contains("ab12cd")
@@ -409,11 +447,11 @@ mod tests {
         );
         let r = mailer
             .render(
-                &payload("reset_password", "Jo"),
+                &payload(Purpose::ResetPassword, "Jo")?,
                 &EmailSettings::default(),
                 10,
             )
-            .map_err(|e| e.detail)?;
+            .map_err(|e| e.to_string())?;
         assert!(
             r.subject.contains("reset") && !r.text.contains("http"),
             "no link without a URL"

@@ -1,0 +1,384 @@
+//! The outbox: a stream of entries in the store, shared by all replicas, with a
+//! schedule of retries beside it; the entries as stored; and every store operation
+//! on them, here and nowhere else.
+//!
+//! Two kinds of entry live in the stream, both JSON, and their form is shared by
+//! every replica of every version running at once (a rolling upgrade has old and
+//! new side by side), so it does not change with the code:
+//!
+//! - a [`RequestEntry`]: a code request the API accepted, before anyone knows who
+//!   (if anyone) gets the code;
+//! - a [`DeliveryEntry`]: one event for one integration whose earlier try failed,
+//!   back from the schedule when due.
+//!
+//! Earlier versions also left `{"decoy": true}` entries, which are acknowledged
+//! and otherwise ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authgate_core::store::{
+    Batch, Entry as StreamEntry, Handle, Keys, Store, StoreError, StoreExt,
+};
+use authgate_otp::{CodeRequest, OneTimeCode, Purpose};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event::{code, purpose, Payload};
+
+/// The stream of entries.
+const STREAM: &str = "events";
+/// The retries, by when they are due.
+const SCHEDULE: &str = "retry";
+/// Where the decoys of requests for unknown usernames go (one entry is kept).
+const DECOYS: &str = "decoys";
+/// The consumer group all replicas' workers share.
+const GROUP: &str = "delivery";
+/// The most due retries moved back to the stream per read.
+const RELEASE_MAX: usize = 100;
+
+/// The outbox: where accepted events wait for delivery.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    store_id: String,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox(..)")
+    }
+}
+
+/// The `kind` of an entry holding an accepted code request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// The only kind there is.
+    #[serde(rename = "one-time-password-token-request")]
+    CodeRequest,
+}
+
+/// An accepted code request, as [`Outbox::request_in`] writes it to the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEntry {
+    /// What the entry is.
+    pub kind: Kind,
+    /// The event's id (a UUID).
+    pub event_id: String,
+    /// When the request was accepted (Unix milliseconds).
+    pub accepted_ms: i64,
+    /// The same instant, RFC 3339, as the payload shows it.
+    pub created_at: String,
+    /// The password profile.
+    pub password_profile_id: String,
+    /// The username, canonical.
+    pub username: String,
+    /// What the code is for.
+    #[serde(with = "purpose")]
+    pub purpose: Purpose,
+    /// The code, in clear.
+    #[serde(with = "code")]
+    pub one_time_password_token: OneTimeCode,
+}
+
+impl RequestEntry {
+    /// The code request it holds.
+    pub fn request(&self) -> CodeRequest {
+        CodeRequest {
+            code: self.one_time_password_token.clone(),
+            purpose: self.purpose,
+            profile_id: self.password_profile_id.clone(),
+            username: self.username.clone(),
+        }
+    }
+}
+
+/// One event for one integration, between tries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryEntry {
+    /// The event's id.
+    pub event_id: String,
+    /// The integration it goes to.
+    pub integration_id: String,
+    /// The try about to be made, from 1.
+    pub attempt: u32,
+    /// When the request was accepted (Unix milliseconds).
+    pub accepted_ms: i64,
+    /// The event's payload.
+    pub payload: Payload,
+}
+
+/// An entry read from the stream.
+#[derive(Debug)]
+pub enum Entry {
+    /// An accepted code request: its recipient is yet to be found.
+    Request(RequestEntry),
+    /// A delivery due again.
+    Retry(DeliveryEntry),
+    /// Left by an earlier version, with nothing to send.
+    Leftover,
+    /// Not an entry this or an earlier version writes.
+    Malformed,
+}
+
+/// An earlier version's decoy.
+#[derive(Deserialize)]
+struct Decoy {
+    decoy: bool,
+}
+
+impl Entry {
+    /// Reads a stored entry.
+    pub fn parse(raw: &[u8]) -> Self {
+        if let Ok(entry) = serde_json::from_slice::<RequestEntry>(raw) {
+            return Self::Request(entry);
+        }
+        if let Ok(entry) = serde_json::from_slice::<DeliveryEntry>(raw) {
+            return Self::Retry(entry);
+        }
+        match serde_json::from_slice::<Decoy>(raw) {
+            Ok(Decoy { decoy: true }) => Self::Leftover,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Outbox {
+    /// The outbox in `store` under `keys`; `store_id` names this deployment in event bodies.
+    pub fn new(store: Arc<dyn Store>, keys: Keys, store_id: String) -> Self {
+        Self {
+            store,
+            keys,
+            store_id,
+        }
+    }
+
+    /// This deployment's name in event bodies (the realm's id).
+    pub fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// Queues the outbox entry of an accepted code request on `batch`: appended
+    /// to the outbox when the username is in the directory's index `(map,
+    /// field)`, and otherwise a decoy of the same length (no code in it) to a
+    /// stream kept at one entry. The same write is queued for every request, in
+    /// the same round trip as the code, and the store does the same work either
+    /// way; the worker checks the rest (a live code, an enabled user and
+    /// profile) before sending anything.
+    pub fn request_in(
+        &self,
+        batch: &mut Batch,
+        request: &CodeRequest,
+        index: (String, String),
+    ) -> Handle<()> {
+        let entry = self.request_entry(request);
+        let decoy = vec![b'-'; entry.len()];
+        batch.stream_add_if_present(
+            index,
+            self.keys.outbox(STREAM),
+            entry,
+            self.keys.outbox(DECOYS),
+            decoy,
+        )
+    }
+
+    /// The stored form of an accepted code request.
+    fn request_entry(&self, request: &CodeRequest) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        let entry = RequestEntry {
+            kind: Kind::CodeRequest,
+            // Not a secret: the thread's generator spares a system call per request.
+            event_id: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string(),
+            accepted_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            created_at: crate::worker::rfc3339(now),
+            password_profile_id: request.profile_id.clone(),
+            username: request.username.clone(),
+            purpose: request.purpose,
+            one_time_password_token: request.code.clone(),
+        };
+        // Strings, an integer and unit variants: serializing cannot fail.
+        serde_json::to_vec(&entry).unwrap_or_default()
+    }
+
+    /// In one round trip: moves due retries back to the stream, takes up to
+    /// `count` new entries for `consumer`, and, with `claim` set, takes over up to
+    /// `claim.1` entries pending for longer than `claim.0` (a dead replica's).
+    pub async fn take(
+        &self,
+        consumer: &str,
+        count: usize,
+        claim: Option<(Duration, usize)>,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let stream = self.keys.outbox(STREAM);
+        let mut batch = Batch::new();
+        let _released = batch.release(
+            self.keys.outbox(SCHEDULE),
+            stream.clone(),
+            now_ms(),
+            RELEASE_MAX,
+        );
+        let new = batch.stream_read(stream.clone(), GROUP.into(), consumer.to_owned(), count);
+        let claimed = claim.map(|(min_idle, count)| {
+            batch.stream_claim(stream, GROUP.into(), consumer.to_owned(), min_idle, count)
+        });
+        self.store.run(batch).await?;
+        let mut entries = new.get()?;
+        if let Some(claimed) = claimed {
+            entries.extend(claimed.get()?);
+        }
+        Ok(entries)
+    }
+
+    /// Acknowledges (and deletes) entries, in one round trip.
+    pub async fn ack(&self, ids: Vec<String>) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        let acked = batch.stream_ack(self.keys.outbox(STREAM), GROUP.into(), ids);
+        self.store.run(batch).await?;
+        acked.get()
+    }
+
+    /// Puts `entry` on the schedule, to return to the stream at `due_ms`.
+    pub async fn schedule(&self, entry: &DeliveryEntry, due_ms: i64) -> Result<(), StoreError> {
+        let entry = serde_json::to_vec(entry).map_err(|e| StoreError::Protocol(e.to_string()))?;
+        let mut batch = Batch::new();
+        let scheduled = batch.schedule(self.keys.outbox(SCHEDULE), due_ms, entry);
+        self.store.run(batch).await?;
+        scheduled.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::payload;
+    use authgate_core::store::MemoryStore;
+    use serde_json::json;
+
+    fn outbox() -> Outbox {
+        Outbox::new(
+            Arc::new(MemoryStore::new()),
+            Keys::new("test:"),
+            "realm-1".into(),
+        )
+    }
+
+    #[test]
+    fn a_code_request_is_stored_as_earlier_versions_store_it() -> Result<(), String> {
+        // Written by the untyped version: field names and order, wire names.
+        let old = r#"{"kind":"one-time-password-token-request","event_id":"e-1","accepted_ms":1693925581584,"created_at":"2023-09-05T14:53:01.584Z","password_profile_id":"profile-1","username":"jo@example.com","purpose":"reset_password","one_time_password_token":"ab12cd"}"#;
+        let Entry::Request(entry) = Entry::parse(old.as_bytes()) else {
+            return Err("not read as a code request".into());
+        };
+        assert_eq!(entry.purpose, Purpose::ResetPassword);
+        assert_eq!(entry.one_time_password_token.as_str(), "ab12cd");
+        assert_eq!(entry.request().username, "jo@example.com");
+        let again = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
+        assert_eq!(again, old, "byte for byte, so old replicas read it too");
+        Ok(())
+    }
+
+    #[test]
+    fn a_retry_written_by_an_earlier_version_is_read_and_written_back_alike() -> Result<(), String>
+    {
+        let p = payload(Purpose::PasswordlessAuthentication, "Jo")?;
+        // The untyped version wrote a `json!` with these five fields.
+        let old = json!({"event_id": "e-1", "integration_id": "int-1", "attempt": 2,
+            "accepted_ms": 1_693_925_581_584_i64, "payload": serde_json::to_value(&p).map_err(|e| e.to_string())?});
+        let Entry::Retry(entry) = Entry::parse(old.to_string().as_bytes()) else {
+            return Err("not read as a retry".into());
+        };
+        assert_eq!(entry.attempt, 2);
+        assert_eq!(entry.payload, p);
+        assert_eq!(
+            serde_json::to_value(&entry).map_err(|e| e.to_string())?,
+            old
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn decoys_of_earlier_versions_are_leftovers_and_garbage_is_malformed() {
+        assert!(matches!(
+            Entry::parse(br#"{"decoy":true}"#),
+            Entry::Leftover
+        ));
+        assert!(matches!(Entry::parse(b"-----"), Entry::Malformed));
+        assert!(matches!(
+            Entry::parse(br#"{"kind":"order","event_id":"e"}"#),
+            Entry::Malformed
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_known_username_s_request_reaches_the_stream_and_is_taken_once() -> Result<(), String>
+    {
+        let outbox = outbox();
+        let index = ("test:{dir}:names".to_owned(), "jo".to_owned());
+        let mut batch = Batch::new();
+        let _indexed =
+            batch.map_put_if_absent(index.0.clone(), index.1.clone(), b"user-1".to_vec());
+        outbox.store.run(batch).await.map_err(|e| e.to_string())?;
+        let request = CodeRequest {
+            code: OneTimeCode::parse("ab12cd").map_err(|e| e.to_string())?,
+            purpose: Purpose::ResetPassword,
+            profile_id: "profile-1".into(),
+            username: "jo".into(),
+        };
+        let mut batch = Batch::new();
+        let _queued = outbox.request_in(&mut batch, &request, index);
+        outbox.store.run(batch).await.map_err(|e| e.to_string())?;
+        let taken = outbox
+            .take("w1", 10, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        assert_eq!(taken.len(), 1);
+        let Entry::Request(entry) = Entry::parse(&taken[0].1) else {
+            return Err("not a code request".into());
+        };
+        assert_eq!(entry.one_time_password_token.as_str(), "ab12cd");
+        assert!(outbox
+            .take("w2", 10, None)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_empty());
+        outbox
+            .ack(vec![taken[0].0.clone()])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_due_retry_returns_to_the_stream() -> Result<(), String> {
+        let outbox = outbox();
+        let entry = DeliveryEntry {
+            event_id: "e-1".into(),
+            integration_id: "int-1".into(),
+            attempt: 2,
+            accepted_ms: now_ms(),
+            payload: payload(Purpose::ResetPassword, "Jo")?,
+        };
+        outbox
+            .schedule(&entry, now_ms() - 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let taken = outbox
+            .take("w1", 10, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        assert_eq!(taken.len(), 1);
+        assert!(matches!(Entry::parse(&taken[0].1), Entry::Retry(e) if e == entry));
+        Ok(())
+    }
+}
