@@ -114,6 +114,36 @@ pub struct WebUser {
     pub profile_id: String,
 }
 
+/// Scheme B's setting, made through the API: a password profile with one-time
+/// password tokens on, a member with a username (their email) and the password
+/// `old-password-1` in it, an integration that delivers the codes, and the tokens
+/// to call with.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    /// The realm's id.
+    pub realm: String,
+    /// The password profile's id.
+    pub profile: String,
+    /// The member's user id.
+    pub user_id: String,
+    /// The member's credential id.
+    pub credential_id: String,
+    /// An admin client token.
+    pub admin: String,
+    /// A public client token, as a shop's frontend holds.
+    pub implicit: String,
+    /// The integration's id.
+    pub integration: String,
+}
+
+impl Shop {
+    /// The member's username and password record.
+    pub fn credential_path(&self) -> String {
+        format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}",
+            self.realm, self.user_id, self.credential_id)
+    }
+}
+
 /// A response's status and JSON body (Null when the body is empty or not JSON).
 pub async fn parts(resp: Response) -> (StatusCode, Value) {
     let status = resp.status();
@@ -217,17 +247,13 @@ impl TestApp {
     /// A profile exposed to web phone login as `application`.
     pub async fn web_profile(&self, token: &str, application: &str) -> String {
         let realm = self.realm(token).await;
-        let (status, body) = self
-            .admin(
-                token,
-                reqwest::Method::POST,
-                &format!("/v2/authentication-realms/{realm}/password-profiles"),
-                Some(json!({"data": {"type": "password_profile", "name": "phones", "username_format": "any",
-                    "enable_one_time_password_token": false, "voximplant_application": application}})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["data"]["id"].as_str().expect("profile id").to_owned()
+        self.create(
+            token,
+            &format!("/v2/authentication-realms/{realm}/password-profiles"),
+            json!({"type": "password_profile", "name": "phones", "username_format": "any",
+                "enable_one_time_password_token": false, "voximplant_application": application}),
+        )
+        .await
     }
 
     /// A user with a credential in `profile`.
@@ -239,36 +265,22 @@ impl TestApp {
         user: &str,
         password: &str,
     ) -> WebUser {
-        let realm = self.realm(token).await;
-        let (status, body) = self
-            .admin(
-                token,
-                reqwest::Method::POST,
-                &format!("/v2/authentication-realms/{realm}/user-authentication-info"),
-                Some(json!({"data": {"type": "user_authentication_info", "name": format!("{user} display"), "email": format!("{user}@example.com")}})),
-            )
+        let base = format!("/v2/authentication-realms/{}", self.realm(token).await);
+        let user_id = self
+            .create(token, &format!("{base}/user-authentication-info"),
+                json!({"type": "user_authentication_info", "name": format!("{user} display"), "email": format!("{user}@example.com")}))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let user_id = body["data"]["id"].as_str().expect("user id").to_owned();
-        let (status, body) = self
-            .admin(
-                token,
-                reqwest::Method::POST,
-                &format!("/v2/authentication-realms/{realm}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
-                Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile,
-                    "username": user, "password": password}})),
-            )
+        let credential_id = self
+            .create(token, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
+                json!({"type": "user_authentication_password_profile_info", "password_profile_id": profile,
+                    "username": user, "password": password}))
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
         WebUser {
             username: format!("{user}@{application}.voximplant.com"),
             user: user.to_owned(),
             password: password.to_owned(),
             user_id,
-            credential_id: body["data"]["id"]
-                .as_str()
-                .expect("credential id")
-                .to_owned(),
+            credential_id,
             profile_id: profile.to_owned(),
         }
     }
@@ -312,6 +324,118 @@ impl TestApp {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// POSTs `{"data": data}` with an admin `token`; asserts 201 and returns the
+    /// new resource's id.
+    pub async fn create(&self, token: &str, path: &str, data: Value) -> String {
+        let body = Some(json!({ "data": data }));
+        let (status, body) = self.admin(token, reqwest::Method::POST, path, body).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path}: {body}");
+        body["data"]["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// A [`Shop`] whose member is `name` with the username `email`, and whose codes
+    /// go through `integration` (the `data` of an integration to create).
+    pub async fn shop(&self, name: &str, email: &str, integration: Value) -> Shop {
+        let admin = self.admin_token().await;
+        let realm = self.realm(&admin).await;
+        let base = format!("/v2/authentication-realms/{realm}");
+        let profile = self
+            .create(&admin, &format!("{base}/password-profiles"),
+                json!({"type": "password_profile", "name": "Customers", "username_format": "email", "enable_one_time_password_token": true}))
+            .await;
+        let user_id = self
+            .create(
+                &admin,
+                &format!("{base}/user-authentication-info"),
+                json!({"type": "user_authentication_info", "name": name, "email": email}),
+            )
+            .await;
+        let credential_id = self
+            .create(&admin, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
+                json!({"type": "user_authentication_password_profile_info", "password_profile_id": profile, "username": email, "password": "old-password-1"}))
+            .await;
+        let integration = self.create(&admin, "/v2/integrations", integration).await;
+        Shop {
+            realm,
+            profile,
+            user_id,
+            credential_id,
+            implicit: self.implicit_token().await,
+            integration,
+            admin,
+        }
+    }
+
+    /// Requests a one-time password token for `username` of the shop's profile.
+    pub async fn request_code(&self, s: &Shop, username: &str, purpose: &str) -> Response {
+        self.http
+            .post(self.url(&format!("/v2/authentication-realms/{}/password-profiles/{}/one-time-password-token-request", s.realm, s.profile)))
+            .bearer_auth(&s.implicit)
+            .json(&json!({"data": {"type": "one_time_password_token_request", "username": username, "purpose": purpose}}))
+            .send()
+            .await
+            .expect("code request")
+    }
+
+    /// Exchanges a one-time password token for an account management token.
+    pub async fn exchange_code(&self, s: &Shop, username: &str, code: &str) -> (StatusCode, Value) {
+        self.account_token(s, json!({"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
+            "password_profile_id": s.profile, "username": username, "one_time_password_token": code}))
+            .await
+    }
+
+    /// Exchanges a username and password for an account management token.
+    pub async fn password_token(
+        &self,
+        s: &Shop,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, Value) {
+        self.account_token(s, json!({"type": "account_management_authentication_token", "authentication_mechanism": "password",
+            "password_profile_id": s.profile, "username": username, "password": password}))
+            .await
+    }
+
+    /// Sets the password of the credential at `path` as a member does: the shop's
+    /// client token and the member's account management `token`.
+    pub async fn member_password(
+        &self,
+        s: &Shop,
+        path: &str,
+        token: &str,
+        password: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(&s.implicit)
+            .header("EP-Account-Management-Authentication-Token", token)
+            .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": password}}))
+            .send()
+            .await
+            .expect("password change");
+        parts(resp).await
+    }
+
+    /// The delivery tries of the integration `id`, newest first, read with an
+    /// admin `token`.
+    pub async fn delivery_log(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        let path = format!("/v2/integrations/{id}/logs");
+        self.admin(token, reqwest::Method::GET, &path, None).await
+    }
+
+    async fn account_token(&self, s: &Shop, data: Value) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url("/v2/account-members/tokens"))
+            .bearer_auth(&s.implicit)
+            .json(&json!({ "data": data }))
+            .send()
+            .await
+            .expect("token request");
+        parts(resp).await
     }
 
     /// Forward-auth with a bearer token: the status and the X-Auth-User header.

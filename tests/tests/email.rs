@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use authgate_tests::app::{parts, TestApp};
+use authgate_tests::app::{Shop, TestApp};
 use authgate_tests::smtp::SmtpSink;
 use authgate_tests::{redis_or_skip, spawn_app_with};
 use mail_parser::{MessageParser, MimeHeaders};
@@ -21,81 +21,18 @@ macro_rules! smtp_or_skip {
     };
 }
 
-struct Shop {
-    realm: String,
-    profile: String,
-    user_id: String,
-    credential_id: String,
-    admin: String,
-    implicit: String,
-    integration: String,
-}
-
+/// A shop whose member is `name` at `email` and whose codes go out by email, as
+/// `configuration` says.
 async fn shop(app: &TestApp, name: &str, email: &str, configuration: Value) -> Shop {
-    let admin = app.admin_token().await;
-    let realm = app.realm(&admin).await;
-    let base = format!("/v2/authentication-realms/{realm}");
-    let (_, p) = app
-        .admin(&admin, Method::POST, &format!("{base}/password-profiles"),
-            Some(json!({"data": {"type": "password_profile", "name": "Customers", "username_format": "email", "enable_one_time_password_token": true}})))
-        .await;
-    let profile = p["data"]["id"].as_str().unwrap().to_owned();
-    let (_, u) = app
-        .admin(
-            &admin,
-            Method::POST,
-            &format!("{base}/user-authentication-info"),
-            Some(
-                json!({"data": {"type": "user_authentication_info", "name": name, "email": email}}),
-            ),
-        )
-        .await;
-    let user_id = u["data"]["id"].as_str().unwrap().to_owned();
-    let (status, c) = app
-        .admin(&admin, Method::POST, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
-            Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile, "username": email, "password": "old-password-1"}})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    let (status, i) = app
-        .admin(&admin, Method::POST, "/v2/integrations",
-            Some(json!({"data": {"type": "integration", "name": "Code emails", "integration_type": "email", "configuration": configuration}})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{i}");
-    let implicit = app.implicit_token().await;
-    Shop {
-        realm,
-        profile,
-        user_id,
-        credential_id: c["data"]["id"].as_str().unwrap().to_owned(),
-        admin,
-        implicit,
-        integration: i["data"]["id"].as_str().unwrap().to_owned(),
-    }
+    app.shop(name, email,
+        json!({"type": "integration", "name": "Code emails", "integration_type": "email", "configuration": configuration}))
+        .await
 }
 
+/// Requests a code, which is always accepted.
 async fn request(app: &TestApp, s: &Shop, username: &str, purpose: &str) {
-    let resp = app
-        .http
-        .post(app.url(&format!("/v2/authentication-realms/{}/password-profiles/{}/one-time-password-token-request", s.realm, s.profile)))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "one_time_password_token_request", "username": username, "purpose": purpose}}))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.request_code(s, username, purpose).await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
-}
-
-async fn exchange(app: &TestApp, s: &Shop, username: &str, code: &str) -> (StatusCode, Value) {
-    let resp = app
-        .http
-        .post(app.url("/v2/account-members/tokens"))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
-            "password_profile_id": s.profile, "username": username, "one_time_password_token": code}}))
-        .send()
-        .await
-        .unwrap();
-    parts(resp).await
 }
 
 /// The message's subject, text part and HTML part.
@@ -118,14 +55,7 @@ fn unescape(html: &str) -> String {
 }
 
 async fn log_entries(app: &TestApp, s: &Shop) -> Vec<Value> {
-    let (_, logs) = app
-        .admin(
-            &s.admin,
-            Method::GET,
-            &format!("/v2/integrations/{}/logs", s.integration),
-            None,
-        )
-        .await;
+    let (_, logs) = app.delivery_log(&s.admin, &s.integration).await;
     logs["data"].as_array().cloned().unwrap_or_default()
 }
 
@@ -192,7 +122,7 @@ async fn a_passwordless_code_arrives_by_email_and_logs_in() {
     assert!(html.contains("Jo &lt;b&gt;&amp; Co&lt;"), "{html}");
     assert!(unescape(&html).contains("Jo <b>& Co</b>"));
 
-    let (status, body) = exchange(&app, &s, "jo@banks.test", &code).await;
+    let (status, body) = app.exchange_code(&s, "jo@banks.test", &code).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let logs = log_entries(&app, &s).await;
     assert_eq!(logs.len(), 1);
@@ -227,29 +157,17 @@ async fn a_reset_email_links_to_the_reset_page_and_the_code_resets_the_password(
         )),
         "{text}"
     );
-    let (status, body) = exchange(&app, &s, "ann@banks.test", &code).await;
+    let (status, body) = app.exchange_code(&s, "ann@banks.test", &code).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let token = body["data"][0]["token"].as_str().unwrap();
-    let resp = app
-        .http
-        .put(app.url(&format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id)))
-        .bearer_auth(&s.implicit)
-        .header("EP-Account-Management-Authentication-Token", token)
-        .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": "new-password-2"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = app
-        .http
-        .post(app.url("/v2/account-members/tokens"))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "password",
-            "password_profile_id": s.profile, "username": "ann@banks.test", "password": "new-password-2"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (status, _) = app
+        .member_password(&s, &s.credential_path(), token, "new-password-2")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .password_token(&s, "ann@banks.test", "new-password-2")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -277,7 +195,7 @@ async fn mail_waits_out_an_smtp_outage_and_nothing_is_lost() {
     let (subject, ..) = read(&mail[0]);
     let code = subject.rsplit(' ').next().unwrap().to_owned();
     assert_eq!(
-        exchange(&app, &s, "bo@banks.test", &code).await.0,
+        app.exchange_code(&s, "bo@banks.test", &code).await.0,
         StatusCode::CREATED
     );
     let logs = log_entries(&app, &s).await;

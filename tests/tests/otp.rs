@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use authgate_tests::app::{limit, parts, TestApp};
+use authgate_tests::app::{limit, parts, Shop, TestApp};
 use authgate_tests::webhook::Receiver;
 use authgate_tests::{redis_or_skip, spawn_app, spawn_app_with, TestRedis};
 use hmac::{Hmac, Mac};
@@ -16,89 +16,27 @@ use sha2::Sha256;
 
 const SECRET: &str = "whsec-test-123";
 
-/// A realm with an OTP profile, a user in it and a webhook integration.
-struct Shop {
-    realm: String,
-    profile: String,
-    user_id: String,
-    credential_id: String,
-    admin: String,
-    implicit: String,
-    integration: String,
-}
-
+/// A shop whose member is John Doe and whose codes go to the webhook receiver at `hook`.
 async fn shop(app: &TestApp, hook: &str) -> Shop {
-    let admin = app.admin_token().await;
-    let realm = app.realm(&admin).await;
-    let base = format!("/v2/authentication-realms/{realm}");
-    let (status, p) = app
-        .admin(&admin, Method::POST, &format!("{base}/password-profiles"),
-            Some(json!({"data": {"type": "password_profile", "name": "Customers", "username_format": "email", "enable_one_time_password_token": true}})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{p}");
-    let profile = p["data"]["id"].as_str().unwrap().to_owned();
-    let (_, u) = app
-        .admin(&admin, Method::POST, &format!("{base}/user-authentication-info"),
-            Some(json!({"data": {"type": "user_authentication_info", "name": "John Doe", "email": "john.doe@banks.com"}})))
-        .await;
-    let user_id = u["data"]["id"].as_str().unwrap().to_owned();
-    let (status, c) = app
-        .admin(&admin, Method::POST, &format!("{base}/user-authentication-info/{user_id}/user-authentication-password-profile-info"),
-            Some(json!({"data": {"type": "user_authentication_password_profile_info", "password_profile_id": profile, "username": "john.doe@banks.com", "password": "old-password-1"}})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{c}");
-    let (status, i) = app
-        .admin(&admin, Method::POST, "/v2/integrations",
-            Some(json!({"data": {"type": "integration", "name": "One Time Password notification", "description": "Send one time password notification",
-                "integration_type": "webhook", "enabled": true, "observes": ["one-time-password-token-request.created"],
-                "configuration": {"url": hook, "secret_key": SECRET}}})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{i}");
-    Shop {
-        realm,
-        profile,
-        user_id,
-        credential_id: c["data"]["id"].as_str().unwrap().to_owned(),
-        implicit: app.implicit_token().await,
-        integration: i["data"]["id"].as_str().unwrap().to_owned(),
-        admin,
-    }
-}
-
-async fn request_code(app: &TestApp, s: &Shop, username: &str, purpose: &str) -> reqwest::Response {
-    app.http
-        .post(app.url(&format!("/v2/authentication-realms/{}/password-profiles/{}/one-time-password-token-request", s.realm, s.profile)))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "one_time_password_token_request", "username": username, "purpose": purpose}}))
-        .send()
+    app.shop("John Doe", "john.doe@banks.com",
+        json!({"type": "integration", "name": "One Time Password notification", "description": "Send one time password notification",
+            "integration_type": "webhook", "enabled": true, "observes": ["one-time-password-token-request.created"],
+            "configuration": {"url": hook, "secret_key": SECRET}}))
         .await
-        .unwrap()
 }
 
-async fn exchange(app: &TestApp, s: &Shop, username: &str, code: &str) -> (StatusCode, Value) {
-    let resp = app
-        .http
-        .post(app.url("/v2/account-members/tokens"))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
-            "password_profile_id": s.profile, "username": username, "one_time_password_token": code}}))
-        .send()
-        .await
-        .unwrap();
-    parts(resp).await
+/// A webhook receiver, a gateway on `redis`, and the shop, whose codes go to the
+/// receiver.
+async fn johns_shop(redis: &TestRedis) -> (Receiver, TestApp, Shop) {
+    let hook = Receiver::start().await;
+    let app = spawn_app(Some(redis)).await;
+    let s = shop(&app, &hook.url).await;
+    (hook, app, s)
 }
 
+/// John Doe's password exchange.
 async fn with_password(app: &TestApp, s: &Shop, password: &str) -> (StatusCode, Value) {
-    let resp = app
-        .http
-        .post(app.url("/v2/account-members/tokens"))
-        .bearer_auth(&s.implicit)
-        .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "password",
-            "password_profile_id": s.profile, "username": "john.doe@banks.com", "password": password}}))
-        .send()
-        .await
-        .unwrap();
-    parts(resp).await
+    app.password_token(s, "john.doe@banks.com", password).await
 }
 
 /// Disables the shop's member (john.doe) through the admin API.
@@ -117,6 +55,13 @@ async fn disable_member(app: &TestApp, s: &Shop) {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Requests a passwordless code for John and reads it from the `n`th delivery.
+async fn johns_code(app: &TestApp, s: &Shop, hook: &Receiver, n: usize) -> String {
+    app.request_code(s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
+    code_of(&hook.wait_for(n, Duration::from_secs(5)).await[n - 1])
+}
+
 fn code_of(d: &authgate_tests::webhook::Delivery) -> String {
     d.body["payload"]["one_time_password_token"]
         .as_str()
@@ -131,17 +76,11 @@ fn keys(v: &Value) -> BTreeSet<String> {
 #[tokio::test]
 async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (hook, app, s) = johns_shop(&redis).await;
 
-    let resp = request_code(
-        &app,
-        &s,
-        "John.Doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
+    let resp = app
+        .request_code(&s, "John.Doe@banks.com", "passwordless_authentication")
+        .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert!(
         resp.text().await.unwrap().is_empty(),
@@ -222,7 +161,7 @@ async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
     mac.update(&d.raw);
     assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
 
-    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let t = &body["data"][0];
     assert_eq!(t["type"], "account_management_authentication_token");
@@ -272,7 +211,7 @@ async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
     assert_eq!(intro["scheme"], "account-management");
 
     // Single use.
-    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["errors"][0]["status"], "401");
 }
@@ -280,9 +219,7 @@ async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
 #[tokio::test]
 async fn password_reset_with_the_account_token_replaces_the_password_and_ends_sessions() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (hook, app, s) = johns_shop(&redis).await;
     let (status, _) = app
         .admin(&s.admin, Method::PUT, "/v2/settings/account-authentication",
             Some(json!({"data": {"type": "account_authentication_settings", "account_member_self_management": "update_only"}})))
@@ -292,33 +229,30 @@ async fn password_reset_with_the_account_token_replaces_the_password_and_ends_se
     assert_eq!(status, StatusCode::CREATED, "{old_session}");
 
     assert_eq!(
-        request_code(&app, &s, "john.doe@banks.com", "reset_password")
+        app.request_code(&s, "john.doe@banks.com", "reset_password")
             .await
             .status(),
         StatusCode::ACCEPTED
     );
     let d = hook.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(d[0].body["payload"]["purpose"], "reset_password");
-    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code_of(&d[0])).await;
+    let (status, body) = app
+        .exchange_code(&s, "john.doe@banks.com", &code_of(&d[0]))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let token = body["data"][0]["token"].as_str().unwrap().to_owned();
 
-    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
-    let put = |token: String, password: &'static str, path: String| {
-        let req = app
-            .http
-            .put(app.url(&path))
-            .bearer_auth(&s.implicit)
-            .header("EP-Account-Management-Authentication-Token", token)
-            .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": password}}));
-        async move { parts(req.send().await.unwrap()).await }
-    };
+    let path = s.credential_path();
     // Not someone else's record.
     let other = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, uuid::Uuid::new_v4(), s.credential_id);
-    let (status, _) = put(token.clone(), "new-password-2", other).await;
+    let (status, _) = app
+        .member_password(&s, &other, &token, "new-password-2")
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, body) = put(token.clone(), "new-password-2", path.clone()).await;
+    let (status, body) = app
+        .member_password(&s, &path, &token, "new-password-2")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         with_password(&app, &s, "old-password-1").await.0,
@@ -339,29 +273,22 @@ async fn password_reset_with_the_account_token_replaces_the_password_and_ends_se
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let (status, _) = put(token, "third-password-3", path).await;
+    let (status, _) = app
+        .member_password(&s, &path, &token, "third-password-3")
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn self_management_disabled_refuses_a_members_update() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (_hook, app, s) = johns_shop(&redis).await;
     let (_, body) = with_password(&app, &s, "old-password-1").await;
     let token = body["data"][0]["token"].as_str().unwrap();
-    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
-    let resp = app
-        .http
-        .put(app.url(&path))
-        .bearer_auth(&s.implicit)
-        .header("EP-Account-Management-Authentication-Token", token)
-        .json(&json!({"data": {"type": "user_authentication_password_profile_info", "password": "new-password-2"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .member_password(&s, &s.credential_path(), token, "new-password-2")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         with_password(&app, &s, "old-password-1").await.0,
         StatusCode::CREATED,
@@ -372,16 +299,9 @@ async fn self_management_disabled_refuses_a_members_update() {
 #[tokio::test]
 async fn the_code_lives_ten_minutes_in_redis_and_no_code_is_left_in_clear() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
+    let (hook, app, s) = johns_shop(&redis).await;
+    app.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
     let d = hook.wait_for(1, Duration::from_secs(5)).await;
     let code = code_of(&d[0]);
     let stored = redis.keys_ending(":otp").await;
@@ -404,45 +324,22 @@ async fn the_code_lives_ten_minutes_in_redis_and_no_code_is_left_in_clear() {
 #[tokio::test]
 async fn a_new_request_replaces_the_code_and_five_wrong_tries_burn_it() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let first = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let second = code_of(&hook.wait_for(2, Duration::from_secs(5)).await[1]);
+    let (hook, app, s) = johns_shop(&redis).await;
+    let first = johns_code(&app, &s, &hook, 1).await;
+    let second = johns_code(&app, &s, &hook, 2).await;
     if first != second {
         assert_eq!(
-            exchange(&app, &s, "john.doe@banks.com", &first).await.0,
+            app.exchange_code(&s, "john.doe@banks.com", &first).await.0,
             StatusCode::UNAUTHORIZED,
             "the first code is void"
         );
     }
     assert_eq!(
-        exchange(&app, &s, "john.doe@banks.com", &second).await.0,
+        app.exchange_code(&s, "john.doe@banks.com", &second).await.0,
         StatusCode::CREATED
     );
 
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let third = code_of(&hook.wait_for(3, Duration::from_secs(5)).await[2]);
+    let third = johns_code(&app, &s, &hook, 3).await;
     let wrongs: Vec<String> = ["aaaaa1", "aaaaa2", "aaaaa3", "aaaaa4", "aaaaa5", "aaaaa6"]
         .into_iter()
         .filter(|w| *w != third)
@@ -450,11 +347,11 @@ async fn a_new_request_replaces_the_code_and_five_wrong_tries_burn_it() {
         .map(String::from)
         .collect();
     for wrong in &wrongs {
-        let (status, body) = exchange(&app, &s, "john.doe@banks.com", wrong).await;
+        let (status, body) = app.exchange_code(&s, "john.doe@banks.com", wrong).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     }
     assert_eq!(
-        exchange(&app, &s, "john.doe@banks.com", &third).await.0,
+        app.exchange_code(&s, "john.doe@banks.com", &third).await.0,
         StatusCode::UNAUTHORIZED,
         "burnt after five wrong tries"
     );
@@ -468,7 +365,8 @@ async fn concurrent_exchanges_of_one_code_across_two_instances_have_exactly_one_
     let a = spawn_app(Some(&redis)).await;
     let b = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
     let s = shop(&a, &hook.url).await;
-    request_code(&a, &s, "john.doe@banks.com", "passwordless_authentication").await;
+    a.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
     let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
     let tries: Vec<_> = (0..16)
         .map(|i| {
@@ -519,7 +417,7 @@ async fn unknown_and_throttled_requests_get_the_same_202_and_send_nothing() {
         ("john.doe@banks.com", 2),
         ("john.doe@banks.com", 2),
     ] {
-        let resp = request_code(&app, &s, name, "reset_password").await;
+        let resp = app.request_code(&s, name, "reset_password").await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED, "{name}");
         assert!(resp.text().await.unwrap().is_empty());
         hook.wait_for(delivered, Duration::from_secs(5)).await;
@@ -536,9 +434,7 @@ async fn unknown_and_throttled_requests_get_the_same_202_and_send_nothing() {
 #[tokio::test]
 async fn bad_requests_are_refused_in_the_errors_shape() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (hook, app, s) = johns_shop(&redis).await;
     let (_, p) = app
         .admin(
             &s.admin,
@@ -629,13 +525,8 @@ async fn delivery_survives_a_receiver_outage_and_every_try_is_logged() {
     .await;
     let s = shop(&app, &hook.url).await;
     hook.answer(503);
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
+    app.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let port = hook.stop().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -646,18 +537,11 @@ async fn delivery_survives_a_receiver_outage_and_every_try_is_logged() {
     assert!(attempt >= 3, "attempt counts the tries: {attempt}");
     let code = code_of(&got[0]);
     assert_eq!(
-        exchange(&app, &s, "john.doe@banks.com", &code).await.0,
+        app.exchange_code(&s, "john.doe@banks.com", &code).await.0,
         StatusCode::CREATED
     );
 
-    let (status, logs) = app
-        .admin(
-            &s.admin,
-            Method::GET,
-            &format!("/v2/integrations/{}/logs", s.integration),
-            None,
-        )
-        .await;
+    let (status, logs) = app.delivery_log(&s.admin, &s.integration).await;
     assert_eq!(status, StatusCode::OK, "{logs}");
     let entries = logs["data"].as_array().unwrap();
     assert_eq!(entries.len() as u64, attempt, "{logs}");
@@ -699,7 +583,7 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
         ("jane.roe@banks.com", "passwordless_authentication"),
     ] {
         assert_eq!(
-            request_code(&first, &s, name, purpose).await.status(),
+            first.request_code(&s, name, purpose).await.status(),
             StatusCode::ACCEPTED
         );
     }
@@ -767,7 +651,7 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
             .as_str()
             .unwrap();
         assert_eq!(
-            exchange(&second, &s, username, &code_of(d)).await.0,
+            second.exchange_code(&s, username, &code_of(d)).await.0,
             StatusCode::CREATED,
             "{username}'s delivered code works"
         );
@@ -900,7 +784,8 @@ async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
     .await;
     let s = shop(&app, &hook.url).await;
     // Opens this client's address window, whose first hit also sets its expiry.
-    request_code(&app, &s, "warm-up@banks.com", "reset_password").await;
+    app.request_code(&s, "warm-up@banks.com", "reset_password")
+        .await;
     let mut seen = Vec::new();
     // First requests of two usernames (each opens its own window), then a second
     // request within the limit and a third over it.
@@ -912,9 +797,7 @@ async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
     ] {
         reset_stats(&redis).await;
         assert_eq!(
-            request_code(&app, &s, name, "reset_password")
-                .await
-                .status(),
+            app.request_code(&s, name, "reset_password").await.status(),
             StatusCode::ACCEPTED
         );
         seen.push(commands(&redis).await);
@@ -941,33 +824,24 @@ async fn known_unknown_and_throttled_code_requests_do_the_same_store_work() {
 #[tokio::test]
 async fn a_resent_wrong_code_spends_one_try_like_the_sdks_retries() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
+    let (hook, app, s) = johns_shop(&redis).await;
+    let code = johns_code(&app, &s, &hook, 1).await;
     let typo = if code == "zzzzzz" { "yyyyyy" } else { "zzzzzz" };
     // Four wrong tries: the first typo resent four times (one try), then three others.
     for _ in 0..4 {
         assert_eq!(
-            exchange(&app, &s, "john.doe@banks.com", typo).await.0,
+            app.exchange_code(&s, "john.doe@banks.com", typo).await.0,
             StatusCode::UNAUTHORIZED
         );
     }
     for other in ["x0x0x1", "x0x0x2", "x0x0x3"] {
         assert_eq!(
-            exchange(&app, &s, "john.doe@banks.com", other).await.0,
+            app.exchange_code(&s, "john.doe@banks.com", other).await.0,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        exchange(&app, &s, "john.doe@banks.com", &code).await.0,
+        app.exchange_code(&s, "john.doe@banks.com", &code).await.0,
         StatusCode::CREATED,
         "one try was left"
     );
@@ -987,14 +861,12 @@ async fn a_resent_wrong_code_spends_one_try_like_the_sdks_retries() {
 #[tokio::test]
 async fn a_member_update_still_needs_a_client_token_and_account_tokens_can_log_out() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (_hook, app, s) = johns_shop(&redis).await;
     app.admin(&s.admin, Method::PUT, "/v2/settings/account-authentication",
         Some(json!({"data": {"type": "account_authentication_settings", "account_member_self_management": "update_only"}}))).await;
     let (_, body) = with_password(&app, &s, "old-password-1").await;
     let token = body["data"][0]["token"].as_str().unwrap().to_owned();
-    let path = format!("/v2/authentication-realms/{}/user-authentication-info/{}/user-authentication-password-profile-info/{}", s.realm, s.user_id, s.credential_id);
+    let path = s.credential_path();
     let body = json!({"data": {"type": "user_authentication_password_profile_info", "password": "new-password-2"}});
     for auth in [None, Some("Bearer nonsense")] {
         let mut req = app
@@ -1044,19 +916,12 @@ async fn a_member_update_still_needs_a_client_token_and_account_tokens_can_log_o
 #[tokio::test]
 async fn a_disabled_user_gets_no_code() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (hook, app, s) = johns_shop(&redis).await;
     disable_member(&app, &s).await;
     assert_eq!(
-        request_code(
-            &app,
-            &s,
-            "john.doe@banks.com",
-            "passwordless_authentication"
-        )
-        .await
-        .status(),
+        app.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+            .await
+            .status(),
         StatusCode::ACCEPTED
     );
     assert!(hook
@@ -1068,9 +933,7 @@ async fn a_disabled_user_gets_no_code() {
 #[tokio::test]
 async fn a_member_keeps_one_account_and_a_disabled_member_gets_no_token() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
+    let (hook, app, s) = johns_shop(&redis).await;
     let account = |body: &Value| body["data"][0]["account_id"].as_str().unwrap().to_owned();
 
     // The first token makes the account; later ones, either mechanism, find it.
@@ -1079,30 +942,16 @@ async fn a_member_keeps_one_account_and_a_disabled_member_gets_no_token() {
     let (status, again) = with_password(&app, &s, "old-password-1").await;
     assert_eq!(status, StatusCode::CREATED, "{again}");
     assert_eq!(account(&again), account(&first));
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let code = code_of(&hook.wait_for(1, Duration::from_secs(5)).await[0]);
-    let (status, by_code) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    let code = johns_code(&app, &s, &hook, 1).await;
+    let (status, by_code) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
     assert_eq!(status, StatusCode::CREATED, "{by_code}");
     assert_eq!(account(&by_code), account(&first));
 
     // A code issued before the member was disabled no longer gets a token,
     // and neither does the password.
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
-    let code = code_of(&hook.wait_for(2, Duration::from_secs(5)).await[1]);
+    let code = johns_code(&app, &s, &hook, 2).await;
     disable_member(&app, &s).await;
-    let (status, body) = exchange(&app, &s, "john.doe@banks.com", &code).await;
+    let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let (status, body) = with_password(&app, &s, "old-password-1").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -1119,13 +968,8 @@ async fn retries_stop_once_the_code_has_expired() {
     .await;
     let s = shop(&app, &hook.url).await;
     hook.answer(503);
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
+    app.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let path = format!("/v2/integrations/{}/logs", s.integration);
     let after_expiry = log_count(&app, &s.admin, &path).await;
@@ -1172,13 +1016,8 @@ async fn retries_stop_once_the_code_is_used() {
         "/v2/integrations/{}/logs",
         i["data"]["id"].as_str().unwrap()
     );
-    request_code(
-        &app,
-        &s,
-        "john.doe@banks.com",
-        "passwordless_authentication",
-    )
-    .await;
+    app.request_code(&s, "john.doe@banks.com", "passwordless_authentication")
+        .await;
     let got = healthy.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1);
     for _ in 0..50 {
@@ -1192,7 +1031,7 @@ async fn retries_stop_once_the_code_is_used() {
         "the broken receiver is being retried"
     );
     assert_eq!(
-        exchange(&app, &s, "john.doe@banks.com", &code_of(&got[0]))
+        app.exchange_code(&s, "john.doe@banks.com", &code_of(&got[0]))
             .await
             .0,
         StatusCode::CREATED
@@ -1210,10 +1049,8 @@ async fn retries_stop_once_the_code_is_used() {
 #[tokio::test]
 async fn what_this_replica_remembers_it_forgets_when_it_changes_it() {
     let redis = redis_or_skip!();
-    let hook = Receiver::start().await;
-    let app = spawn_app(Some(&redis)).await;
-    let s = shop(&app, &hook.url).await;
-    let ask = || request_code(&app, &s, "john.doe@banks.com", "reset_password");
+    let (_hook, app, s) = johns_shop(&redis).await;
+    let ask = || app.request_code(&s, "john.doe@banks.com", "reset_password");
     // The first request reads the client token and the profile; the second is
     // answered from this replica's memory of both.
     assert_eq!(ask().await.status(), StatusCode::ACCEPTED);
@@ -1259,7 +1096,7 @@ async fn another_replica_sees_a_revoked_client_token_within_a_second() {
     let first = spawn_app(Some(&redis)).await;
     let second = spawn_app(Some(&redis)).await;
     let s = shop(&first, &hook.url).await;
-    let ask = |app| request_code(app, &s, "john.doe@banks.com", "reset_password");
+    let ask = |app| TestApp::request_code(app, &s, "john.doe@banks.com", "reset_password");
     assert_eq!(ask(&second).await.status(), StatusCode::ACCEPTED);
     let resp = first
         .http

@@ -10,7 +10,7 @@ use poem_openapi::{Enum, Object, OpenApi};
 use super::document::{
     AdminList, AdminOne, AdminPaged, AdminPlain, AdminWrite, AdminWriteNoPath, Fail,
 };
-use super::types::{EventName, Nullable, Timestamp};
+use super::types::{envelopes, wire_enum, Envelope, EventName, ListEnvelope, Nullable, Timestamp};
 use super::{admin, BearerToken, Created, Deleted, Found, Tag};
 use crate::state::AppState;
 
@@ -30,31 +30,14 @@ pub enum IntegrationLogKind {
     IntegrationLog,
 }
 
-/// How an integration delivers.
-#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
-#[oai(rename = "IntegrationType", rename_all = "snake_case")]
-pub enum IntegrationTypeDto {
-    /// POST the event to `configuration.url`.
-    Webhook,
-    /// Email the code to the user (SMTP, `AUTHGATE_SMTP_URL`).
-    Email,
-}
-
-impl From<IntegrationTypeDto> for IntegrationType {
-    fn from(v: IntegrationTypeDto) -> Self {
-        match v {
-            IntegrationTypeDto::Webhook => Self::Webhook,
-            IntegrationTypeDto::Email => Self::Email,
-        }
-    }
-}
-
-impl From<IntegrationType> for IntegrationTypeDto {
-    fn from(v: IntegrationType) -> Self {
-        match v {
-            IntegrationType::Webhook => Self::Webhook,
-            IntegrationType::Email => Self::Email,
-        }
+wire_enum! {
+    /// How an integration delivers.
+    #[oai(rename = "IntegrationType", rename_all = "snake_case")]
+    pub enum IntegrationTypeDto mirrors IntegrationType {
+        /// POST the event to `configuration.url`.
+        Webhook,
+        /// Email the code to the user (SMTP, `AUTHGATE_SMTP_URL`).
+        Email,
     }
 }
 
@@ -105,13 +88,6 @@ pub struct IntegrationInputDto {
     pub observes: Option<Vec<EventName>>,
     /// Where and how to deliver.
     pub configuration: Option<Configuration>,
-}
-
-/// An integration to create or change, wrapped.
-#[derive(Debug, Object)]
-pub struct IntegrationBody {
-    /// The integration.
-    pub data: IntegrationInputDto,
 }
 
 /// Timestamps.
@@ -178,13 +154,6 @@ pub struct IntegrationData {
     pub meta: IntegrationMeta,
 }
 
-/// An integration, wrapped.
-#[derive(Debug, Object)]
-pub struct IntegrationEnvelope {
-    /// The integration.
-    pub data: IntegrationData,
-}
-
 /// Counts of a list.
 #[derive(Debug, Object)]
 pub struct Counts {
@@ -199,13 +168,14 @@ pub struct CountMeta {
     pub results: Counts,
 }
 
-/// Integrations.
-#[derive(Debug, Object)]
-pub struct IntegrationList {
-    /// The integrations.
-    pub data: Vec<IntegrationData>,
-    /// Counts.
-    pub meta: CountMeta,
+impl CountMeta {
+    fn of<T>(items: &[T]) -> Self {
+        Self {
+            results: Counts {
+                total: items.len() as u32,
+            },
+        }
+    }
 }
 
 /// A reference to an integration.
@@ -274,13 +244,15 @@ pub struct LogData {
     pub meta: LogMeta,
 }
 
-/// Delivery tries, newest first.
-#[derive(Debug, Object)]
-pub struct LogList {
-    /// The tries.
-    pub data: Vec<LogData>,
-    /// Counts.
-    pub meta: CountMeta,
+envelopes! {
+    /// An integration to create or change, wrapped.
+    IntegrationBody { data: IntegrationInputDto = "The integration." }
+    /// An integration, wrapped.
+    IntegrationEnvelope { data: IntegrationData = "The integration." }
+    /// Integrations.
+    IntegrationList { data: [IntegrationData] = "The integrations.", meta: CountMeta = "Counts." }
+    /// Delivery tries, newest first.
+    LogList { data: [LogData] = "The tries.", meta: CountMeta = "Counts." }
 }
 
 /// The integrations endpoints.
@@ -318,6 +290,10 @@ impl IntegrationsApi {
         }
     }
 
+    fn one(&self, i: Integration) -> Json<IntegrationEnvelope> {
+        Json(Envelope::wrap(self.data(i)))
+    }
+
     fn input(body: IntegrationBody) -> IntegrationInput {
         let d = body.data;
         let c = d.configuration.unwrap_or(Configuration {
@@ -347,41 +323,42 @@ impl IntegrationsApi {
         }
     }
 
-    fn logs(entries: Vec<DeliveryLog>) -> LogList {
-        let total = entries.len() as u32;
-        LogList {
-            data: entries
-                .into_iter()
-                .map(|l| LogData {
-                    id: l.id,
-                    type_: IntegrationLogKind::IntegrationLog,
-                    succeeded: l.succeeded,
-                    attempt: l.attempt,
-                    status_code: l.status_code.into(),
-                    body: l.body,
-                    error_detail: l.error_detail,
-                    processing_time: l.processing_time,
-                    event_id: l.event_id,
-                    relationships: LogRelationships {
-                        integration: IntegrationRelationship {
-                            data: IntegrationRef {
-                                id: l.integration_id,
-                                type_: IntegrationKind::Integration,
-                            },
+    fn logs(entries: Vec<DeliveryLog>) -> Json<LogList> {
+        let meta = CountMeta::of(&entries);
+        let data = entries
+            .into_iter()
+            .map(|l| LogData {
+                id: l.id,
+                type_: IntegrationLogKind::IntegrationLog,
+                succeeded: l.succeeded,
+                attempt: l.attempt,
+                status_code: l.status_code.into(),
+                body: l.body,
+                error_detail: l.error_detail,
+                processing_time: l.processing_time,
+                event_id: l.event_id,
+                relationships: LogRelationships {
+                    integration: IntegrationRelationship {
+                        data: IntegrationRef {
+                            id: l.integration_id,
+                            type_: IntegrationKind::Integration,
                         },
                     },
-                    meta: LogMeta {
-                        timestamps: LogTimestamps {
-                            created_at: Timestamp(l.created_at),
-                        },
+                },
+                meta: LogMeta {
+                    timestamps: LogTimestamps {
+                        created_at: Timestamp(l.created_at),
                     },
-                })
-                .collect(),
-            meta: CountMeta {
-                results: Counts { total },
-            },
-        }
+                },
+            })
+            .collect();
+        Json(ListEnvelope::wrap(data, meta))
     }
+}
+
+/// How many delivery tries a log answer holds: 1 to 200, 100 when `page[limit]` is absent.
+fn log_count(limit: Option<u32>) -> usize {
+    limit.unwrap_or(100).clamp(1, 200) as usize
 }
 
 #[OpenApi(tag = "Tag::Integrations")]
@@ -399,9 +376,7 @@ impl IntegrationsApi {
     ) -> Result<Created<IntegrationEnvelope>, Fail<AdminWriteNoPath>> {
         admin(&self.state, &auth).await?;
         let i = self.state.integrations.create(Self::input(body.0)).await?;
-        Ok(Created::Created(Json(IntegrationEnvelope {
-            data: self.data(i),
-        })))
+        Ok(Created::Created(self.one(i)))
     }
 
     /// List integrations
@@ -413,13 +388,9 @@ impl IntegrationsApi {
     async fn list(&self, auth: BearerToken) -> Result<Found<IntegrationList>, Fail<AdminPlain>> {
         admin(&self.state, &auth).await?;
         let all = self.state.integrations.list().await?;
-        let total = all.len() as u32;
-        Ok(Found::Ok(Json(IntegrationList {
-            data: all.into_iter().map(|i| self.data(i)).collect(),
-            meta: CountMeta {
-                results: Counts { total },
-            },
-        })))
+        let meta = CountMeta::of(&all);
+        let data = all.into_iter().map(|i| self.data(i)).collect();
+        Ok(Found::Ok(Json(ListEnvelope::wrap(data, meta))))
     }
 
     /// Delivery tries of all integrations
@@ -438,10 +409,10 @@ impl IntegrationsApi {
         limit: Query<Option<u32>>,
     ) -> Result<Found<LogList>, Fail<AdminPaged>> {
         admin(&self.state, &auth).await?;
-        let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
-        Ok(Found::Ok(Json(Self::logs(
+        let n = log_count(limit.0);
+        Ok(Found::Ok(Self::logs(
             self.state.integrations.logs(None, n).await?,
-        ))))
+        )))
     }
 
     /// Get an integration
@@ -457,7 +428,7 @@ impl IntegrationsApi {
     ) -> Result<Found<IntegrationEnvelope>, Fail<AdminOne>> {
         admin(&self.state, &auth).await?;
         let i = self.state.integrations.get(&id).await?;
-        Ok(Found::Ok(Json(IntegrationEnvelope { data: self.data(i) })))
+        Ok(Found::Ok(self.one(i)))
     }
 
     /// Update an integration
@@ -478,7 +449,7 @@ impl IntegrationsApi {
             .integrations
             .update(&id, Self::input(body.0))
             .await?;
-        Ok(Found::Ok(Json(IntegrationEnvelope { data: self.data(i) })))
+        Ok(Found::Ok(self.one(i)))
     }
 
     /// Delete an integration
@@ -512,9 +483,9 @@ impl IntegrationsApi {
     ) -> Result<Found<LogList>, Fail<AdminList>> {
         admin(&self.state, &auth).await?;
         self.state.integrations.get(&id).await?;
-        let n = limit.0.unwrap_or(100).clamp(1, 200) as usize;
-        Ok(Found::Ok(Json(Self::logs(
+        let n = log_count(limit.0);
+        Ok(Found::Ok(Self::logs(
             self.state.integrations.logs(Some(&id), n).await?,
-        ))))
+        )))
     }
 }

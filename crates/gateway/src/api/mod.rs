@@ -243,7 +243,10 @@ pub fn document(api: &OpenApiService<Api, ()>) -> Result<String, String> {
 pub type Api = (
     webphone::WebPhoneApi,
     clients::ClientsApi,
-    directory::DirectoryApi,
+    directory::settings::SettingsApi,
+    directory::profiles::ProfilesApi,
+    directory::users::UsersApi,
+    directory::credentials::CredentialsApi,
     accounts::AccountsApi,
     integrations::IntegrationsApi,
     gate::GateApi,
@@ -260,7 +263,16 @@ pub fn service(state: Arc<AppState>) -> OpenApiService<Api, ()> {
             clients::ClientsApi {
                 state: state.clone(),
             },
-            directory::DirectoryApi {
+            directory::settings::SettingsApi {
+                state: state.clone(),
+            },
+            directory::profiles::ProfilesApi {
+                state: state.clone(),
+            },
+            directory::users::UsersApi {
+                state: state.clone(),
+            },
+            directory::credentials::CredentialsApi {
                 state: state.clone(),
             },
             accounts::AccountsApi {

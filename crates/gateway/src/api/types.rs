@@ -3,11 +3,20 @@
 //! strings whose limits the document shows while the core enforces them (so the
 //! answer to breaking them stays what it was: 422 from the directory, 401 from an
 //! exchange).
+//!
+//! Also the `{"data": ...}` wrappers' declaration (`envelopes!`), wire enums that
+//! mirror core enums (`wire_enum!`) and the directory lists' `page[limit]`
+//! ([`PageLimit`]).
 
 use std::borrow::Cow;
 
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem::{Request, RequestBody};
+use poem_openapi::error::ParseParamError;
+use poem_openapi::param::Query;
+use poem_openapi::registry::{MetaParamIn, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::validation::{Maximum, Minimum, Validator, ValidatorMeta};
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::Value;
 
 /// Implements [`Type`] and JSON for a string newtype with its own schema.
@@ -192,6 +201,193 @@ impl<T: ToJSON> ToJSON for Nullable<T> {
     }
 }
 
+/// A `{"data": ...}` wrapper of one resource or of a request body, declared by
+/// `envelopes!`.
+pub trait Envelope {
+    /// What it wraps.
+    type Data;
+    /// Wraps `data`.
+    fn wrap(data: Self::Data) -> Self;
+}
+
+/// A `{"data": [...], "meta": ...}` list, declared by `envelopes!`.
+pub trait ListEnvelope {
+    /// What each item is.
+    type Item;
+    /// What `meta` holds.
+    type Meta;
+    /// Wraps `data` and `meta`.
+    fn wrap(data: Vec<Self::Item>, meta: Self::Meta) -> Self;
+}
+
+/// Declares `{"data": ...}` wrappers as named Objects, with the doc comment and the
+/// field descriptions given: `Name { data: Item = "doc" }` for one resource or a
+/// request body, `Name { data: [Item] = "doc", meta: Meta = "doc" }` for a list.
+/// Named rather than generic because poem-openapi would call a generic Object
+/// `Envelope_ProfileData`, and generated clients know these names.
+macro_rules! envelopes {
+    () => {};
+    (@object [$($doc:literal)+] $name:ident { $($field:ident: $ty:ty = $field_doc:literal),+ }) => {
+        $(#[doc = $doc])+
+        #[derive(Debug, poem_openapi::Object)]
+        pub struct $name {
+            $(#[doc = $field_doc] pub $field: $ty,)+
+        }
+    };
+    (
+        $(#[doc = $doc:literal])+
+        $name:ident { data: $data:ty = $data_doc:literal }
+        $($rest:tt)*
+    ) => {
+        $crate::api::types::envelopes!(@object [$($doc)+] $name { data: $data = $data_doc });
+
+        impl $crate::api::types::Envelope for $name {
+            type Data = $data;
+
+            fn wrap(data: $data) -> Self {
+                Self { data }
+            }
+        }
+
+        $crate::api::types::envelopes!($($rest)*);
+    };
+    (
+        $(#[doc = $doc:literal])+
+        $name:ident {
+            data: [$item:ty] = $data_doc:literal,
+            meta: $meta:ty = $meta_doc:literal $(,)?
+        }
+        $($rest:tt)*
+    ) => {
+        $crate::api::types::envelopes!(
+            @object [$($doc)+] $name { data: Vec<$item> = $data_doc, meta: $meta = $meta_doc }
+        );
+
+        impl $crate::api::types::ListEnvelope for $name {
+            type Item = $item;
+            type Meta = $meta;
+
+            fn wrap(data: Vec<$item>, meta: $meta) -> Self {
+                Self { data, meta }
+            }
+        }
+
+        $crate::api::types::envelopes!($($rest)*);
+    };
+}
+
+pub(crate) use envelopes;
+
+/// Declares a wire enum that mirrors a core enum variant for variant (the core
+/// knows nothing of OpenAPI), with the conversions both ways.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident mirrors $core:ident {
+            $($(#[$variant_meta:meta])* $variant:ident,)+
+        }
+    ) => {
+        #[derive(Debug, Clone, Copy, poem_openapi::Enum, PartialEq, Eq)]
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl From<$core> for $name {
+            fn from(v: $core) -> Self {
+                match v {
+                    $($core::$variant => Self::$variant,)+
+                }
+            }
+        }
+
+        impl From<$name> for $core {
+            fn from(v: $name) -> Self {
+                match v {
+                    $($name::$variant => Self::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use wire_enum;
+
+/// `page[limit]` of a directory list: items per page, 1 to 100, 25 when absent.
+/// The range is in the parameter's schema and is checked when the query is read,
+/// with the answer a validator would give; the name and description stay on each
+/// handler's argument, where poem-openapi reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(Option<u32>);
+
+impl PageLimit {
+    /// Items per page when the query names none.
+    pub const DEFAULT: u32 = 25;
+    /// The most items per page.
+    pub const MAX: u32 = 100;
+
+    /// Items per page.
+    pub fn get(self) -> u32 {
+        self.0.unwrap_or(Self::DEFAULT).clamp(1, Self::MAX)
+    }
+
+    fn range() -> (Minimum, Maximum) {
+        (
+            Minimum::new(1.0, false),
+            Maximum::new(f64::from(Self::MAX), false),
+        )
+    }
+}
+
+impl<'a> ApiExtractor<'a> for PageLimit {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+    type ParamType = Option<u32>;
+    type ParamRawType = u32;
+
+    fn param_in() -> Option<MetaParamIn> {
+        Some(MetaParamIn::Query)
+    }
+
+    fn param_schema_ref() -> Option<MetaSchemaRef> {
+        let (min, max) = Self::range();
+        let mut range = MetaSchema::ANY;
+        min.update_meta(&mut range);
+        max.update_meta(&mut range);
+        Some(<Option<u32> as Type>::schema_ref().merge(range))
+    }
+
+    fn param_raw_type(&self) -> Option<&u32> {
+        self.0.as_ref()
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Option<u32>>,
+    ) -> poem::Result<Self> {
+        let name = param_opts.name;
+        let Query(limit) = Query::<Option<u32>>::from_request(request, body, param_opts).await?;
+        if let Some(n) = limit {
+            let (min, max) = Self::range();
+            let broken = if !min.check(&n) {
+                Some(min.to_string())
+            } else if !max.check(&n) {
+                Some(max.to_string())
+            } else {
+                None
+            };
+            if let Some(validator) = broken {
+                return Err(ParseParamError {
+                    name,
+                    reason: format!("verification failed. {validator}"),
+                }
+                .into());
+            }
+        }
+        Ok(Self(limit))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -206,6 +402,73 @@ mod tests {
         assert_eq!(back, none);
         let some = Nullable(Some("x".to_owned()));
         assert_eq!(some.to_json(), Some(Value::String("x".into())));
+    }
+
+    /// Two operations that differ only in how `page[limit]` is declared.
+    struct Paged;
+
+    #[poem_openapi::OpenApi]
+    impl Paged {
+        #[oai(path = "/declared", method = "get")]
+        async fn declared(
+            &self,
+            /// Items per page.
+            #[oai(name = "page[limit]")]
+            limit: PageLimit,
+        ) -> poem_openapi::payload::PlainText<String> {
+            poem_openapi::payload::PlainText(limit.get().to_string())
+        }
+
+        #[oai(path = "/validated", method = "get")]
+        async fn validated(
+            &self,
+            /// Items per page.
+            #[oai(
+                name = "page[limit]",
+                validator(minimum(value = "1"), maximum(value = "100"))
+            )]
+            limit: Query<Option<u32>>,
+        ) -> poem_openapi::payload::PlainText<String> {
+            poem_openapi::payload::PlainText(limit.0.unwrap_or(25).to_string())
+        }
+    }
+
+    #[tokio::test]
+    async fn page_limit_is_documented_and_answers_like_the_validator_it_replaces() {
+        use poem::Endpoint;
+
+        let api = poem_openapi::OpenApiService::new(Paged, "paged", "1");
+        let spec: Value = serde_json::from_str(&api.spec()).unwrap();
+        assert_eq!(
+            spec["paths"]["/declared"]["get"]["parameters"],
+            spec["paths"]["/validated"]["get"]["parameters"]
+        );
+        let app = poem::Route::new().nest("/", api);
+        for query in ["", "?page[limit]=0", "?page[limit]=1", "?page[limit]=100"]
+            .into_iter()
+            .chain(["?page[limit]=101", "?page[limit]=x", "?page[limit]=-1"])
+        {
+            let mut answers = Vec::new();
+            for path in ["/declared", "/validated"] {
+                let req = Request::builder()
+                    .uri_str(format!("{path}{query}"))
+                    .finish();
+                let resp = app.get_response(req).await;
+                let status = resp.status();
+                answers.push((status, resp.into_body().into_string().await.unwrap()));
+            }
+            assert_eq!(answers[0], answers[1], "{query}");
+            let (status, body) = &answers[0];
+            match query {
+                "" => assert_eq!(body, "25"),
+                "?page[limit]=100" => assert_eq!(body, "100"),
+                "?page[limit]=101" => {
+                    assert_eq!(*status, poem::http::StatusCode::BAD_REQUEST);
+                    assert!(body.contains("maximum(100, exclusive: false)"), "{body}");
+                }
+                _ => {}
+            }
+        }
     }
 
     #[test]
