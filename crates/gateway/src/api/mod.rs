@@ -4,7 +4,7 @@
 //!
 //! - [`webphone`], [`clients`], [`directory`], [`accounts`], [`integrations`],
 //!   [`gate`], [`health`]: the endpoints.
-//! - [`document`]: each operation's statuses, the finished document, the route table.
+//! - [`document`](mod@document): each operation's statuses, the finished document, the route table.
 //! - [`types`]: field types with the schemas generated clients need.
 //! - [`explorer`]: Swagger UI at `/docs/`.
 
