@@ -604,3 +604,88 @@ async fn a_replica_with_another_token_secret_refuses_to_start() {
     };
     assert!(err.to_string().contains("AUTHGATE_TOKEN_SECRET"), "{err}");
 }
+
+/// A well-formed id that names nothing.
+const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
+
+/// Ids that do not parse, made from `real` (an id that exists): junk, and near
+/// misses of the real one.
+fn malformed(real: &str) -> [String; 5] {
+    [
+        "nope".to_owned(),
+        real.to_uppercase(),
+        format!("{real}0"),
+        real[1..].to_owned(),
+        "-".to_owned(),
+    ]
+}
+
+#[tokio::test]
+async fn a_malformed_id_in_a_path_or_body_is_answered_as_an_unknown_one_is() {
+    let redis = redis_or_skip!();
+    let app = spawn_app(Some(&redis)).await;
+    let t = app.admin_token().await;
+    let realm = app.realm(&t).await;
+    let profile = app.web_profile(&t, "app.acct").await;
+    let u = app
+        .web_user_in(&t, &profile, "app.acct", "vic", "vicpass12")
+        .await;
+    let (user, cred) = (u.user_id.as_str(), u.credential_id.as_str());
+    let base = format!("/v2/authentication-realms/{realm}");
+    let creds =
+        format!("{base}/user-authentication-info/{user}/user-authentication-password-profile-info");
+    let profile_body = json!({"data": {"type": "password_profile", "name": "x"}});
+    let user_body = json!({"data": {"type": "user_authentication_info", "name": "x"}});
+    let cred_body = |profile: &str| {
+        json!({"data": {"type": "user_authentication_password_profile_info",
+            "password_profile_id": profile, "username": "walt", "password": "longenough"}})
+    };
+    let password_body = json!({"data": {"type": "user_authentication_password_profile_info", "password": "longenough"}});
+    // Each case has one id, `@ID@`, that is given a well-formed unknown id, then
+    // each malformed one; the real id it is made from is the case's last field.
+    let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (Method::GET, "/v2/authentication-realms/@ID@/password-profiles".to_owned(), None, &realm),
+        (Method::POST, "/v2/authentication-realms/@ID@/password-profiles".to_owned(), Some(profile_body.clone()), &realm),
+        (Method::GET, format!("{base}/password-profiles/@ID@"), None, &profile),
+        (Method::PUT, format!("{base}/password-profiles/@ID@"), Some(profile_body), &profile),
+        (Method::DELETE, format!("{base}/password-profiles/@ID@"), None, &profile),
+        (Method::GET, format!("{base}/user-authentication-info/@ID@"), None, user),
+        (Method::PUT, format!("{base}/user-authentication-info/@ID@"), Some(user_body), user),
+        (Method::DELETE, format!("{base}/user-authentication-info/@ID@"), None, user),
+        (Method::GET, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info"), None, user),
+        (Method::POST, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info"), Some(cred_body(&profile)), user),
+        // An unknown user comes before a profile id that does not parse.
+        (Method::POST, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info"), Some(cred_body("nope")), user),
+        (Method::POST, creds.clone(), Some(cred_body("@ID@")), &profile),
+        (Method::GET, format!("{creds}/@ID@"), None, cred),
+        (Method::PUT, format!("{creds}/@ID@"), Some(password_body.clone()), cred),
+        (Method::DELETE, format!("{creds}/@ID@"), None, cred),
+        (Method::GET, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info/{cred}"), None, user),
+        (Method::PUT, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info/{cred}"), Some(password_body), user),
+        (Method::DELETE, format!("{base}/user-authentication-info/@ID@/user-authentication-password-profile-info/{cred}"), None, user),
+        // `data.id` repeats the path's id, whatever it is.
+        (Method::PUT, format!("{creds}/@ID@"), Some(json!({"data": {"type": "user_authentication_password_profile_info", "id": "@ID@", "password": "longenough"}})), cred),
+    ];
+    let before = redis.dump().await;
+    for (method, path, body, real) in cases {
+        let with = |id: &str| {
+            let body = body
+                .as_ref()
+                .map(|b| serde_json::from_str(&b.to_string().replace("@ID@", id)).unwrap());
+            (path.replace("@ID@", id), body)
+        };
+        let (path, body) = with(UNKNOWN);
+        let unknown = app.admin(&t, method.clone(), &path, body).await;
+        assert!(unknown.0.is_client_error(), "{method} {path}: {unknown:?}");
+        for id in malformed(real) {
+            let (path, body) = with(&id);
+            let answer = app.admin(&t, method.clone(), &path, body.clone()).await;
+            assert_eq!(answer, unknown, "{method} {path} {body:?}");
+        }
+    }
+    assert_eq!(
+        redis.dump().await,
+        before,
+        "refused requests changed nothing"
+    );
+}

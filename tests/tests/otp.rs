@@ -1110,3 +1110,111 @@ async fn another_replica_sees_a_revoked_client_token_within_a_second() {
     tokio::time::sleep(authgate_core::tokens::CLIENT_MEMORY + Duration::from_millis(100)).await;
     assert_eq!(ask(&second).await.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Exchanges the funnel counts as failed authentications, from `/metrics`.
+async fn failed_exchanges(app: &TestApp) -> u64 {
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"authgate_funnel_total{scheme="one_time_password",stage="failed"} "#)
+        })
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_malformed_profile_or_user_id_is_answered_and_counted_as_an_unknown_one_is() {
+    let redis = redis_or_skip!();
+    let (hook, app, s) = johns_shop(&redis).await;
+    const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
+    let malformed = |real: &str| {
+        [
+            "nope".to_owned(),
+            real.to_uppercase(),
+            format!("{real}0"),
+            real[1..].to_owned(),
+            "-".to_owned(),
+        ]
+    };
+
+    // Code requests: an unknown realm, then an unknown profile, is a 404.
+    let request = |realm: &str, profile: &str| {
+        let url = app.url(&format!("/v2/authentication-realms/{realm}/password-profiles/{profile}/one-time-password-token-request"));
+        let req = app.http.post(url).bearer_auth(&s.implicit).json(&json!({"data": {
+            "type": "one_time_password_token_request", "username": "john.doe@banks.com", "purpose": "reset_password"}}));
+        async move { parts(req.send().await.unwrap()).await }
+    };
+    let unknown = request(UNKNOWN, &s.profile).await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND, "{unknown:?}");
+    for realm in malformed(&s.realm) {
+        assert_eq!(request(&realm, &s.profile).await, unknown, "realm {realm}");
+    }
+    let unknown = request(&s.realm, UNKNOWN).await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND, "{unknown:?}");
+    for profile in malformed(&s.profile) {
+        assert_eq!(
+            request(&s.realm, &profile).await,
+            unknown,
+            "profile {profile}"
+        );
+    }
+
+    // Exchanges, by code and by password: the one 401, and one more failed
+    // authentication in the funnel, each time.
+    let exchange = |profile: &str, proof: Value| {
+        let mut data = json!({"type": "account_management_authentication_token",
+            "password_profile_id": profile, "username": "john.doe@banks.com"});
+        data.as_object_mut()
+            .unwrap()
+            .extend(proof.as_object().unwrap().clone());
+        let req = app
+            .http
+            .post(app.url("/v2/account-members/tokens"))
+            .bearer_auth(&s.implicit)
+            .json(&json!({ "data": data }));
+        async move { parts(req.send().await.unwrap()).await }
+    };
+    for proof in [
+        json!({"authentication_mechanism": "passwordless", "one_time_password_token": "abc123"}),
+        json!({"authentication_mechanism": "password", "password": "old-password-1"}),
+    ] {
+        let before = failed_exchanges(&app).await;
+        let unknown = exchange(UNKNOWN, proof.clone()).await;
+        assert_eq!(unknown.0, StatusCode::UNAUTHORIZED, "{unknown:?}");
+        assert_eq!(failed_exchanges(&app).await, before + 1);
+        for (n, profile) in malformed(&s.profile).into_iter().enumerate() {
+            assert_eq!(
+                exchange(&profile, proof.clone()).await,
+                unknown,
+                "{profile}"
+            );
+            assert_eq!(failed_exchanges(&app).await, before + 2 + n as u64);
+        }
+    }
+
+    // A member's record under a user id that does not parse is not their own.
+    let (status, _) = app
+        .admin(&s.admin, Method::PUT, "/v2/settings/account-authentication",
+            Some(json!({"data": {"type": "account_authentication_settings", "account_member_self_management": "update_only"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, tokens) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::CREATED, "{tokens}");
+    let member = tokens["data"][0]["token"].as_str().unwrap();
+    let path = |user: &str| s.credential_path().replace(&s.user_id, user);
+    let unknown = app
+        .member_password(&s, &path(UNKNOWN), member, "new-password-1")
+        .await;
+    assert_eq!(unknown.0, StatusCode::FORBIDDEN, "{unknown:?}");
+    for user in malformed(&s.user_id) {
+        let answer = app
+            .member_password(&s, &path(&user), member, "new-password-1")
+            .await;
+        assert_eq!(answer, unknown, "{user}");
+    }
+    assert_eq!(
+        with_password(&app, &s, "old-password-1").await.0,
+        StatusCode::CREATED
+    );
+    assert!(hook.received().is_empty());
+}

@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::crypto::Keyring;
+use crate::ids::{AccountId, CredentialId, IdError, ProfileId, RealmId, UserId};
 use crate::password;
 use crate::recent::Recent;
 use crate::store::{Batch, Handle, Keys, Op, Reply, Store, StoreError, StoreExt};
@@ -41,16 +42,20 @@ pub enum DirectoryError {
     Store(#[from] StoreError),
 }
 
+/// An id that does not parse names no record: it is not found, as an unknown
+/// one is not (the gateway's edges answer both alike).
+impl From<IdError> for DirectoryError {
+    fn from(e: IdError) -> Self {
+        DirectoryError::NotFound(e.what())
+    }
+}
+
 type Result<T> = std::result::Result<T, DirectoryError>;
 
 fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// Who may change their own directory records with an account management token.
@@ -68,7 +73,7 @@ pub enum SelfManagement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// The realm account members authenticate in.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// Whether members may update their own records.
     pub account_member_self_management: SelfManagement,
     /// Lifetime of account management authentication tokens.
@@ -90,7 +95,7 @@ pub enum UsernameFormat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordProfile {
     /// Id.
-    pub id: String,
+    pub id: ProfileId,
     /// Display name.
     pub name: String,
     /// How usernames look.
@@ -122,7 +127,7 @@ pub struct ProfileChanges {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
     /// Id (also the account member id).
-    pub id: String,
+    pub id: UserId,
     /// Full name, shown as the display name.
     pub name: String,
     /// Email address.
@@ -144,11 +149,11 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     /// Id.
-    pub id: String,
+    pub id: CredentialId,
     /// The user it belongs to.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The profile it is in.
-    pub password_profile_id: String,
+    pub password_profile_id: ProfileId,
     /// The username, unique within the profile.
     pub username: String,
     /// Argon2id PHC string of the password.
@@ -167,11 +172,11 @@ pub struct Credential {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginRecord {
     /// The credential.
-    pub credential_id: String,
+    pub credential_id: CredentialId,
     /// The directory user.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The realm.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// The username within the profile.
     pub username: String,
     /// The user's display name.
@@ -192,7 +197,7 @@ pub struct Directory {
     keyring: Keyring,
     tokens: TokenService,
     ha1: Ha1Fn,
-    realm_id: String,
+    realm_id: RealmId,
     default_token_timeout: u64,
     profiles: Recent<Arc<PasswordProfile>>,
 }
@@ -251,6 +256,15 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| DirectoryError::Store(StoreError::Protocol(format!("bad document: {e}"))))
+}
+
+/// An id the store holds as a value (an index's entry), read as any id is.
+fn stored_id<T: std::str::FromStr<Err = IdError>>(
+    bytes: &[u8],
+) -> std::result::Result<T, StoreError> {
+    String::from_utf8_lossy(bytes)
+        .parse()
+        .map_err(|e: IdError| StoreError::Protocol(format!("bad index entry: {e}")))
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<String> {
@@ -321,7 +335,7 @@ impl Directory {
             .exec(vec![
                 Op::SetIfAbsent {
                     key: realm_key.clone(),
-                    value: new_id().into_bytes(),
+                    value: RealmId::new().as_str().as_bytes().to_vec(),
                     ttl: None,
                 },
                 Op::Get(realm_key),
@@ -330,10 +344,11 @@ impl Directory {
         let realm_id = replies
             .pop()
             .and_then(|r| r.into_value().ok().flatten())
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
             .ok_or_else(|| {
                 DirectoryError::Store(StoreError::Protocol("realm id missing".into()))
             })?;
+        let realm_id = RealmId::parse(&String::from_utf8_lossy(&realm_id))
+            .map_err(|e| DirectoryError::Store(StoreError::Protocol(e.to_string())))?;
         Ok(Self {
             store,
             keys,
@@ -349,17 +364,18 @@ impl Directory {
     /// A profile this replica read within the last [`PROFILE_MEMORY`], for hot
     /// paths that can live with that much staleness (profiles change rarely, and
     /// the delivery side reads the profile again before sending anything).
-    pub fn recent_profile(&self, id: &str) -> Option<Arc<PasswordProfile>> {
-        self.profiles.get(id)
+    pub fn recent_profile(&self, id: &ProfileId) -> Option<Arc<PasswordProfile>> {
+        self.profiles.get(id.as_str())
     }
 
     /// Remembers a profile just read (see [`Directory::recent_profile`]).
     pub fn remember_profile(&self, profile: Arc<PasswordProfile>) {
-        self.profiles.put(profile.id.clone(), profile, None);
+        self.profiles
+            .put(profile.id.as_str().to_owned(), profile, None);
     }
 
     /// The authentication realm's id.
-    pub fn realm_id(&self) -> &str {
+    pub fn realm_id(&self) -> &RealmId {
         &self.realm_id
     }
 
@@ -369,11 +385,11 @@ impl Directory {
     }
 
     /// Fails with NotFound unless `realm` is this directory's realm.
-    pub fn check_realm(&self, realm: &str) -> Result<()> {
-        if realm == self.realm_id {
+    pub fn check_realm(&self, realm: &RealmId) -> Result<()> {
+        if *realm == self.realm_id {
             Ok(())
         } else {
-            Err(DirectoryError::NotFound("authentication realm"))
+            Err(DirectoryError::NotFound(RealmId::WHAT))
         }
     }
 
@@ -442,56 +458,54 @@ impl Directory {
     }
 
     /// Queues the read of a password profile.
-    pub fn profile_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<PasswordProfile>> {
-        self.doc_in(batch, PROFILES, id)
+    pub fn profile_in(&self, batch: &mut Batch, id: &ProfileId) -> Handle<Option<PasswordProfile>> {
+        self.doc_in(batch, PROFILES, id.as_str())
     }
 
     /// Queues the read of a user.
-    pub fn user_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<UserInfo>> {
-        self.doc_in(batch, USERS, id)
+    pub fn user_in(&self, batch: &mut Batch, id: &UserId) -> Handle<Option<UserInfo>> {
+        self.doc_in(batch, USERS, id.as_str())
     }
 
     /// Queues the read of a credential.
-    pub fn credential_in(&self, batch: &mut Batch, id: &str) -> Handle<Option<Credential>> {
-        self.doc_in(batch, CREDENTIALS, id)
+    pub fn credential_in(
+        &self,
+        batch: &mut Batch,
+        id: &CredentialId,
+    ) -> Handle<Option<Credential>> {
+        self.doc_in(batch, CREDENTIALS, id.as_str())
     }
 
     /// Queues the read of the id of the credential with `username` in a profile.
     pub fn credential_id_in(
         &self,
         batch: &mut Batch,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
-    ) -> Handle<Option<String>> {
+    ) -> Handle<Option<CredentialId>> {
         let (index, field) = self.name_index(profile_id, username);
         batch.push(Op::MapGet(index, field), |reply| {
-            Ok(reply
-                .into_value()?
-                .map(|b| String::from_utf8_lossy(&b).into_owned()))
+            reply.into_value()?.map(|b| stored_id(&b)).transpose()
         })
     }
 
     /// Queues the read of the personal account of member `user_id`.
-    pub fn account_in(&self, batch: &mut Batch, user_id: &str) -> Handle<Option<String>> {
+    pub fn account_in(&self, batch: &mut Batch, user_id: &UserId) -> Handle<Option<AccountId>> {
         batch.push(
-            Op::MapGet(self.key(ACCOUNTS), user_id.to_owned()),
-            |reply| {
-                Ok(reply
-                    .into_value()?
-                    .map(|b| String::from_utf8_lossy(&b).into_owned()))
-            },
+            Op::MapGet(self.key(ACCOUNTS), user_id.as_str().to_owned()),
+            |reply| reply.into_value()?.map(|b| stored_id(&b)).transpose(),
         )
     }
 
     /// The personal account of member `user_id`, made now if they have none
     /// (their first account management token). Replicas racing to make it agree
     /// on one.
-    pub async fn account(&self, user_id: &str) -> Result<String> {
+    pub async fn account(&self, user_id: &UserId) -> Result<AccountId> {
         let mut batch = Batch::new();
         let _made = batch.map_put_if_absent(
             self.key(ACCOUNTS),
-            user_id.to_owned(),
-            new_id().into_bytes(),
+            user_id.as_str().to_owned(),
+            AccountId::new().as_str().as_bytes().to_vec(),
         );
         let id = self.account_in(&mut batch, user_id);
         self.store.run(batch).await?;
@@ -549,7 +563,7 @@ impl Directory {
         let application = application.map(check_application).transpose()?;
         let ts = now();
         let profile = PasswordProfile {
-            id: new_id(),
+            id: ProfileId::new(),
             name,
             username_format,
             enable_one_time_password_token: enable_otp,
@@ -564,13 +578,13 @@ impl Directory {
         Ok(profile)
     }
 
-    async fn claim_application(&self, app: &str, profile_id: &str) -> Result<()> {
+    async fn claim_application(&self, app: &str, profile_id: &ProfileId) -> Result<()> {
         let claimed = self
             .store
             .exec(vec![Op::MapSetIfAbsent(
                 self.key(APPS),
                 app.to_owned(),
-                profile_id.as_bytes().to_vec(),
+                profile_id.as_str().as_bytes().to_vec(),
             )])
             .await?
             .pop()
@@ -587,11 +601,11 @@ impl Directory {
     }
 
     async fn put_profile(&self, p: &PasswordProfile) -> Result<()> {
-        self.profiles.forget(&p.id);
+        self.profiles.forget(p.id.as_str());
         self.store
             .exec(vec![Op::MapSet {
                 key: self.key(PROFILES),
-                fields: vec![(p.id.clone(), to_json(p))],
+                fields: vec![(p.id.as_str().to_owned(), to_json(p))],
                 ttl: None,
             }])
             .await?;
@@ -599,8 +613,8 @@ impl Directory {
     }
 
     /// A password profile.
-    pub async fn profile(&self, id: &str) -> Result<PasswordProfile> {
-        self.doc(PROFILES, id, "password profile").await
+    pub async fn profile(&self, id: &ProfileId) -> Result<PasswordProfile> {
+        self.doc(PROFILES, id.as_str(), ProfileId::WHAT).await
     }
 
     /// All password profiles, oldest first.
@@ -613,7 +627,7 @@ impl Directory {
     /// Updates a password profile; a changed application moves its users' login records.
     pub async fn update_profile(
         &self,
-        id: &str,
+        id: &ProfileId,
         changes: ProfileChanges,
     ) -> Result<PasswordProfile> {
         let mut p = self.profile(id).await?;
@@ -663,7 +677,7 @@ impl Directory {
     }
 
     /// Deletes a password profile and every credential in it.
-    pub async fn delete_profile(&self, id: &str) -> Result<()> {
+    pub async fn delete_profile(&self, id: &ProfileId) -> Result<()> {
         let p = self.profile(id).await?;
         for c in self
             .credentials_where(|c| c.password_profile_id == p.id)
@@ -671,8 +685,11 @@ impl Directory {
         {
             self.delete_credential(&c.user_id, &c.id).await?;
         }
-        self.profiles.forget(&p.id);
-        let mut ops = vec![Op::MapDelete(self.key(PROFILES), vec![p.id.clone()])];
+        self.profiles.forget(p.id.as_str());
+        let mut ops = vec![Op::MapDelete(
+            self.key(PROFILES),
+            vec![p.id.as_str().to_owned()],
+        )];
         if let Some(app) = &p.voximplant_application {
             ops.push(Op::MapDelete(self.key(APPS), vec![app.clone()]));
         }
@@ -694,7 +711,7 @@ impl Directory {
             .transpose()?
             .flatten();
         match id {
-            Some(id) => Ok(Some(self.profile(&String::from_utf8_lossy(&id)).await?)),
+            Some(id) => Ok(Some(self.profile(&stored_id(&id)?).await?)),
             None => Ok(None),
         }
     }
@@ -705,7 +722,7 @@ impl Directory {
     pub async fn create_user(&self, name: &str, email: Option<&str>) -> Result<UserInfo> {
         let ts = now();
         let user = UserInfo {
-            id: new_id(),
+            id: UserId::new(),
             name: check_text("name", name, 255)?,
             email: email.map(check_email).transpose()?,
             enabled: true,
@@ -720,7 +737,7 @@ impl Directory {
         self.store
             .exec(vec![Op::MapSet {
                 key: self.key(USERS),
-                fields: vec![(u.id.clone(), to_json(u))],
+                fields: vec![(u.id.as_str().to_owned(), to_json(u))],
                 ttl: None,
             }])
             .await?;
@@ -728,8 +745,8 @@ impl Directory {
     }
 
     /// A user.
-    pub async fn user(&self, id: &str) -> Result<UserInfo> {
-        self.doc(USERS, id, "user authentication info").await
+    pub async fn user(&self, id: &UserId) -> Result<UserInfo> {
+        self.doc(USERS, id.as_str(), UserId::WHAT).await
     }
 
     /// All users, oldest first.
@@ -742,7 +759,7 @@ impl Directory {
     /// Updates a user; a disabled user's sessions end.
     pub async fn update_user(
         &self,
-        id: &str,
+        id: &UserId,
         name: Option<&str>,
         email: Option<Option<&str>>,
         enabled: Option<bool>,
@@ -770,13 +787,16 @@ impl Directory {
     }
 
     /// Deletes a user, their credentials and sessions.
-    pub async fn delete_user(&self, id: &str) -> Result<()> {
+    pub async fn delete_user(&self, id: &UserId) -> Result<()> {
         let u = self.user(id).await?;
         for c in self.credentials_where(|c| c.user_id == u.id).await? {
             self.delete_credential(&u.id, &c.id).await?;
         }
         self.store
-            .exec(vec![Op::MapDelete(self.key(USERS), vec![u.id.clone()])])
+            .exec(vec![Op::MapDelete(
+                self.key(USERS),
+                vec![u.id.as_str().to_owned()],
+            )])
             .await?;
         self.tokens.revoke_user(&u.id).await?;
         Ok(())
@@ -794,7 +814,7 @@ impl Directory {
         Ok(all)
     }
 
-    fn name_field(profile_id: &str, username: &str) -> String {
+    fn name_field(profile_id: &ProfileId, username: &str) -> String {
         format!("{profile_id}\u{0}{username}")
     }
 
@@ -818,7 +838,7 @@ impl Directory {
 
     async fn secrets(
         &self,
-        cred_id: &str,
+        cred_id: &CredentialId,
         username: &str,
         password: &str,
         exposed: bool,
@@ -826,7 +846,7 @@ impl Directory {
         let hash = password::hash_async(password.to_owned()).await;
         let ha1 = exposed.then(|| {
             self.keyring
-                .seal((self.ha1)(username, password).as_bytes(), cred_id)
+                .seal((self.ha1)(username, password).as_bytes(), cred_id.as_str())
         });
         (hash, ha1)
     }
@@ -834,8 +854,8 @@ impl Directory {
     /// Gives a user a username and password in a profile.
     pub async fn create_credential(
         &self,
-        user_id: &str,
-        profile_id: &str,
+        user_id: &UserId,
+        profile_id: &ProfileId,
         username: &str,
         password: Option<&str>,
     ) -> Result<Credential> {
@@ -845,13 +865,13 @@ impl Directory {
         if let Some(p) = password {
             check_password(p)?;
         }
-        let id = new_id();
+        let id = CredentialId::new();
         let claimed = self
             .store
             .exec(vec![Op::MapSetIfAbsent(
                 self.key(NAMES),
                 Self::name_field(&profile.id, &username),
-                id.clone().into_bytes(),
+                id.as_str().as_bytes().to_vec(),
             )])
             .await?
             .pop()
@@ -875,7 +895,7 @@ impl Directory {
         let ts = now();
         let cred = Credential {
             id,
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             password_profile_id: profile.id.clone(),
             username,
             password_hash,
@@ -892,7 +912,7 @@ impl Directory {
         self.store
             .exec(vec![Op::MapSet {
                 key: self.key(CREDENTIALS),
-                fields: vec![(c.id.clone(), to_json(c))],
+                fields: vec![(c.id.as_str().to_owned(), to_json(c))],
                 ttl: None,
             }])
             .await?;
@@ -900,34 +920,32 @@ impl Directory {
     }
 
     /// A user's credential.
-    pub async fn credential(&self, user_id: &str, id: &str) -> Result<Credential> {
+    pub async fn credential(&self, user_id: &UserId, id: &CredentialId) -> Result<Credential> {
         let c: Credential = self
-            .doc(CREDENTIALS, id, "user authentication password profile info")
+            .doc(CREDENTIALS, id.as_str(), CredentialId::WHAT)
             .await?;
-        if c.user_id != user_id {
-            return Err(DirectoryError::NotFound(
-                "user authentication password profile info",
-            ));
+        if c.user_id != *user_id {
+            return Err(DirectoryError::NotFound(CredentialId::WHAT));
         }
         Ok(c)
     }
 
     /// A user's credentials.
-    pub async fn credentials(&self, user_id: &str) -> Result<Vec<Credential>> {
+    pub async fn credentials(&self, user_id: &UserId) -> Result<Vec<Credential>> {
         self.user(user_id).await?;
-        self.credentials_where(|c| c.user_id == user_id).await
+        self.credentials_where(|c| c.user_id == *user_id).await
     }
 
     /// The map and field under which the id of the credential with `username`
     /// in a profile is indexed (read by [`Directory::credential_id_in`]).
-    pub fn name_index(&self, profile_id: &str, username: &str) -> (String, String) {
+    pub fn name_index(&self, profile_id: &ProfileId, username: &str) -> (String, String) {
         (self.key(NAMES), Self::name_field(profile_id, username))
     }
 
     /// The credential with `username` in a profile.
     pub async fn credential_by_username(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
     ) -> Result<Option<Credential>> {
         let id = self
@@ -958,8 +976,8 @@ impl Directory {
     /// hash and the HA1 and ends the user's sessions.
     pub async fn update_credential(
         &self,
-        user_id: &str,
-        id: &str,
+        user_id: &UserId,
+        id: &CredentialId,
         username: Option<&str>,
         password: Option<&str>,
     ) -> Result<Credential> {
@@ -977,7 +995,7 @@ impl Directory {
                     .exec(vec![Op::MapSetIfAbsent(
                         self.key(NAMES),
                         Self::name_field(&profile.id, &u),
-                        c.id.clone().into_bytes(),
+                        c.id.as_str().as_bytes().to_vec(),
                     )])
                     .await?
                     .pop()
@@ -1030,10 +1048,10 @@ impl Directory {
     }
 
     /// Deletes a credential.
-    pub async fn delete_credential(&self, user_id: &str, id: &str) -> Result<()> {
+    pub async fn delete_credential(&self, user_id: &UserId, id: &CredentialId) -> Result<()> {
         let c = self.credential(user_id, id).await?;
         let mut ops = vec![
-            Op::MapDelete(self.key(CREDENTIALS), vec![c.id.clone()]),
+            Op::MapDelete(self.key(CREDENTIALS), vec![c.id.as_str().to_owned()]),
             Op::MapDelete(
                 self.key(NAMES),
                 vec![Self::name_field(&c.password_profile_id, &c.username)],
@@ -1082,5 +1100,173 @@ impl Directory {
     /// Decodes a login record read by a scheme.
     pub fn parse_login_record(bytes: &[u8]) -> Result<LoginRecord> {
         from_json(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use secrecy::SecretString;
+
+    // Ids as the gateway has always made them (UUIDs), and documents as the
+    // version before typed ids stored them, byte for byte.
+    const REALM: &str = "3f0c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+    const PROFILE: &str = "0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d";
+    const USER: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+    const CREDENTIAL: &str = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f";
+    const ACCOUNT: &str = "6e5d4c3b-2a19-4087-b6a5-f4e3d2c1b0a9";
+    const OLD_PROFILE: &str = r#"{"id":"0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d","name":"Customers","username_format":"any","enable_one_time_password_token":true,"voximplant_application":"shop.acme","created_at":"2023-09-05T14:53:01Z","updated_at":"2023-09-05T14:53:01Z"}"#;
+    const OLD_USER: &str = r#"{"id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","name":"Jo","email":"jo@example.com","enabled":true,"created_at":"2023-09-05T14:53:02Z","updated_at":"2023-09-05T14:53:02Z"}"#;
+    const OLD_CREDENTIAL: &str = r#"{"id":"2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f","user_id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","password_profile_id":"0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d","username":"jo","password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g","ha1_sealed":null,"created_at":"2023-09-05T14:53:03Z","updated_at":"2023-09-05T14:53:03Z"}"#;
+    const OLD_RECORD: &str = r#"{"credential_id":"2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f","user_id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","realm_id":"3f0c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b","username":"jo","display_name":"Jo","enabled":true,"password_hash":null,"ha1_sealed":null}"#;
+    const OLD_SETTINGS: &str = r#"{"realm_id":"3f0c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b","account_member_self_management":"update_only","account_management_authentication_token_timeout_secs":3600}"#;
+
+    fn id<T: std::str::FromStr<Err = IdError>>(s: &str) -> T {
+        s.parse()
+            .unwrap_or_else(|e| panic!("{s} is a well-formed id: {e}"))
+    }
+
+    fn no_ha1(_: &str, _: &str) -> String {
+        String::new()
+    }
+
+    /// A store holding what the untyped version left: the realm, one profile,
+    /// user, credential, its indexes, the member's account, settings and login record.
+    async fn old_store(keys: &Keys) -> Arc<dyn Store> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let map = |name: &str, field: &str, value: &str| Op::MapSet {
+            key: keys.directory(name),
+            fields: vec![(field.to_owned(), value.as_bytes().to_vec())],
+            ttl: None,
+        };
+        let set = |key: String, value: &str| Op::Set {
+            key,
+            value: value.as_bytes().to_vec(),
+            ttl: None,
+        };
+        store
+            .exec(vec![
+                set(keys.bootstrap("realm"), REALM),
+                map(PROFILES, PROFILE, OLD_PROFILE),
+                map(APPS, "shop.acme", PROFILE),
+                map(USERS, USER, OLD_USER),
+                map(CREDENTIALS, CREDENTIAL, OLD_CREDENTIAL),
+                map(NAMES, &format!("{PROFILE}\u{0}jo"), CREDENTIAL),
+                map(ACCOUNTS, USER, ACCOUNT),
+                set(keys.directory(SETTINGS), OLD_SETTINGS),
+                set(login_record_key(keys, "shop.acme", "jo"), OLD_RECORD),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+    }
+
+    async fn open(store: Arc<dyn Store>, keys: Keys) -> Result<Directory> {
+        let keyring = Keyring::new(SecretString::from("k".repeat(32)));
+        let tokens = TokenService::new(
+            store.clone(),
+            keys.clone(),
+            &keyring,
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        );
+        Directory::open(store, keys, keyring, tokens, no_ha1, 600).await
+    }
+
+    #[tokio::test]
+    async fn documents_stored_before_ids_were_typed_read_and_write_back_alike() -> Result<()> {
+        let keys = Keys::new("t:");
+        let store = old_store(&keys).await;
+        let dir = open(store.clone(), keys.clone()).await?;
+        assert_eq!(dir.realm_id().as_str(), REALM);
+
+        let profile = dir.profile(&id(PROFILE)).await?;
+        assert_eq!(profile.id.as_str(), PROFILE);
+        let user = dir.user(&id(USER)).await?;
+        let credential = dir.credential(&user.id, &id(CREDENTIAL)).await?;
+        assert_eq!(credential.password_profile_id, profile.id);
+        let settings = dir.settings().await?;
+        assert_eq!(settings.realm_id, *dir.realm_id());
+        let mut batch = Batch::new();
+        let record = login_record_in(&keys, &mut batch, "shop.acme", "jo");
+        store.run(batch).await?;
+        let record = record.get()?.ok_or(DirectoryError::NotFound("record"))?;
+        assert_eq!(record.credential_id, credential.id);
+
+        // Written back, each is what the untyped version wrote, so replicas of
+        // either version read the other's.
+        for (typed, old) in [
+            (to_json(&profile), OLD_PROFILE),
+            (to_json(&user), OLD_USER),
+            (to_json(&credential), OLD_CREDENTIAL),
+            (to_json(&settings), OLD_SETTINGS),
+            (to_json(&record), OLD_RECORD),
+        ] {
+            assert_eq!(String::from_utf8_lossy(&typed), old);
+        }
+
+        // The indexes, which hold ids as values, read too.
+        let found = dir.profile_for_application("shop.acme").await?;
+        assert_eq!(found.map(|p| p.id), Some(profile.id.clone()));
+        let by_name = dir.credential_by_username(&profile.id, "jo").await?;
+        assert_eq!(by_name.map(|c| c.id), Some(credential.id.clone()));
+        let account = dir.account(&user.id).await?;
+        assert_eq!(account.as_str(), ACCOUNT, "the existing account is kept");
+        assert_eq!(dir.credentials(&user.id).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_stored_document_naming_a_malformed_id_is_a_bad_document() -> Result<()> {
+        let keys = Keys::new("t:");
+        let store = old_store(&keys).await;
+        let bad = OLD_USER.replace(USER, "u1");
+        store
+            .exec(vec![Op::MapSet {
+                key: keys.directory(USERS),
+                fields: vec![(USER.to_owned(), bad.into_bytes())],
+                ttl: None,
+            }])
+            .await?;
+        let dir = open(store, keys).await?;
+        assert!(matches!(
+            dir.user(&id(USER)).await,
+            Err(DirectoryError::Store(StoreError::Protocol(_)))
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_new_realm_and_new_records_get_well_formed_ids() -> Result<()> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let keys = Keys::new("t:");
+        let dir = open(store.clone(), keys.clone()).await?;
+        let again = open(store, keys).await?;
+        assert_eq!(
+            dir.realm_id(),
+            again.realm_id(),
+            "replicas agree on one realm"
+        );
+        let profile = dir
+            .create_profile("P", UsernameFormat::Any, true, None)
+            .await?;
+        let user = dir.create_user("U", None).await?;
+        let credential = dir
+            .create_credential(&user.id, &profile.id, "u", None)
+            .await?;
+        for text in [
+            dir.realm_id().as_str(),
+            profile.id.as_str(),
+            user.id.as_str(),
+            credential.id.as_str(),
+            dir.account(&user.id).await?.as_str(),
+        ] {
+            assert_eq!(
+                ProfileId::parse(text).map(String::from),
+                Ok(text.to_owned())
+            );
+        }
+        Ok(())
     }
 }

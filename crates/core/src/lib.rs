@@ -10,6 +10,8 @@
 //!
 //! - [`store`]: the trait of atomic operations, key naming with cluster hash tags,
 //!   and its two implementations (memory, Redis).
+//! - [`ids`]: the ids that cross crate boundaries (realm, profile, user,
+//!   credential, account, session), parsed once at the edge.
 //! - [`directory`]: the realm, password profiles, users and their credentials.
 //! - [`tokens`]: sessions, access and refresh tokens, rotation, revocation.
 //! - [`funnel`]: the funnel events schemes report (issued, verified, burnt, ...).
@@ -22,6 +24,7 @@
 pub mod crypto;
 pub mod directory;
 pub mod funnel;
+pub mod ids;
 pub mod integrations;
 pub mod limits;
 pub mod password;

@@ -18,6 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
+use crate::ids::{AccountId, RealmId, SessionId, UserId};
 use crate::recent::Recent;
 use crate::store::{Batch, Handle, Keys, Op, Reply, Rotation, Store, StoreError, StoreExt};
 
@@ -81,15 +82,43 @@ impl Role {
     }
 }
 
+/// Whose a session is (its `sub`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectId {
+    /// A directory user (user authentication info): a session of
+    /// [`Scheme::OneTimeKey`] or [`Scheme::AccountManagement`].
+    User(UserId),
+    /// The API client, by its configured client id: a session of [`Scheme::Client`].
+    Client(String),
+}
+
+impl SubjectId {
+    /// The id as sessions keep it and tokens and headers show it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            SubjectId::User(id) => id.as_str(),
+            SubjectId::Client(id) => id,
+        }
+    }
+
+    /// The directory user, unless it is the API client.
+    pub fn user(&self) -> Option<&UserId> {
+        match self {
+            SubjectId::User(id) => Some(id),
+            SubjectId::Client(_) => None,
+        }
+    }
+}
+
 /// Who a session is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    /// The directory user's id (user authentication info), or the client id.
-    pub user_id: String,
+    /// The directory user, or the API client (which `scheme` says).
+    pub id: SubjectId,
     /// The username as the user logs in.
     pub username: String,
     /// The authentication realm.
-    pub realm_id: String,
+    pub realm_id: RealmId,
     /// The user's display name.
     pub display_name: String,
     /// Where the session came from.
@@ -102,7 +131,7 @@ pub struct Subject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The session's id.
-    pub session_id: String,
+    pub session_id: SessionId,
     /// Who it is for.
     pub subject: Subject,
     /// Unix time the presented token expires.
@@ -175,18 +204,17 @@ pub const CLIENT_MEMORY: Duration = Duration::from_secs(1);
 const ACCESS: &str = "a";
 const REFRESH: &str = "r";
 
-/// A token split into its parts; `None` for anything not shaped like ours.
-fn split(token: &str) -> Option<(&str, &str)> {
+/// A token split into its kind and session; `None` for anything not shaped like ours.
+fn split(token: &str) -> Option<(&str, SessionId)> {
     let mut parts = token.splitn(3, '.');
     let kind = parts.next()?;
-    let sid = parts.next()?;
+    let sid = SessionId::parse(parts.next()?).ok()?;
     let secret = parts.next()?;
-    let ok = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    (ok(sid, 22) && ok(secret, 43) && (kind == ACCESS || kind == REFRESH)).then_some((kind, sid))
+    let secret_ok = secret.len() == 43
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (secret_ok && (kind == ACCESS || kind == REFRESH)).then_some((kind, sid))
 }
 
 fn now() -> i64 {
@@ -202,7 +230,7 @@ fn text(map: &HashMap<String, Vec<u8>>, field: &str) -> String {
 /// A token check waiting for its one store read ([`TokenService::prepare_check`]).
 #[derive(Debug, Clone)]
 pub struct PendingCheck {
-    sid: String,
+    sid: SessionId,
     key: String,
     digest: String,
 }
@@ -219,7 +247,7 @@ impl PendingCheck {
             if !ct_eq(current, digest.as_bytes()) {
                 return Ok(Check::Invalid);
             }
-            Ok(match TokenService::principal(&sid, &map, "ax") {
+            Ok(match TokenService::principal(sid, &map, "ax") {
                 Some(p) if p.expires_at > now() => Check::Valid(p),
                 Some(_) => Check::Expired,
                 None => Check::Invalid,
@@ -231,9 +259,12 @@ impl PendingCheck {
 /// A session's fields: who it belongs to, and its access token's digest and expiry.
 fn session_fields(subject: &Subject, access: &str, access_exp: i64) -> Vec<(String, Vec<u8>)> {
     vec![
-        ("sub".to_owned(), subject.user_id.clone().into_bytes()),
+        ("sub".to_owned(), subject.id.as_str().as_bytes().to_vec()),
         ("user".to_owned(), subject.username.clone().into_bytes()),
-        ("realm".to_owned(), subject.realm_id.clone().into_bytes()),
+        (
+            "realm".to_owned(),
+            subject.realm_id.as_str().as_bytes().to_vec(),
+        ),
         ("name".to_owned(), subject.display_name.clone().into_bytes()),
         (
             "scheme".to_owned(),
@@ -269,7 +300,7 @@ impl TokenService {
     /// tokens are remembered: users' tokens are checked against the store every
     /// time. Revoking a session through this replica forgets it at once.
     pub fn recent_client(&self, pending: &PendingCheck) -> Option<Principal> {
-        let (digest, principal) = self.clients.get(&pending.sid)?;
+        let (digest, principal) = self.clients.get(pending.sid.as_str())?;
         ct_eq(digest.as_bytes(), pending.digest.as_bytes()).then_some(principal)
     }
 
@@ -284,7 +315,7 @@ impl TokenService {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(left as u64);
         self.clients.put(
-            pending.sid.clone(),
+            pending.sid.as_str().to_owned(),
             (pending.digest.clone(), principal.clone()),
             Some(deadline),
         );
@@ -298,7 +329,7 @@ impl TokenService {
     }
 
     /// The session id (`jti`) of a JWT whose HS256 signature is ours.
-    fn jwt_session(&self, token: &str) -> Option<String> {
+    fn jwt_session(&self, token: &str) -> Option<SessionId> {
         let (input, signature) = token.rsplit_once('.')?;
         let (header, payload) = input.split_once('.')?;
         let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
@@ -312,8 +343,7 @@ impl TokenService {
         }
         let claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        let jti = claims.get("jti")?.as_str()?;
-        (jti.len() == 22).then(|| jti.to_owned())
+        SessionId::parse(claims.get("jti")?.as_str()?).ok()
     }
 
     /// Issues an account management authentication token: an HS256 JWT with the
@@ -323,15 +353,15 @@ impl TokenService {
         &self,
         subject: &Subject,
         ttl: Duration,
-        account_id: &str,
+        account_id: &AccountId,
         self_management: &str,
     ) -> Result<(String, i64), StoreError> {
-        let sid = random_token::<16>();
+        let sid = SessionId::new();
         let iat = now();
         let exp = iat + ttl.as_secs() as i64;
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
-            "sub": subject.user_id,
+            "sub": subject.id.as_str(),
             "realm_id": subject.realm_id,
             "scope": account_id,
             "iat": iat,
@@ -351,20 +381,20 @@ impl TokenService {
     /// (so a password change or a disabled account can end them all).
     async fn store_session(
         &self,
-        sid: String,
+        sid: SessionId,
         subject: &Subject,
         fields: Vec<(String, Vec<u8>)>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let mut ops = vec![Op::MapSet {
-            key: self.keys.session(&sid),
+            key: self.keys.session(sid.as_str()),
             fields,
             ttl: Some(ttl),
         }];
-        if subject.scheme != Scheme::Client {
+        if let SubjectId::User(user) = &subject.id {
             ops.push(Op::SetAdd {
-                key: self.keys.user_sessions(&subject.user_id),
-                member: sid,
+                key: self.keys.user_sessions(user.as_str()),
+                member: sid.into(),
                 ttl,
             });
         }
@@ -376,7 +406,7 @@ impl TokenService {
         self.access_ttl
     }
 
-    fn token(kind: &str, sid: &str) -> String {
+    fn token(kind: &str, sid: &SessionId) -> String {
         format!("{kind}.{sid}.{}", random_token::<32>())
     }
 
@@ -387,7 +417,7 @@ impl TokenService {
         subject: &Subject,
         client_ttl: Option<Duration>,
     ) -> Result<IssuedTokens, StoreError> {
-        let sid = random_token::<16>();
+        let sid = SessionId::new();
         let access = Self::token(ACCESS, &sid);
         let now = now();
         let access_ttl = client_ttl.unwrap_or(self.access_ttl);
@@ -419,15 +449,29 @@ impl TokenService {
         })
     }
 
-    fn principal(sid: &str, map: &HashMap<String, Vec<u8>>, exp_field: &str) -> Option<Principal> {
+    /// The session `sid` as its map holds it; `None` for a map that is not a
+    /// session's (gone, or not written by us).
+    fn principal(
+        sid: SessionId,
+        map: &HashMap<String, Vec<u8>>,
+        exp_field: &str,
+    ) -> Option<Principal> {
+        let scheme = Scheme::parse(&text(map, "scheme"))?;
+        let sub = text(map, "sub");
+        let id = match scheme {
+            Scheme::Client => SubjectId::Client(sub),
+            Scheme::OneTimeKey | Scheme::AccountManagement => {
+                SubjectId::User(UserId::parse(&sub).ok()?)
+            }
+        };
         Some(Principal {
-            session_id: sid.to_owned(),
+            session_id: sid,
             subject: Subject {
-                user_id: text(map, "sub"),
+                id,
                 username: text(map, "user"),
-                realm_id: text(map, "realm"),
+                realm_id: RealmId::parse(&text(map, "realm")).ok()?,
                 display_name: text(map, "name"),
-                scheme: Scheme::parse(&text(map, "scheme"))?,
+                scheme,
                 role: Role::parse(&text(map, "role")),
             },
             expires_at: text(map, exp_field).parse().ok()?,
@@ -457,12 +501,12 @@ impl TokenService {
     /// own ops into one round trip; `None` when the token cannot be ours at all.
     pub fn prepare_check(&self, token: &str) -> Option<PendingCheck> {
         let sid = match split(token) {
-            Some((ACCESS, sid)) => sid.to_owned(),
+            Some((ACCESS, sid)) => sid,
             Some(_) => return None,
             None => self.jwt_session(token)?,
         };
         Some(PendingCheck {
-            key: self.keys.session(&sid),
+            key: self.keys.session(sid.as_str()),
             sid,
             digest: digest(token),
         })
@@ -473,9 +517,9 @@ impl TokenService {
         let Some((REFRESH, sid)) = split(token) else {
             return Ok(Refresh::Invalid);
         };
-        let key = self.keys.session(sid);
-        let access = Self::token(ACCESS, sid);
-        let refresh = Self::token(REFRESH, sid);
+        let key = self.keys.session(sid.as_str());
+        let access = Self::token(ACCESS, &sid);
+        let refresh = Self::token(REFRESH, &sid);
         let now = now();
         let fields = vec![
             ("a".to_owned(), digest(&access).into_bytes()),
@@ -504,7 +548,7 @@ impl TokenService {
         self.store.run(batch).await?;
         let (before, outcome) = (before.get()?, rotation.get()?);
         Ok(match outcome {
-            Rotation::Rotated => match Self::principal(sid, &before, "rx") {
+            Rotation::Rotated => match Self::principal(sid.clone(), &before, "rx") {
                 Some(p) if p.expires_at > now => Refresh::Rotated(
                     IssuedTokens {
                         access_token: access,
@@ -515,7 +559,7 @@ impl TokenService {
                     p,
                 ),
                 _ => {
-                    self.revoke_session(sid).await?;
+                    self.revoke_session(&sid).await?;
                     Refresh::Invalid
                 }
             },
@@ -526,20 +570,16 @@ impl TokenService {
 
     /// Ends the session of an access, refresh or account token. Returns whether it was live.
     pub async fn revoke(&self, token: &str) -> Result<bool, StoreError> {
-        let jwt_sid;
         let (kind, sid) = match split(token) {
             Some(parts) => parts,
             None => match self.jwt_session(token) {
-                Some(s) => {
-                    jwt_sid = s;
-                    (ACCESS, jwt_sid.as_str())
-                }
+                Some(sid) => (ACCESS, sid),
                 None => return Ok(false),
             },
         };
         let map = self
             .store
-            .exec(vec![Op::MapGetAll(self.keys.session(sid))])
+            .exec(vec![Op::MapGetAll(self.keys.session(sid.as_str()))])
             .await?
             .pop()
             .map(|r| r.into_map())
@@ -548,7 +588,7 @@ impl TokenService {
         let field = if kind == ACCESS { "a" } else { "r" };
         match map.get(field) {
             Some(current) if ct_eq(current, digest(token).as_bytes()) => {
-                self.revoke_session(sid).await?;
+                self.revoke_session(&sid).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -556,17 +596,17 @@ impl TokenService {
     }
 
     /// Deletes one session.
-    pub async fn revoke_session(&self, sid: &str) -> Result<(), StoreError> {
-        self.clients.forget(sid);
+    pub async fn revoke_session(&self, sid: &SessionId) -> Result<(), StoreError> {
+        self.clients.forget(sid.as_str());
         self.store
-            .exec(vec![Op::Delete(vec![self.keys.session(sid)])])
+            .exec(vec![Op::Delete(vec![self.keys.session(sid.as_str())])])
             .await
             .map(drop)
     }
 
     /// Ends every session of a directory user (after a password change, a deletion).
-    pub async fn revoke_user(&self, user_id: &str) -> Result<usize, StoreError> {
-        let set = self.keys.user_sessions(user_id);
+    pub async fn revoke_user(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let set = self.keys.user_sessions(user_id.as_str());
         let members = self
             .store
             .exec(vec![Op::SetMembers(set.clone())])
@@ -601,11 +641,20 @@ mod tests {
         )
     }
 
+    const U1: &str = "00000000-0000-4000-8000-0000000000a1";
+    const R1: &str = "00000000-0000-4000-8000-0000000000f1";
+    const ACCT1: &str = "00000000-0000-4000-8000-0000000000c1";
+
+    fn id<T: std::str::FromStr>(s: &str) -> T {
+        s.parse()
+            .unwrap_or_else(|_| panic!("{s} is a well-formed id"))
+    }
+
     fn alice() -> Subject {
         Subject {
-            user_id: "u1".into(),
+            id: SubjectId::User(id(U1)),
             username: "alice".into(),
-            realm_id: "r1".into(),
+            realm_id: id(R1),
             display_name: "Alice".into(),
             scheme: Scheme::OneTimeKey,
             role: Role::User,
@@ -658,7 +707,7 @@ mod tests {
         let mut who = alice();
         who.scheme = Scheme::AccountManagement;
         let (jwt, exp) = s
-            .issue_account_token(&who, Duration::from_secs(60), "acct-1", "update_only")
+            .issue_account_token(&who, Duration::from_secs(60), &id(ACCT1), "update_only")
             .await?;
         assert_eq!(jwt.split('.').count(), 3);
         let claims: serde_json::Value = serde_json::from_slice(
@@ -667,8 +716,8 @@ mod tests {
                 .unwrap_or_default(),
         )
         .unwrap_or_default();
-        assert_eq!(claims["sub"], "u1");
-        assert_eq!(claims["scope"], "acct-1");
+        assert_eq!(claims["sub"], U1);
+        assert_eq!(claims["scope"], ACCT1);
         assert_eq!(claims["exp"], exp);
         let p = s.verify(&jwt).await?.map(|p| p.subject);
         assert_eq!(p, Some(who));
@@ -681,11 +730,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_api_client_s_session_keeps_its_client_id_which_need_not_be_a_user_id(
+    ) -> Result<(), StoreError> {
+        let s = service();
+        let client = Subject {
+            id: SubjectId::Client("authgate".into()),
+            username: "authgate".into(),
+            realm_id: id(R1),
+            display_name: "API client".into(),
+            scheme: Scheme::Client,
+            role: Role::Admin,
+        };
+        let t = s.issue(&client, Some(Duration::from_secs(60))).await?;
+        let p = s.verify(&t.access_token).await?.map(|p| p.subject);
+        assert_eq!(p.as_ref().map(|p| p.id.as_str()), Some("authgate"));
+        assert_eq!(p, Some(client));
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn revoking_a_user_ends_all_their_sessions() -> Result<(), StoreError> {
         let s = service();
         let a = s.issue(&alice(), None).await?;
         let b = s.issue(&alice(), None).await?;
-        assert_eq!(s.revoke_user("u1").await?, 2);
+        assert_eq!(s.revoke_user(&id(U1)).await?, 2);
         assert!(s.verify(&a.access_token).await?.is_none());
         assert!(s.verify(&b.access_token).await?.is_none());
         Ok(())

@@ -6,6 +6,7 @@
 //! retry, so its serialized form is a stored format: change a field and old
 //! replicas can no longer read new entries (and the other way round).
 
+use authgate_core::ids::{CredentialId, ProfileId, RealmId, UserId};
 use authgate_core::integrations::{Integration, IntegrationType, OTP_REQUEST_CREATED};
 use authgate_otp::{IssuedCode, OneTimeCode, Purpose};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ pub struct Event {
     /// The event's id (a UUID), the same at every try and for every integration.
     pub id: String,
     /// The deployment (the authentication realm's id).
-    pub store_id: String,
+    pub store_id: RealmId,
     /// What happened: always `one-time-password-token-request.created`.
     pub triggered_by: String,
     /// Which try this is, from 1.
@@ -36,13 +37,13 @@ impl Event {
     /// signing secret is `secret_key`; `store_id` names this deployment.
     pub fn new(
         delivery: &DeliveryEntry,
-        store_id: &str,
+        store_id: &RealmId,
         integration: &Integration,
         secret_key: String,
     ) -> Self {
         Self {
             id: delivery.event_id.clone(),
-            store_id: store_id.to_owned(),
+            store_id: store_id.clone(),
             triggered_by: OTP_REQUEST_CREATED.to_owned(),
             attempt: delivery.attempt,
             integration: IntegrationInfo {
@@ -86,14 +87,14 @@ pub struct WebhookConfiguration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
     /// The authentication realm (the deployment).
-    pub authentication_realm_id: String,
+    pub authentication_realm_id: RealmId,
     /// When the code was requested (RFC 3339).
     pub created_at: String,
     /// The code, in clear.
     #[serde(with = "code")]
     pub one_time_password_token: OneTimeCode,
     /// The password profile the code is for.
-    pub password_profile_id: String,
+    pub password_profile_id: ProfileId,
     /// What the code is for.
     #[serde(with = "purpose")]
     pub purpose: Purpose,
@@ -107,9 +108,9 @@ pub struct Payload {
 
 impl Payload {
     /// The payload of `issued`, requested at `created_at`, in the realm `realm_id`.
-    pub fn new(realm_id: &str, issued: &IssuedCode, created_at: &str) -> Self {
+    pub fn new(realm_id: &RealmId, issued: &IssuedCode, created_at: &str) -> Self {
         Self {
-            authentication_realm_id: realm_id.to_owned(),
+            authentication_realm_id: realm_id.clone(),
             created_at: created_at.to_owned(),
             one_time_password_token: issued.code.clone(),
             password_profile_id: issued.profile.id.clone(),
@@ -135,7 +136,7 @@ pub struct UserAuthenticationInfo {
     /// Email address, if the user has one (`null` otherwise).
     pub email: Option<String>,
     /// The user's id (also the account member id).
-    pub id: String,
+    pub id: UserId,
     /// Full name.
     pub name: String,
 }
@@ -144,9 +145,9 @@ pub struct UserAuthenticationInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasswordProfileInfo {
     /// The credential's id.
-    pub id: String,
+    pub id: CredentialId,
     /// Its profile.
-    pub password_profile_id: String,
+    pub password_profile_id: ProfileId,
     /// The username, canonical.
     pub username: String,
 }
@@ -186,23 +187,37 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The ids of the test payload, as the gateway makes them.
+    pub(crate) const REALM: &str = "5e1f0c3a-9d2b-4c6e-8f70-1a2b3c4d5e6f";
+    pub(crate) const PROFILE: &str = "0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d";
+    const USER: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+    const CREDENTIAL: &str = "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f";
+
+    /// An id of the test data.
+    pub(crate) fn id<T: std::str::FromStr<Err = authgate_core::ids::IdError>>(
+        s: &str,
+    ) -> Result<T, String> {
+        s.parse()
+            .map_err(|e: authgate_core::ids::IdError| e.to_string())
+    }
+
     /// A payload as the worker builds it, for tests.
     pub(crate) fn payload(purpose: Purpose, name: &str) -> Result<Payload, String> {
         Ok(Payload {
-            authentication_realm_id: "realm-1".into(),
+            authentication_realm_id: id(REALM)?,
             created_at: "2023-09-05T14:53:01.584Z".into(),
             one_time_password_token: OneTimeCode::parse("ab12cd").map_err(|e| e.to_string())?,
-            password_profile_id: "profile-1".into(),
+            password_profile_id: id(PROFILE)?,
             purpose,
             updated_at: "2023-09-05T14:53:01.584Z".into(),
             user_authentication_info: UserAuthenticationInfo {
                 email: Some("jo@example.com".into()),
-                id: "user-1".into(),
+                id: id(USER)?,
                 name: name.into(),
             },
             user_authentication_password_profile_info: PasswordProfileInfo {
-                id: "cred-1".into(),
-                password_profile_id: "profile-1".into(),
+                id: id(CREDENTIAL)?,
+                password_profile_id: id(PROFILE)?,
                 username: "jo+1@example.com".into(),
             },
         })
@@ -223,23 +238,23 @@ pub(crate) mod tests {
             "url": "https://x.test/hook", "secret_key_sealed": null,
             "created_at": "t", "updated_at": "t"}))
         .map_err(|e| e.to_string())?;
-        let event = Event::new(&delivery, "realm-1", &integration, "shh".into());
+        let event = Event::new(&delivery, &id(REALM)?, &integration, "shh".into());
         // What the gateway sent before the event was typed (a `json!` of these fields).
         let documented = json!({
             "id": "7a4b0a6e-0000-4000-8000-000000000001",
-            "store_id": "realm-1",
+            "store_id": REALM,
             "triggered_by": "one-time-password-token-request.created",
             "attempt": 3,
             "integration": {"id": "int-1", "integration_type": "webhook", "name": "hook", "description": "codes"},
             "payload": {
-                "authentication_realm_id": "realm-1",
+                "authentication_realm_id": REALM,
                 "created_at": "2023-09-05T14:53:01.584Z",
                 "one_time_password_token": "ab12cd",
-                "password_profile_id": "profile-1",
+                "password_profile_id": PROFILE,
                 "purpose": "reset_password",
                 "updated_at": "2023-09-05T14:53:01.584Z",
-                "user_authentication_info": {"email": "jo@example.com", "id": "user-1", "name": "Jo"},
-                "user_authentication_password_profile_info": {"id": "cred-1", "password_profile_id": "profile-1", "username": "jo+1@example.com"}
+                "user_authentication_info": {"email": "jo@example.com", "id": USER, "name": "Jo"},
+                "user_authentication_password_profile_info": {"id": CREDENTIAL, "password_profile_id": PROFILE, "username": "jo+1@example.com"}
             },
             "configuration": {"url": "https://x.test/hook", "secret_key": "shh"}
         });
@@ -262,8 +277,11 @@ pub(crate) mod tests {
         let mut bad = v.clone();
         bad["one_time_password_token"] = json!("not a code");
         assert!(serde_json::from_value::<Payload>(bad).is_err());
-        let mut bad = v;
+        let mut bad = v.clone();
         bad["purpose"] = json!("order");
+        assert!(serde_json::from_value::<Payload>(bad).is_err());
+        let mut bad = v;
+        bad["password_profile_id"] = json!("profile-1");
         assert!(serde_json::from_value::<Payload>(bad).is_err());
         Ok(())
     }

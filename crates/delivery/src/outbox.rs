@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgate_core::ids::{ProfileId, RealmId};
 use authgate_core::store::{
     Batch, Entry as StreamEntry, Handle, Keys, Store, StoreError, StoreExt,
 };
@@ -42,7 +43,7 @@ const RELEASE_MAX: usize = 100;
 pub struct Outbox {
     store: Arc<dyn Store>,
     keys: Keys,
-    store_id: String,
+    store_id: RealmId,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -71,7 +72,7 @@ pub struct RequestEntry {
     /// The same instant, RFC 3339, as the payload shows it.
     pub created_at: String,
     /// The password profile.
-    pub password_profile_id: String,
+    pub password_profile_id: ProfileId,
     /// The username, canonical.
     pub username: String,
     /// What the code is for.
@@ -151,7 +152,7 @@ pub(crate) fn now_ms() -> i64 {
 
 impl Outbox {
     /// The outbox in `store` under `keys`; `store_id` names this deployment in event bodies.
-    pub fn new(store: Arc<dyn Store>, keys: Keys, store_id: String) -> Self {
+    pub fn new(store: Arc<dyn Store>, keys: Keys, store_id: RealmId) -> Self {
         Self {
             store,
             keys,
@@ -160,7 +161,7 @@ impl Outbox {
     }
 
     /// This deployment's name in event bodies (the realm's id).
-    pub fn store_id(&self) -> &str {
+    pub fn store_id(&self) -> &RealmId {
         &self.store_id
     }
 
@@ -261,26 +262,27 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::payload;
+    use crate::event::tests::{id, payload, PROFILE, REALM};
     use authgate_core::store::MemoryStore;
     use serde_json::json;
 
-    fn outbox() -> Outbox {
-        Outbox::new(
+    fn outbox() -> Result<Outbox, String> {
+        Ok(Outbox::new(
             Arc::new(MemoryStore::new()),
             Keys::new("test:"),
-            "realm-1".into(),
-        )
+            id(REALM)?,
+        ))
     }
 
     #[test]
     fn a_code_request_is_stored_as_earlier_versions_store_it() -> Result<(), String> {
         // Written by the untyped version: field names and order, wire names.
-        let old = r#"{"kind":"one-time-password-token-request","event_id":"e-1","accepted_ms":1693925581584,"created_at":"2023-09-05T14:53:01.584Z","password_profile_id":"profile-1","username":"jo@example.com","purpose":"reset_password","one_time_password_token":"ab12cd"}"#;
+        let old = r#"{"kind":"one-time-password-token-request","event_id":"e-1","accepted_ms":1693925581584,"created_at":"2023-09-05T14:53:01.584Z","password_profile_id":"0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d","username":"jo@example.com","purpose":"reset_password","one_time_password_token":"ab12cd"}"#;
         let Entry::Request(entry) = Entry::parse(old.as_bytes()) else {
             return Err("not read as a code request".into());
         };
         assert_eq!(entry.purpose, Purpose::ResetPassword);
+        assert_eq!(entry.password_profile_id.as_str(), PROFILE);
         assert_eq!(entry.one_time_password_token.as_str(), "ab12cd");
         assert_eq!(entry.request().username, "jo@example.com");
         let again = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
@@ -323,7 +325,7 @@ mod tests {
     #[tokio::test]
     async fn a_known_username_s_request_reaches_the_stream_and_is_taken_once() -> Result<(), String>
     {
-        let outbox = outbox();
+        let outbox = outbox()?;
         let index = ("test:{dir}:names".to_owned(), "jo".to_owned());
         let mut batch = Batch::new();
         let _indexed =
@@ -332,7 +334,7 @@ mod tests {
         let request = CodeRequest {
             code: OneTimeCode::parse("ab12cd").map_err(|e| e.to_string())?,
             purpose: Purpose::ResetPassword,
-            profile_id: "profile-1".into(),
+            profile_id: id(PROFILE)?,
             username: "jo".into(),
         };
         let mut batch = Batch::new();
@@ -361,7 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_due_retry_returns_to_the_stream() -> Result<(), String> {
-        let outbox = outbox();
+        let outbox = outbox()?;
         let entry = DeliveryEntry {
             event_id: "e-1".into(),
             integration_id: "int-1".into(),

@@ -118,7 +118,7 @@ fn truncate(text: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::tests::payload;
+    use crate::event::tests::{id, payload, REALM};
     use crate::event::{IntegrationInfo, WebhookConfiguration};
     use authgate_core::integrations::IntegrationType;
     use authgate_otp::Purpose;
@@ -184,7 +184,7 @@ mod tests {
     fn event(url: String) -> Result<Event, String> {
         Ok(Event {
             id: "e-1".into(),
-            store_id: "realm-1".into(),
+            store_id: id(REALM)?,
             triggered_by: "one-time-password-token-request.created".into(),
             attempt: 1,
             integration: IntegrationInfo {

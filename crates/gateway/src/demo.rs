@@ -55,7 +55,7 @@ pub async fn seed(state: &AppState) -> Result<(), DirectoryError> {
     dir.create_credential(&john.id, &customers.id, CUSTOMER, Some(PASSWORD))
         .await?;
     tracing::info!(
-        realm = dir.realm_id(),
+        realm = dir.realm_id().as_str(),
         web_phone_user = %format!("{USER}@{APPLICATION}.voximplant.com"),
         customer = CUSTOMER,
         "demo data seeded (both users' password: {PASSWORD})"

@@ -167,7 +167,7 @@ impl AppState {
         };
         // Fails rather than sending webhooks without a timeout or following redirects.
         let senders = Senders::new(&delivery, mailer)?;
-        let outbox = Outbox::new(store.clone(), keys.clone(), directory.realm_id().to_owned());
+        let outbox = Outbox::new(store.clone(), keys.clone(), directory.realm_id().clone());
         let metrics = Arc::new(Metrics::default());
         let otp = OtpScheme::new(
             store.clone(),

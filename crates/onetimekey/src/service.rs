@@ -16,7 +16,9 @@ use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_KEY};
 use authgate_core::limits::{AddressCount, AddressLimiter, Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{Batch, Count, Handle, Keys, Store, StoreError, StoreExt};
-use authgate_core::tokens::{Check, IssuedTokens, Refresh, Role, Scheme, Subject, TokenService};
+use authgate_core::tokens::{
+    Check, IssuedTokens, Refresh, Role, Scheme, Subject, SubjectId, TokenService,
+};
 
 use crate::digest::{is_md5_hex, key_response};
 use crate::username::WebUsername;
@@ -329,7 +331,7 @@ impl KeyScheme {
         let expected = record
             .as_ref()
             .and_then(|r| r.ha1_sealed.as_deref().map(|s| (r, s)))
-            .and_then(|(r, sealed)| self.keyring.open(sealed, &r.credential_id).ok())
+            .and_then(|(r, sealed)| self.keyring.open(sealed, r.credential_id.as_str()).ok())
             .map(|ha1| key_response(&key, &String::from_utf8_lossy(&ha1)));
         let matches = match &expected {
             Some(e) => ct_eq(e.as_bytes(), hash.to_ascii_lowercase().as_bytes()),
@@ -377,7 +379,7 @@ impl KeyScheme {
             && record
                 .as_ref()
                 .and_then(|r| r.ha1_sealed.as_deref().map(|s| (r, s)))
-                .and_then(|(r, sealed)| self.keyring.open(sealed, &r.credential_id).ok())
+                .and_then(|(r, sealed)| self.keyring.open(sealed, r.credential_id.as_str()).ok())
                 .is_some_and(|ha1| ct_eq(&ha1, secret.to_ascii_lowercase().as_bytes()));
         let matches = by_ha1 || {
             let phc = record
@@ -473,7 +475,7 @@ impl KeyScheme {
             return Err(Failure::Disabled);
         }
         let subject = Subject {
-            user_id: r.user_id.clone(),
+            id: SubjectId::User(r.user_id.clone()),
             username: who.to_string(),
             realm_id: r.realm_id.clone(),
             display_name: r.display_name.clone(),

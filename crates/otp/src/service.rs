@@ -14,6 +14,7 @@ use std::time::Duration;
 use authgate_core::crypto::{ct_eq, Keyring};
 use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
 use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
+use authgate_core::ids::{CredentialId, ProfileId, UserId};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{
@@ -115,7 +116,7 @@ pub struct CodeRequest {
     /// What it is for.
     pub purpose: Purpose,
     /// The password profile.
-    pub profile_id: String,
+    pub profile_id: ProfileId,
     /// The username in its canonical form.
     pub username: String,
 }
@@ -192,19 +193,19 @@ impl OtpScheme {
         &self.config
     }
 
-    fn digest(&self, profile_id: &str, username: &str, code: &OneTimeCode) -> String {
+    fn digest(&self, profile_id: &ProfileId, username: &str, code: &OneTimeCode) -> String {
         hex::encode(self.keyring.mac(
             "one-time password token",
             &[
-                profile_id.as_bytes(),
+                profile_id.as_str().as_bytes(),
                 username.as_bytes(),
                 code.as_str().as_bytes(),
             ],
         ))
     }
 
-    fn key(&self, profile_id: &str, username: &str, what: &str) -> String {
-        self.keys.user(profile_id, username, what)
+    fn key(&self, profile_id: &ProfileId, username: &str, what: &str) -> String {
+        self.keys.user(profile_id.as_str(), username, what)
     }
 
     /// The canonical username, or the raw one when it cannot be a username here
@@ -248,7 +249,7 @@ impl OtpScheme {
         let username = Self::username(profile, username)?;
         let code = OneTimeCode::generate();
         let limit = self.config.limits.requests_per_user;
-        let keys = self.keys.user_keys(&profile.id, &username);
+        let keys = self.keys.user_keys(profile.id.as_str(), &username);
         let stored = batch.put_under_limit(
             keys.key(REQUESTS),
             limit.window,
@@ -282,7 +283,7 @@ impl OtpScheme {
     /// live is not worth delivering.
     pub async fn is_live(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         code: &OneTimeCode,
     ) -> Result<bool, OtpError> {
@@ -296,7 +297,7 @@ impl OtpScheme {
     fn live_in(
         &self,
         batch: &mut Batch,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         code: &OneTimeCode,
     ) -> Mapped<Option<Vec<u8>>, bool> {
@@ -323,7 +324,7 @@ impl OtpScheme {
         requests: &[CodeRequest],
     ) -> Result<Vec<Option<IssuedCode>>, OtpError> {
         let n = requests.len();
-        let mut profile_ids: Vec<&str> = requests.iter().map(|r| r.profile_id.as_str()).collect();
+        let mut profile_ids: Vec<&ProfileId> = requests.iter().map(|r| &r.profile_id).collect();
         profile_ids.sort_unstable();
         profile_ids.dedup();
         let mut batch = Batch::new();
@@ -354,13 +355,13 @@ impl OtpScheme {
             }
         }
         // Live codes of known usernames in profiles that still allow codes.
-        let wanted: Vec<(usize, String)> = stage
+        let wanted: Vec<(usize, CredentialId)> = stage
             .into_iter()
             .enumerate()
             .filter_map(|(i, id)| {
                 let id = id?;
                 profiles
-                    .contains_key(requests[i].profile_id.as_str())
+                    .contains_key(&requests[i].profile_id)
                     .then_some((i, id))
             })
             .collect();
@@ -398,7 +399,7 @@ impl OtpScheme {
             out[i] = Some(IssuedCode {
                 code: r.code.clone(),
                 purpose: r.purpose,
-                profile: profiles[r.profile_id.as_str()].clone(),
+                profile: profiles[&r.profile_id].clone(),
                 credential,
                 user,
             });
@@ -406,7 +407,7 @@ impl OtpScheme {
         Ok(out)
     }
 
-    async fn guard_guesses(&self, profile_id: &str, username: &str) -> Result<(), OtpError> {
+    async fn guard_guesses(&self, profile_id: &ProfileId, username: &str) -> Result<(), OtpError> {
         let limit = self.config.limits.guesses_per_user;
         if limit.is_off() {
             return Ok(());
@@ -426,7 +427,7 @@ impl OtpScheme {
     /// spend one guess, not four.
     async fn wrong_guess(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         guess: String,
     ) -> Result<(), OtpError> {
@@ -451,7 +452,7 @@ impl OtpScheme {
     async fn member<A>(
         &self,
         credential: Credential,
-        along: impl FnOnce(&mut Batch, &str) -> A,
+        along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
         let mut batch = Batch::new();
         let user = self.directory.user_in(&mut batch, &credential.user_id);
@@ -466,7 +467,10 @@ impl OtpScheme {
 
     /// The profile of an exchange (from this replica's one-second memory when it
     /// has it); an unknown one is just a failed authentication.
-    async fn exchange_profile(&self, profile_id: &str) -> Result<Arc<PasswordProfile>, OtpError> {
+    async fn exchange_profile(
+        &self,
+        profile_id: &ProfileId,
+    ) -> Result<Arc<PasswordProfile>, OtpError> {
         if let Some(p) = self.directory.recent_profile(profile_id) {
             return Ok(p);
         }
@@ -486,20 +490,20 @@ impl OtpScheme {
     /// what it returns (their handles) comes back with the member.
     pub async fn exchange_code<A>(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         code: &str,
-        along: impl FnOnce(&mut Batch, &str) -> A,
+        along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
         self.counted(self.check_code(profile_id, username, code, along).await)
     }
 
     async fn check_code<A>(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         code: &str,
-        along: impl FnOnce(&mut Batch, &str) -> A,
+        along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
@@ -543,14 +547,24 @@ impl OtpScheme {
         }
     }
 
+    /// The failure of an exchange naming a password profile id that does not
+    /// parse (the gateway finds that at its edge). Such an id names no profile,
+    /// so the exchange fails as one naming an unknown profile does: unauthorized,
+    /// and counted as a failed authentication.
+    pub fn unknown_profile(&self) -> OtpError {
+        self.counted::<()>(Err(OtpError::Unauthorized))
+            .err()
+            .unwrap_or(OtpError::Unauthorized)
+    }
+
     /// Authenticates a member with their password; `along` as in
     /// [`OtpScheme::exchange_code`].
     pub async fn exchange_password<A>(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&mut Batch, &str) -> A,
+        along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
         self.counted(
             self.check_password(profile_id, username, secret, along)
@@ -560,10 +574,10 @@ impl OtpScheme {
 
     async fn check_password<A>(
         &self,
-        profile_id: &str,
+        profile_id: &ProfileId,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&mut Batch, &str) -> A,
+        along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
@@ -582,7 +596,7 @@ impl OtpScheme {
         let guess = hex::encode(self.keyring.mac(
             "wrong password",
             &[
-                profile.id.as_bytes(),
+                profile.id.as_str().as_bytes(),
                 username.as_bytes(),
                 secret.as_bytes(),
             ],

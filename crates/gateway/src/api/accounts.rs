@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use authgate_core::directory::SelfManagement;
+use authgate_core::ids::{ProfileId, UserId};
 use authgate_core::store::{Batch, StoreExt};
-use authgate_core::tokens::{Role, Scheme, Subject};
-use authgate_otp::{OtpScheme, Purpose};
+use authgate_core::tokens::{Role, Scheme, Subject, SubjectId};
+use authgate_otp::{OtpError, OtpScheme, Purpose};
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use time::format_description::well_known::Rfc3339;
 
+use super::directory::known;
 use super::document::{CodeRequest, Fail, PublicBody};
 use super::types::{Nullable, OneTimeCode, Timestamp};
 use super::{client_and, BearerToken, Tag};
@@ -202,6 +204,14 @@ pub enum TokenResponse {
     Created(Json<TokenList>),
 }
 
+/// What an exchange presents, by its mechanism.
+enum Proof {
+    /// A one-time password token.
+    Code(String),
+    /// A password.
+    Password(String),
+}
+
 /// Account member authentication.
 pub struct AccountsApi {
     /// Shared state.
@@ -233,14 +243,18 @@ impl AccountsApi {
         // At most one round trip for the checks and reads (none when this replica
         // has just seen the token and the profile), and one for the writes.
         let directory = &self.state.directory;
-        let recent = directory.recent_profile(&profile);
+        // A profile id that does not parse names no profile: nothing to read, and
+        // the same 404 as an unknown one, after the same checks.
+        let profile = ProfileId::parse(&profile).ok();
+        let recent = profile.as_ref().and_then(|p| directory.recent_profile(p));
         let mut batch = Batch::new();
-        let read = recent
-            .is_none()
-            .then(|| directory.profile_in(&mut batch, &profile));
+        let read = match (&profile, &recent) {
+            (Some(p), None) => Some(directory.profile_in(&mut batch, p)),
+            _ => None,
+        };
         let counted = self.state.count_address(&mut batch, req, "login");
         client_and(&self.state, &auth, batch, counted).await?;
-        directory.check_realm(&realm)?;
+        directory.check_realm(&known(&realm)?)?;
         let d = &body.data;
         let purpose = Purpose::from(d.purpose);
         // A remembered profile may come from an exchange, which does not care
@@ -252,7 +266,8 @@ impl AccountsApi {
                 directory.remember_profile(read.clone());
                 read
             }
-            (None, None) => return Err(ApiError::unavailable().into()),
+            // The id did not parse: there was no profile to read.
+            (None, None) => return Err(OtpError::ProfileNotFound.into()),
         };
         let otp = &self.state.otp;
         let mut batch = Batch::new();
@@ -295,25 +310,32 @@ impl AccountsApi {
         let directory = &self.state.directory;
         // The settings and the member's account are read with the member's user
         // record, in one round trip.
-        let along = |batch: &mut Batch, user_id: &str| {
+        let along = |batch: &mut Batch, user_id: &UserId| {
             (
                 directory.settings_in(batch),
                 directory.account_in(batch, user_id),
             )
         };
-        let (member, along) = match d.authentication_mechanism {
-            Mechanism::Passwordless => {
-                let code = d
-                    .one_time_password_token
-                    .ok_or_else(|| ApiError::bad("data.one_time_password_token is required"))?;
-                otp.exchange_code(&d.password_profile_id, &d.username, &code.0, along)
-                    .await
+        let proof = match d.authentication_mechanism {
+            Mechanism::Passwordless => Proof::Code(
+                d.one_time_password_token
+                    .ok_or_else(|| ApiError::bad("data.one_time_password_token is required"))?
+                    .0,
+            ),
+            Mechanism::Password => Proof::Password(
+                d.password
+                    .ok_or_else(|| ApiError::bad("data.password is required"))?,
+            ),
+        };
+        // A profile id that does not parse names no profile: the exchange fails
+        // as with an unknown one, in the same one 401.
+        let (member, along) = match (ProfileId::parse(&d.password_profile_id), proof) {
+            (Err(_), _) => Err(otp.unknown_profile()),
+            (Ok(profile), Proof::Code(code)) => {
+                otp.exchange_code(&profile, &d.username, &code, along).await
             }
-            Mechanism::Password => {
-                let password = d
-                    .password
-                    .ok_or_else(|| ApiError::bad("data.password is required"))?;
-                otp.exchange_password(&d.password_profile_id, &d.username, &password, along)
+            (Ok(profile), Proof::Password(password)) => {
+                otp.exchange_password(&profile, &d.username, &password, along)
                     .await
             }
         }
@@ -326,9 +348,9 @@ impl AccountsApi {
             None => directory.account(&member.user.id).await?,
         };
         let subject = Subject {
-            user_id: member.user.id.clone(),
+            id: SubjectId::User(member.user.id.clone()),
             username: member.credential.username.clone(),
-            realm_id: self.state.directory.realm_id().to_owned(),
+            realm_id: self.state.directory.realm_id().clone(),
             display_name: member.user.name.clone(),
             scheme: Scheme::AccountManagement,
             role: Role::User,
@@ -353,13 +375,13 @@ impl AccountsApi {
         Ok(TokenResponse::Created(Json(TokenList {
             data: vec![AccountToken {
                 type_: AccountTokenType::AccountManagementAuthenticationToken,
-                account_id,
+                account_id: account_id.into(),
                 account_name: member.user.name.clone(),
                 token,
                 expires: Timestamp(expires),
             }],
             meta: TokenMeta {
-                account_member_id: member.user.id,
+                account_member_id: member.user.id.into(),
                 page: TokenPage {
                     limit: 25,
                     offset: 0,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use authgate_core::crypto::ct_eq;
-use authgate_core::tokens::{Role, Scheme, Subject};
+use authgate_core::tokens::{Role, Scheme, Subject, SubjectId};
 use poem::Request;
 use poem_openapi::payload::{Form, Json};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -111,9 +111,9 @@ impl ClientsApi {
             }
         };
         let subject = Subject {
-            user_id: self.state.client_id.clone(),
+            id: SubjectId::Client(self.state.client_id.clone()),
             username: self.state.client_id.clone(),
-            realm_id: self.state.directory.realm_id().to_owned(),
+            realm_id: self.state.directory.realm_id().clone(),
             display_name: "API client".to_owned(),
             scheme: Scheme::Client,
             role,

@@ -124,8 +124,8 @@ impl GateApi {
             Some(Principal { subject, .. }) if subject.scheme != Scheme::Client => {
                 VerifyResponse::Ok(
                     subject.username,
-                    subject.user_id,
-                    subject.realm_id,
+                    subject.id.as_str().to_owned(),
+                    subject.realm_id.into(),
                     subject.scheme.as_str().to_owned(),
                 )
             }
@@ -157,9 +157,9 @@ impl GateApi {
         Ok(IntrospectResponse::Ok(Json(match found {
             Some(p) => Introspection {
                 active: true,
-                sub: Some(p.subject.user_id),
+                sub: Some(p.subject.id.as_str().to_owned()),
                 username: Some(p.subject.username),
-                realm_id: Some(p.subject.realm_id),
+                realm_id: Some(p.subject.realm_id.into()),
                 scheme: Some(p.subject.scheme.into()),
                 exp: Some(p.expires_at),
             },

@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 
-use authgate_core::directory::{Credential, SelfManagement};
+use authgate_core::directory::{Credential, DirectoryError, SelfManagement};
+use authgate_core::ids::{CredentialId, IdError, ProfileId, RealmId, UserId};
 use authgate_core::tokens::{Role, Scheme};
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
-use super::{admin_in, required, resource_types, Links, ListMeta, Meta, Record, Wire};
+use super::{admin_in, known, required, resource_types, Links, ListMeta, Meta, Record, Wire};
 use crate::api::document::{AdminList, AdminOne, AdminUniqueWrite, Fail};
 use crate::api::types::{envelopes, PageLimit, Password};
 use crate::api::{client, BearerToken, ClientWithMember, Created, Deleted, Found, Tag};
@@ -76,7 +77,7 @@ envelopes! {
 impl Record for Credential {
     type Data = CredentialData;
 
-    fn data(self, realm: &str) -> CredentialData {
+    fn data(self, realm: &RealmId) -> CredentialData {
         CredentialData {
             links: Links {
                 self_: format!(
@@ -84,9 +85,9 @@ impl Record for Credential {
                     self.user_id, self.id
                 ),
             },
-            id: self.id,
+            id: self.id.into(),
             type_: CredentialType::UserAuthenticationPasswordProfileInfo,
-            password_profile_id: self.password_profile_id,
+            password_profile_id: self.password_profile_id.into(),
             username: self.username,
             meta: Meta::of(self.created_at, self.updated_at),
         }
@@ -99,9 +100,27 @@ pub struct CredentialsApi {
     pub state: Arc<AppState>,
 }
 
+/// The credential a path names, from its user's and its own id as parsed. A
+/// credential is looked up by its id and must be the user's: whichever id does
+/// not parse, it is that credential that is not found.
+fn credential_path(
+    user: Result<UserId, IdError>,
+    id: Result<CredentialId, IdError>,
+) -> Result<(UserId, CredentialId), DirectoryError> {
+    match (user, id) {
+        (Ok(user), Ok(id)) => Ok((user, id)),
+        _ => Err(DirectoryError::NotFound(CredentialId::WHAT)),
+    }
+}
+
 impl CredentialsApi {
-    /// An admin client, or the member owning `user` with self-management on.
-    async fn writer(&self, tokens: ClientWithMember, user: &str) -> Result<(), ApiError> {
+    /// An admin client, or the member owning `user` with self-management on
+    /// (`None`: the path's user id does not parse, so it is no member's own).
+    async fn writer(
+        &self,
+        tokens: ClientWithMember,
+        user: Option<&UserId>,
+    ) -> Result<(), ApiError> {
         let token = tokens
             .0
             .bearer
@@ -133,7 +152,7 @@ impl CredentialsApi {
                 "account members may not update their records (account_member_self_management is disabled)",
             ));
         }
-        if principal.subject.user_id != user {
+        if user.is_none() || principal.subject.id.user() != user {
             return Err(ApiError::forbidden(
                 "an account member may update only their own records",
             ));
@@ -162,6 +181,15 @@ impl CredentialsApi {
         let profile = required(d.password_profile_id, "password_profile_id")?;
         let username = required(d.username, "username")?;
         let password = d.password.as_ref().map(|p| p.0.as_str());
+        let user: UserId = known(&user)?;
+        let profile = match ProfileId::parse(&profile) {
+            Ok(profile) => profile,
+            // It names no profile: refused as an unknown one is, after the user's lookup.
+            Err(e) => {
+                dir.user(&user).await?;
+                return Err(ApiError::from(DirectoryError::from(e)).into());
+            }
+        };
         let c = dir
             .create_credential(&user, &profile, &username, password)
             .await?;
@@ -188,7 +216,7 @@ impl CredentialsApi {
     ) -> Result<Found<CredentialList>, Fail<AdminList>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
         Ok(Found::Ok(dir.page(
-            dir.credentials(&user).await?,
+            dir.credentials(&known(&user)?).await?,
             limit,
             offset.0,
         )))
@@ -208,6 +236,7 @@ impl CredentialsApi {
         id: Path<String>,
     ) -> Result<Found<CredentialEnvelope>, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
+        let (user, id) = credential_path(user.parse(), id.parse())?;
         Ok(Found::Ok(dir.one(dir.credential(&user, &id).await?)))
     }
 
@@ -230,13 +259,16 @@ impl CredentialsApi {
         id: Path<String>,
         body: Json<CredentialBody>,
     ) -> Result<Found<CredentialEnvelope>, Fail<AdminUniqueWrite>> {
-        self.writer(tokens, &user).await?;
+        let user = UserId::parse(&user);
+        self.writer(tokens, user.as_ref().ok()).await?;
         let dir = &self.state.directory;
-        dir.check_realm(&realm)?;
+        dir.check_realm(&known(&realm)?)?;
         let d = body.0.data;
+        // `data.id` only has to repeat the path's id, as the path writes it.
         if d.id.as_deref().is_some_and(|given| given != id.as_str()) {
             return Err(ApiError::bad("data.id does not match the path").into());
         }
+        let (user, id) = credential_path(user, id.parse())?;
         let password = d.password.as_ref().map(|p| p.0.as_str());
         let c = dir
             .update_credential(&user, &id, d.username.as_deref(), password)
@@ -258,6 +290,7 @@ impl CredentialsApi {
         id: Path<String>,
     ) -> Result<Deleted, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
+        let (user, id) = credential_path(user.parse(), id.parse())?;
         dir.delete_credential(&user, &id).await?;
         Ok(Deleted::NoContent)
     }

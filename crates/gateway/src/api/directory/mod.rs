@@ -8,15 +8,19 @@
 //! - [`settings`], [`profiles`], [`users`], [`credentials`]: one resource each, its
 //!   wire types and its endpoints.
 //! - This module: what they share: the records' timestamps, links and list
-//!   paging, [`admin_in`] (the check every realm path starts with) and [`Wire`]
-//!   (a record wrapped for the answer).
+//!   paging, [`admin_in`] (the check every realm path starts with), [`known`]
+//!   (how the ids in paths and bodies are parsed) and [`Wire`] (a record wrapped
+//!   for the answer).
 
 pub mod credentials;
 pub mod profiles;
 pub mod settings;
 pub mod users;
 
-use authgate_core::directory::Directory;
+use std::str::FromStr;
+
+use authgate_core::directory::{Directory, DirectoryError};
+use authgate_core::ids::{IdError, RealmId};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::Object;
@@ -125,7 +129,7 @@ pub trait Record {
     /// The wire form.
     type Data;
     /// The wire form, with its link under `/v2/authentication-realms/{realm}`.
-    fn data(self, realm: &str) -> Self::Data;
+    fn data(self, realm: &RealmId) -> Self::Data;
 }
 
 /// Records wrapped for an answer.
@@ -167,8 +171,15 @@ pub async fn admin_in<'a>(
     realm: &str,
 ) -> Result<&'a Directory, ApiError> {
     admin(state, auth).await?;
-    state.directory.check_realm(realm)?;
+    state.directory.check_realm(&known(realm)?)?;
     Ok(&state.directory)
+}
+
+/// The id in a directory path or body, parsed once, here at the edge. One that
+/// does not parse names no record, so it is refused with the 404 an unknown
+/// one gets from the lookup (`password profile not found`), never a 400.
+pub fn known<T: FromStr<Err = IdError>>(raw: &str) -> Result<T, DirectoryError> {
+    Ok(raw.parse()?)
 }
 
 /// A field a create needs, or 400.

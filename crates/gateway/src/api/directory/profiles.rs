@@ -5,12 +5,15 @@
 use std::sync::Arc;
 
 use authgate_core::directory::{PasswordProfile, ProfileChanges, UsernameFormat};
+use authgate_core::ids::RealmId;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use super::{admin_in, change, required, resource_types, Links, ListMeta, Meta, Record, Wire};
+use super::{
+    admin_in, change, known, required, resource_types, Links, ListMeta, Meta, Record, Wire,
+};
 use crate::api::document::{AdminList, AdminOne, AdminUniqueWrite, Fail};
 use crate::api::types::{envelopes, wire_enum, Nullable, PageLimit};
 use crate::api::{BearerToken, Created, Deleted, Found, Tag};
@@ -84,7 +87,7 @@ envelopes! {
 impl Record for PasswordProfile {
     type Data = ProfileData;
 
-    fn data(self, realm: &str) -> ProfileData {
+    fn data(self, realm: &RealmId) -> ProfileData {
         ProfileData {
             links: Links {
                 self_: format!(
@@ -92,7 +95,7 @@ impl Record for PasswordProfile {
                     self.id
                 ),
             },
-            id: self.id,
+            id: self.id.into(),
             type_: ProfileType::PasswordProfile,
             name: self.name,
             username_format: self.username_format.into(),
@@ -170,7 +173,7 @@ impl ProfilesApi {
         id: Path<String>,
     ) -> Result<Found<ProfileEnvelope>, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
-        Ok(Found::Ok(dir.one(dir.profile(&id).await?)))
+        Ok(Found::Ok(dir.one(dir.profile(&known(&id)?).await?)))
     }
 
     /// Update a password profile
@@ -197,7 +200,8 @@ impl ProfilesApi {
             enable_one_time_password_token: d.enable_one_time_password_token,
             voximplant_application: change(d.voximplant_application),
         };
-        Ok(Found::Ok(dir.one(dir.update_profile(&id, changes).await?)))
+        let p = dir.update_profile(&known(&id)?, changes).await?;
+        Ok(Found::Ok(dir.one(p)))
     }
 
     /// Delete a password profile
@@ -215,7 +219,7 @@ impl ProfilesApi {
         id: Path<String>,
     ) -> Result<Deleted, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
-        dir.delete_profile(&id).await?;
+        dir.delete_profile(&known(&id)?).await?;
         Ok(Deleted::NoContent)
     }
 }

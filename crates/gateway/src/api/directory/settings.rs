@@ -99,7 +99,7 @@ impl From<Settings> for SettingsData {
             relationships: SettingsRelationships {
                 authentication_realm: RealmRelationship {
                     data: RealmRef {
-                        id: s.realm_id,
+                        id: s.realm_id.into(),
                         type_: RealmType::AuthenticationRealm,
                     },
                 },

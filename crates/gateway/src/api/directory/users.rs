@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use authgate_core::directory::UserInfo;
+use authgate_core::ids::RealmId;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 
-use super::{admin_in, required, resource_types, Links, ListMeta, Meta, Record, Wire};
+use super::{admin_in, known, required, resource_types, Links, ListMeta, Meta, Record, Wire};
 use crate::api::document::{AdminList, AdminOne, AdminWrite, Fail};
 use crate::api::types::{envelopes, Nullable, PageLimit};
 use crate::api::{BearerToken, Created, Deleted, Found, Tag};
@@ -67,7 +68,7 @@ envelopes! {
 impl Record for UserInfo {
     type Data = UserData;
 
-    fn data(self, realm: &str) -> UserData {
+    fn data(self, realm: &RealmId) -> UserData {
         UserData {
             links: Links {
                 self_: format!(
@@ -75,7 +76,7 @@ impl Record for UserInfo {
                     self.id
                 ),
             },
-            id: self.id,
+            id: self.id.into(),
             type_: UserType::UserAuthenticationInfo,
             name: self.name,
             email: self.email.into(),
@@ -151,7 +152,7 @@ impl UsersApi {
         id: Path<String>,
     ) -> Result<Found<UserEnvelope>, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
-        Ok(Found::Ok(dir.one(dir.user(&id).await?)))
+        Ok(Found::Ok(dir.one(dir.user(&known(&id)?).await?)))
     }
 
     /// Update a user
@@ -172,7 +173,12 @@ impl UsersApi {
         let dir = admin_in(&self.state, &auth, &realm).await?;
         let d = body.0.data;
         let u = dir
-            .update_user(&id, d.name.as_deref(), d.email.as_opt_deref(), d.enabled)
+            .update_user(
+                &known(&id)?,
+                d.name.as_deref(),
+                d.email.as_opt_deref(),
+                d.enabled,
+            )
             .await?;
         Ok(Found::Ok(dir.one(u)))
     }
@@ -192,7 +198,7 @@ impl UsersApi {
         id: Path<String>,
     ) -> Result<Deleted, Fail<AdminOne>> {
         let dir = admin_in(&self.state, &auth, &realm).await?;
-        dir.delete_user(&id).await?;
+        dir.delete_user(&known(&id)?).await?;
         Ok(Deleted::NoContent)
     }
 }
