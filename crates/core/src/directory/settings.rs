@@ -1,0 +1,62 @@
+//! The account authentication settings and the personal accounts of members.
+
+use crate::ids::{AccountId, UserId};
+use crate::store::{Batch, Op, StoreError, StoreExt};
+
+use super::records::to_json;
+use super::{Directory, DirectoryError, Result, ACCOUNTS, SETTINGS};
+use super::{SelfManagement, Settings};
+
+impl Directory {
+    /// The personal account of member `user_id`, made now if they have none
+    /// (their first account management token). Replicas racing to make it agree
+    /// on one.
+    pub async fn account(&self, user_id: &UserId) -> Result<AccountId> {
+        let mut batch = Batch::new();
+        let _made = batch.map_put_if_absent(
+            self.key(ACCOUNTS),
+            user_id.as_str().to_owned(),
+            AccountId::new().as_str().as_bytes().to_vec(),
+        );
+        let id = self.account_in(&mut batch, user_id);
+        self.store.run(batch).await?;
+        id.get()?
+            .ok_or_else(|| DirectoryError::Store(StoreError::Protocol("no account".into())))
+    }
+
+    /// The account authentication settings.
+    pub async fn settings(&self) -> Result<Settings> {
+        let mut batch = Batch::new();
+        let settings = self.settings_in(&mut batch);
+        self.store.run(batch).await?;
+        Ok(settings.get()?)
+    }
+
+    /// Updates the settings.
+    pub async fn update_settings(
+        &self,
+        self_management: Option<SelfManagement>,
+        token_timeout_secs: Option<u64>,
+    ) -> Result<Settings> {
+        let mut s = self.settings().await?;
+        if let Some(m) = self_management {
+            s.account_member_self_management = m;
+        }
+        if let Some(t) = token_timeout_secs {
+            if !(60..=31_536_000).contains(&t) {
+                return Err(DirectoryError::Invalid(
+                    "account_management_authentication_token_timeout_secs must be between 60 and 31536000".into(),
+                ));
+            }
+            s.account_management_authentication_token_timeout_secs = t;
+        }
+        self.store
+            .exec(vec![Op::Set {
+                key: self.key(SETTINGS),
+                value: to_json(&s),
+                ttl: None,
+            }])
+            .await?;
+        Ok(s)
+    }
+}
