@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authgate_core::directory::DirectoryError;
-use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
+use authgate_core::funnel::{Funnel, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::integrations::{
     DeliveryLog, Integration, IntegrationType, Integrations, OTP_REQUEST_CREATED,
 };
@@ -84,7 +84,7 @@ pub struct Worker {
     senders: Senders,
     config: DeliveryConfig,
     consumer: String,
-    observer: Arc<dyn Observer>,
+    funnel: Funnel,
 }
 
 impl std::fmt::Debug for Worker {
@@ -133,13 +133,13 @@ impl Worker {
             senders,
             config,
             consumer: format!("worker-{}", uuid::Uuid::new_v4().simple()),
-            observer: Arc::new(Ignore),
+            funnel: Funnel::new(ONE_TIME_PASSWORD),
         }
     }
 
     /// Reports deliveries to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = observer;
+        self.funnel = self.funnel.observed_by(observer);
         self
     }
 
@@ -399,7 +399,7 @@ impl Worker {
         }
         match failure {
             None => {
-                self.observer.observe(ONE_TIME_PASSWORD, Stage::Delivered);
+                self.funnel.saw(Stage::Delivered);
                 tracing::debug!(
                     latency_ms = now_ms() - entry.accepted_ms,
                     attempt,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use authgate_core::crypto::{ct_eq, random_bytes, Keyring};
 use authgate_core::directory::{login_record_in, Directory, LoginRecord};
-use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_KEY};
+use authgate_core::funnel::{Funnel, Observer, Stage, ONE_TIME_KEY};
 use authgate_core::limits::{AddressCount, AddressLimiter, Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{Batch, Count, Handle, Keys, Store, StoreError, StoreExt};
@@ -106,7 +106,7 @@ pub struct KeyScheme {
     keyring: Keyring,
     tokens: TokenService,
     config: KeySchemeConfig,
-    observer: Arc<dyn Observer>,
+    funnel: Funnel,
 }
 
 impl std::fmt::Debug for KeyScheme {
@@ -142,27 +142,23 @@ impl KeyScheme {
             keys,
             tokens,
             config,
-            observer: Arc::new(Ignore),
+            funnel: Funnel::new(ONE_TIME_KEY),
         }
     }
 
     /// Reports funnel events to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = observer;
+        self.funnel = self.funnel.observed_by(observer);
         self
-    }
-
-    fn saw(&self, stage: Stage) {
-        self.observer.observe(ONE_TIME_KEY, stage);
     }
 
     /// Reports the funnel stage a failure stands for.
     fn failed<T>(&self, f: Failure) -> Outcome<T> {
         match &f {
-            Failure::Throttled(_) => self.saw(Stage::Throttled),
-            Failure::TokenExpired => self.saw(Stage::Expired),
+            Failure::Throttled(_) => self.funnel.saw(Stage::Throttled),
+            Failure::TokenExpired => self.funnel.saw(Stage::Expired),
             Failure::WrongCredentials | Failure::Disabled | Failure::UnknownUser => {
-                self.saw(Stage::Failed)
+                self.funnel.saw(Stage::Failed)
             }
             _ => {}
         }
@@ -251,7 +247,7 @@ impl KeyScheme {
     pub async fn request_key(&self, username: &str, ip: &str) -> Outcome<String> {
         match self.issue_key(username, ip).await {
             Ok(key) => {
-                self.saw(Stage::Issued);
+                self.funnel.saw(Stage::Issued);
                 Ok(key)
             }
             Err(f) => self.failed(f),
@@ -300,7 +296,7 @@ impl KeyScheme {
     fn counted(&self, outcome: Outcome<LoggedIn>) -> Outcome<LoggedIn> {
         match outcome {
             Ok(l) => {
-                self.saw(Stage::Verified);
+                self.funnel.saw(Stage::Verified);
                 Ok(l)
             }
             Err(f) => self.failed(f),
@@ -323,7 +319,7 @@ impl KeyScheme {
         self.check_guesses(guesses)?;
         let Some(nonce) = nonce.get()? else {
             // No live key: not a guess, nothing to compare.
-            self.saw(Stage::Expired);
+            self.funnel.saw(Stage::Expired);
             return Err(Failure::WrongCredentials);
         };
         let record = record.get()?;
@@ -344,7 +340,7 @@ impl KeyScheme {
         match record {
             Some(r) if matches => self.start_session(&who, &r).await,
             _ => {
-                self.saw(Stage::Burnt);
+                self.funnel.saw(Stage::Burnt);
                 self.wrong_guess(&who, None).await?;
                 Err(Failure::WrongCredentials)
             }

@@ -8,12 +8,14 @@
 //! only as keyed digests.
 //!
 //! This crate holds the rules and knows nothing of HTTP or of delivery: the gateway
-//! serves the endpoints and hands issued codes to its outbox.
+//! serves the endpoints, and the delivery crate hands issued codes on.
 //!
 //! # Layout
 //!
 //! - [`code`]: the code and the purpose, parsed and generated.
-//! - [`service`]: requests and exchanges on the core's store and directory.
+//! - [`service`]: the scheme on the core's store and directory: code requests
+//!   and who their codes go to; its `exchange` submodule, the token exchange by
+//!   code or password.
 
 pub mod code;
 pub mod service;

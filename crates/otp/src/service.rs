@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use authgate_core::crypto::{ct_eq, Keyring};
 use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
-use authgate_core::funnel::{Ignore, Observer, Stage, ONE_TIME_PASSWORD};
+use authgate_core::funnel::{Funnel, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::ids::{CredentialId, ProfileId, UserId};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
@@ -22,6 +22,8 @@ use authgate_core::store::{
 };
 
 use crate::code::{OneTimeCode, Purpose};
+
+mod exchange;
 
 /// Settings of the scheme.
 #[derive(Debug, Clone)]
@@ -138,7 +140,7 @@ pub struct OtpScheme {
     keyring: Keyring,
     directory: Directory,
     config: OtpConfig,
-    observer: Arc<dyn Observer>,
+    funnel: Funnel,
 }
 
 impl std::fmt::Debug for OtpScheme {
@@ -163,26 +165,22 @@ impl OtpScheme {
             keys,
             directory,
             config,
-            observer: Arc::new(Ignore),
+            funnel: Funnel::new(ONE_TIME_PASSWORD),
         }
     }
 
     /// Reports funnel events to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
-        self.observer = observer;
+        self.funnel = self.funnel.observed_by(observer);
         self
-    }
-
-    fn saw(&self, stage: Stage) {
-        self.observer.observe(ONE_TIME_PASSWORD, stage);
     }
 
     /// Reports an exchange's outcome to the funnel.
     fn counted<T>(&self, outcome: Result<T, OtpError>) -> Result<T, OtpError> {
         match &outcome {
-            Ok(_) => self.saw(Stage::Verified),
-            Err(OtpError::Throttled(_)) => self.saw(Stage::Throttled),
-            Err(OtpError::Unauthorized) => self.saw(Stage::Failed),
+            Ok(_) => self.funnel.saw(Stage::Verified),
+            Err(OtpError::Throttled(_)) => self.funnel.saw(Stage::Throttled),
+            Err(OtpError::Unauthorized) => self.funnel.saw(Stage::Failed),
             Err(_) => {}
         }
         outcome
@@ -274,7 +272,7 @@ impl OtpScheme {
             return Ok(true);
         }
         tracing::info!(target: "authgate::audit", "one-time password token request throttled");
-        self.saw(Stage::Throttled);
+        self.funnel.saw(Stage::Throttled);
         Ok(false)
     }
 
@@ -395,7 +393,7 @@ impl OtpScheme {
                 continue;
             };
             let r = &requests[i];
-            self.saw(Stage::Issued);
+            self.funnel.saw(Stage::Issued);
             out[i] = Some(IssuedCode {
                 code: r.code.clone(),
                 purpose: r.purpose,
@@ -405,209 +403,5 @@ impl OtpScheme {
             });
         }
         Ok(out)
-    }
-
-    async fn guard_guesses(&self, profile_id: &ProfileId, username: &str) -> Result<(), OtpError> {
-        let limit = self.config.limits.guesses_per_user;
-        if limit.is_off() {
-            return Ok(());
-        }
-        let mut batch = Batch::new();
-        let guesses = batch.peek_count(self.key(profile_id, username, GUESSES));
-        self.store.run(batch).await?;
-        let Count { count, reset } = guesses.get()?;
-        if count >= limit.count {
-            return Err(OtpError::Throttled(Throttled { retry_after: reset }));
-        }
-        Ok(())
-    }
-
-    /// Counts a wrong guess against the username, once per distinct guess in the
-    /// window (`guess` is a keyed digest): SDKs that resend a refused request
-    /// spend one guess, not four.
-    async fn wrong_guess(
-        &self,
-        profile_id: &ProfileId,
-        username: &str,
-        guess: String,
-    ) -> Result<(), OtpError> {
-        let limit = self.config.limits.guesses_per_user;
-        if !limit.is_off() {
-            let mut batch = Batch::new();
-            let counted = batch.count_unless_seen(
-                self.key(profile_id, username, GUESSES),
-                self.key(profile_id, username, GUESSED),
-                guess,
-                limit.window,
-            );
-            self.store.run(batch).await?;
-            counted.get()?;
-        }
-        Ok(())
-    }
-
-    /// The member behind an authenticated credential, read in one round trip
-    /// together with what the caller's `along` queues (from the member's user
-    /// id); what `along` returned (its handles) comes back with the member.
-    async fn member<A>(
-        &self,
-        credential: Credential,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
-    ) -> Result<(Member, A), OtpError> {
-        let mut batch = Batch::new();
-        let user = self.directory.user_in(&mut batch, &credential.user_id);
-        let theirs = along(&mut batch, &credential.user_id);
-        self.store.run(batch).await?;
-        let user = user.get()?.ok_or(OtpError::Unauthorized)?;
-        if !user.enabled {
-            return Err(OtpError::Unauthorized);
-        }
-        Ok((Member { user, credential }, theirs))
-    }
-
-    /// The profile of an exchange (from this replica's one-second memory when it
-    /// has it); an unknown one is just a failed authentication.
-    async fn exchange_profile(
-        &self,
-        profile_id: &ProfileId,
-    ) -> Result<Arc<PasswordProfile>, OtpError> {
-        if let Some(p) = self.directory.recent_profile(profile_id) {
-            return Ok(p);
-        }
-        match self.directory.profile(profile_id).await {
-            Ok(p) => {
-                let p = Arc::new(p);
-                self.directory.remember_profile(p.clone());
-                Ok(p)
-            }
-            Err(DirectoryError::NotFound(_)) => Err(OtpError::Unauthorized),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Exchanges a code, once, for the member it was issued to. `along` queues
-    /// reads from the member's user id that share the user record's round trip;
-    /// what it returns (their handles) comes back with the member.
-    pub async fn exchange_code<A>(
-        &self,
-        profile_id: &ProfileId,
-        username: &str,
-        code: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
-    ) -> Result<(Member, A), OtpError> {
-        self.counted(self.check_code(profile_id, username, code, along).await)
-    }
-
-    async fn check_code<A>(
-        &self,
-        profile_id: &ProfileId,
-        username: &str,
-        code: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
-    ) -> Result<(Member, A), OtpError> {
-        let profile = self.exchange_profile(profile_id).await?;
-        let username = Self::username(&profile, username)?;
-        let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
-        self.guard_guesses(&profile.id, &username).await?;
-        let digest = self.digest(&profile.id, &username, &code);
-        // The credential's id is read with the check, whatever its outcome: a
-        // matched code then needs only the credential and the user.
-        let mut batch = Batch::new();
-        let check = batch.check_code(
-            self.key(&profile.id, &username, CODE),
-            digest.clone(),
-            self.config.max_tries,
-        );
-        let id = self
-            .directory
-            .credential_id_in(&mut batch, &profile.id, &username);
-        self.store.run(batch).await?;
-        match check.get()? {
-            CodeCheck::Matched => {
-                let id = id.get()?.ok_or(OtpError::Unauthorized)?;
-                let mut batch = Batch::new();
-                let credential = self.directory.credential_in(&mut batch, &id);
-                self.store.run(batch).await?;
-                let credential = credential.get()?.ok_or(OtpError::Unauthorized)?;
-                self.member(credential, along).await
-            }
-            CodeCheck::Wrong { burnt } => {
-                if burnt {
-                    self.saw(Stage::Burnt);
-                    tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
-                }
-                self.wrong_guess(&profile.id, &username, digest).await?;
-                Err(OtpError::Unauthorized)
-            }
-            // No live code: not a guess.
-            CodeCheck::Missing => {
-                self.saw(Stage::Expired);
-                Err(OtpError::Unauthorized)
-            }
-        }
-    }
-
-    /// The failure of an exchange naming a password profile id that does not
-    /// parse (the gateway finds that at its edge). Such an id names no profile,
-    /// so the exchange fails as one naming an unknown profile does: unauthorized,
-    /// and counted as a failed authentication.
-    pub fn unknown_profile(&self) -> OtpError {
-        self.counted::<()>(Err(OtpError::Unauthorized))
-            .err()
-            .unwrap_or(OtpError::Unauthorized)
-    }
-
-    /// Authenticates a member with their password; `along` as in
-    /// [`OtpScheme::exchange_code`].
-    pub async fn exchange_password<A>(
-        &self,
-        profile_id: &ProfileId,
-        username: &str,
-        secret: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
-    ) -> Result<(Member, A), OtpError> {
-        self.counted(
-            self.check_password(profile_id, username, secret, along)
-                .await,
-        )
-    }
-
-    async fn check_password<A>(
-        &self,
-        profile_id: &ProfileId,
-        username: &str,
-        secret: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
-    ) -> Result<(Member, A), OtpError> {
-        let profile = self.exchange_profile(profile_id).await?;
-        let username = Self::username(&profile, username)?;
-        if secret.is_empty() || secret.len() > password::MAX_PASSWORD_LEN {
-            return Err(OtpError::Unauthorized);
-        }
-        self.guard_guesses(&profile.id, &username).await?;
-        let credential = self
-            .directory
-            .credential_by_username(&profile.id, &username)
-            .await?;
-        let phc = credential
-            .as_ref()
-            .and_then(|c| c.password_hash.clone())
-            .unwrap_or_else(|| password::decoy().to_owned());
-        let guess = hex::encode(self.keyring.mac(
-            "wrong password",
-            &[
-                profile.id.as_str().as_bytes(),
-                username.as_bytes(),
-                secret.as_bytes(),
-            ],
-        ));
-        let ok = password::verify_async(secret.to_owned(), phc).await;
-        match credential {
-            Some(c) if ok && c.password_hash.is_some() => self.member(c, along).await,
-            _ => {
-                self.wrong_guess(&profile.id, &username, guess).await?;
-                Err(OtpError::Unauthorized)
-            }
-        }
     }
 }

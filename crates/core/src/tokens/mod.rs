@@ -7,173 +7,32 @@
 //! Deleting that key revokes the session on every replica at once. Refresh rotates
 //! both tokens by compare-and-swap; a rotated refresh token presented again
 //! deletes the whole session (reuse detection).
+//!
+//! # Layout
+//!
+//! - this module: [`TokenService`] (issuing, checking, refreshing and revoking
+//!   sessions, the session map's fields, the token format) and [`PendingCheck`];
+//! - `subject`: who a session is for and what the service answers
+//!   ([`Subject`], [`SubjectId`], [`Scheme`], [`Role`], [`Principal`],
+//!   [`IssuedTokens`], [`Check`], [`Refresh`]);
+//! - `jwt`: the account management authentication token, an HS256 JWT
+//!   ([`TokenService::issue_account_token`]) and reading its session back.
+
+mod jwt;
+mod subject;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
-use crate::ids::{AccountId, RealmId, SessionId, UserId};
+use crate::ids::{RealmId, SessionId, UserId};
 use crate::recent::Recent;
 use crate::store::{Batch, Handle, Keys, Op, Reply, Rotation, Store, StoreError, StoreExt};
 
-/// Which login surface a session came from (the `X-Auth-Scheme` header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    /// Scheme A: one-time login key, password or token login of a web phone user.
-    OneTimeKey,
-    /// Scheme B: an account management authentication token.
-    AccountManagement,
-    /// An API client token from `/oauth/access_token`.
-    Client,
-}
-
-impl Scheme {
-    /// The wire name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Scheme::OneTimeKey => "one-time-key",
-            Scheme::AccountManagement => "account-management",
-            Scheme::Client => "client",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "one-time-key" => Scheme::OneTimeKey,
-            "account-management" => Scheme::AccountManagement,
-            "client" => Scheme::Client,
-            _ => return None,
-        })
-    }
-}
-
-/// What an API client token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Everything (client credentials grant).
-    Admin,
-    /// Public operations only (implicit grant).
-    Public,
-    /// A logged-in user.
-    User,
-}
-
-impl Role {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Public => "public",
-            Role::User => "user",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "admin" => Role::Admin,
-            "public" => Role::Public,
-            _ => Role::User,
-        }
-    }
-}
-
-/// Whose a session is (its `sub`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubjectId {
-    /// A directory user (user authentication info): a session of
-    /// [`Scheme::OneTimeKey`] or [`Scheme::AccountManagement`].
-    User(UserId),
-    /// The API client, by its configured client id: a session of [`Scheme::Client`].
-    Client(String),
-}
-
-impl SubjectId {
-    /// The id as sessions keep it and tokens and headers show it.
-    pub fn as_str(&self) -> &str {
-        match self {
-            SubjectId::User(id) => id.as_str(),
-            SubjectId::Client(id) => id,
-        }
-    }
-
-    /// The directory user, unless it is the API client.
-    pub fn user(&self) -> Option<&UserId> {
-        match self {
-            SubjectId::User(id) => Some(id),
-            SubjectId::Client(_) => None,
-        }
-    }
-}
-
-/// Who a session is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject {
-    /// The directory user, or the API client (which `scheme` says).
-    pub id: SubjectId,
-    /// The username as the user logs in.
-    pub username: String,
-    /// The authentication realm.
-    pub realm_id: RealmId,
-    /// The user's display name.
-    pub display_name: String,
-    /// Where the session came from.
-    pub scheme: Scheme,
-    /// What it may do.
-    pub role: Role,
-}
-
-/// A checked, live token's session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The session's id.
-    pub session_id: SessionId,
-    /// Who it is for.
-    pub subject: Subject,
-    /// Unix time the presented token expires.
-    pub expires_at: i64,
-}
-
-/// Tokens handed to a client.
-#[derive(Debug, Clone)]
-pub struct IssuedTokens {
-    /// The access token.
-    pub access_token: String,
-    /// Its lifetime from now.
-    pub access_expires_in: Duration,
-    /// The refresh token, when the session has one.
-    pub refresh_token: Option<String>,
-    /// Its lifetime from now.
-    pub refresh_expires_in: Duration,
-}
-
-/// What checking an access token found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// Current and unexpired.
-    Valid(Principal),
-    /// Genuine, but past its expiry.
-    Expired,
-    /// Unknown, revoked, rotated away or malformed.
-    Invalid,
-}
-
-/// What a refresh found.
-// Returned once per refresh and never stored, so the large variant costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Refresh {
-    /// New tokens, and the session as it was before.
-    Rotated(IssuedTokens, Principal),
-    /// The token had been used before: the session is gone.
-    Reused,
-    /// Unknown, malformed or expired.
-    Invalid,
-}
+pub use self::subject::{
+    Check, IssuedTokens, Principal, Refresh, Role, Scheme, Subject, SubjectId,
+};
 
 /// Issues, checks, rotates and revokes tokens.
 #[derive(Clone)]
@@ -319,62 +178,6 @@ impl TokenService {
             (pending.digest.clone(), principal.clone()),
             Some(deadline),
         );
-    }
-
-    fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.jwt_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(signing_input.as_bytes());
-        mac.finalize().into_bytes().into()
-    }
-
-    /// The session id (`jti`) of a JWT whose HS256 signature is ours.
-    fn jwt_session(&self, token: &str) -> Option<SessionId> {
-        let (input, signature) = token.rsplit_once('.')?;
-        let (header, payload) = input.split_once('.')?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        if !ct_eq(&signature, &self.jwt_mac(input)) {
-            return None;
-        }
-        let header: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
-        if header.get("alg")?.as_str()? != "HS256" {
-            return None;
-        }
-        let claims: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        SessionId::parse(claims.get("jti")?.as_str()?).ok()
-    }
-
-    /// Issues an account management authentication token: an HS256 JWT with the
-    /// platform's claims plus `jti`, the session that makes it revocable.
-    /// Returns the token and its expiry (Unix time).
-    pub async fn issue_account_token(
-        &self,
-        subject: &Subject,
-        ttl: Duration,
-        account_id: &AccountId,
-        self_management: &str,
-    ) -> Result<(String, i64), StoreError> {
-        let sid = SessionId::new();
-        let iat = now();
-        let exp = iat + ttl.as_secs() as i64;
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({
-            "sub": subject.id.as_str(),
-            "realm_id": subject.realm_id,
-            "scope": account_id,
-            "iat": iat,
-            "exp": exp,
-            "account_member_self_management": self_management,
-            "jti": sid,
-        });
-        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let input = format!("{header}.{payload}");
-        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
-        self.store_session(sid, subject, session_fields(subject, &token, exp), ttl)
-            .await?;
-        Ok((token, exp))
     }
 
     /// Writes a session's map and, for a user's session, lists it under the user
@@ -631,7 +434,7 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    fn service() -> TokenService {
+    pub(super) fn service() -> TokenService {
         TokenService::new(
             Arc::new(MemoryStore::new()),
             Keys::new("t:"),
@@ -641,16 +444,16 @@ mod tests {
         )
     }
 
-    const U1: &str = "00000000-0000-4000-8000-0000000000a1";
+    pub(super) const U1: &str = "00000000-0000-4000-8000-0000000000a1";
     const R1: &str = "00000000-0000-4000-8000-0000000000f1";
-    const ACCT1: &str = "00000000-0000-4000-8000-0000000000c1";
+    pub(super) const ACCT1: &str = "00000000-0000-4000-8000-0000000000c1";
 
-    fn id<T: std::str::FromStr>(s: &str) -> T {
+    pub(super) fn id<T: std::str::FromStr>(s: &str) -> T {
         s.parse()
             .unwrap_or_else(|_| panic!("{s} is a well-formed id"))
     }
 
-    fn alice() -> Subject {
+    pub(super) fn alice() -> Subject {
         Subject {
             id: SubjectId::User(id(U1)),
             username: "alice".into(),
@@ -697,35 +500,6 @@ mod tests {
             s.verify(&t2.access_token).await?.is_none(),
             "reuse revokes the session"
         );
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn an_account_token_is_a_signed_jwt_backed_by_a_revocable_session(
-    ) -> Result<(), StoreError> {
-        let s = service();
-        let mut who = alice();
-        who.scheme = Scheme::AccountManagement;
-        let (jwt, exp) = s
-            .issue_account_token(&who, Duration::from_secs(60), &id(ACCT1), "update_only")
-            .await?;
-        assert_eq!(jwt.split('.').count(), 3);
-        let claims: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(jwt.split('.').nth(1).unwrap_or_default())
-                .unwrap_or_default(),
-        )
-        .unwrap_or_default();
-        assert_eq!(claims["sub"], U1);
-        assert_eq!(claims["scope"], ACCT1);
-        assert_eq!(claims["exp"], exp);
-        let p = s.verify(&jwt).await?.map(|p| p.subject);
-        assert_eq!(p, Some(who));
-        // A forged signature or a changed claim is refused.
-        let (input, _) = jwt.rsplit_once('.').unwrap_or_default();
-        assert_eq!(s.verify(&format!("{input}.AAAA")).await?, None);
-        assert!(s.revoke(&jwt).await?);
-        assert_eq!(s.verify(&jwt).await?, None, "revocation is immediate");
         Ok(())
     }
 

@@ -1,0 +1,109 @@
+//! The account management authentication token: an HS256 JWT whose `jti` names
+//! the session that makes it revocable. Signing it and reading the session back
+//! out of it; the session itself is an ordinary one of the token service.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{now, session_fields, Subject, TokenService};
+use crate::crypto::ct_eq;
+use crate::ids::{AccountId, SessionId};
+use crate::store::StoreError;
+
+impl TokenService {
+    fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.jwt_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(signing_input.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The session id (`jti`) of a JWT whose HS256 signature is ours.
+    pub(super) fn jwt_session(&self, token: &str) -> Option<SessionId> {
+        let (input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = input.split_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !ct_eq(&signature, &self.jwt_mac(input)) {
+            return None;
+        }
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.get("alg")?.as_str()? != "HS256" {
+            return None;
+        }
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        SessionId::parse(claims.get("jti")?.as_str()?).ok()
+    }
+
+    /// Issues an account management authentication token: an HS256 JWT with the
+    /// platform's claims plus `jti`, the session that makes it revocable.
+    /// Returns the token and its expiry (Unix time).
+    pub async fn issue_account_token(
+        &self,
+        subject: &Subject,
+        ttl: Duration,
+        account_id: &AccountId,
+        self_management: &str,
+    ) -> Result<(String, i64), StoreError> {
+        let sid = SessionId::new();
+        let iat = now();
+        let exp = iat + ttl.as_secs() as i64;
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "sub": subject.id.as_str(),
+            "realm_id": subject.realm_id,
+            "scope": account_id,
+            "iat": iat,
+            "exp": exp,
+            "account_member_self_management": self_management,
+            "jti": sid,
+        });
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
+        self.store_session(sid, subject, session_fields(subject, &token, exp), ttl)
+            .await?;
+        Ok((token, exp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::tests::{alice, id, service, ACCT1, U1};
+    use crate::tokens::Scheme;
+
+    #[tokio::test]
+    async fn an_account_token_is_a_signed_jwt_backed_by_a_revocable_session(
+    ) -> Result<(), StoreError> {
+        let s = service();
+        let mut who = alice();
+        who.scheme = Scheme::AccountManagement;
+        let (jwt, exp) = s
+            .issue_account_token(&who, Duration::from_secs(60), &id(ACCT1), "update_only")
+            .await?;
+        assert_eq!(jwt.split('.').count(), 3);
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(1).unwrap_or_default())
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(claims["sub"], U1);
+        assert_eq!(claims["scope"], ACCT1);
+        assert_eq!(claims["exp"], exp);
+        let p = s.verify(&jwt).await?.map(|p| p.subject);
+        assert_eq!(p, Some(who));
+        // A forged signature or a changed claim is refused.
+        let (input, _) = jwt.rsplit_once('.').unwrap_or_default();
+        assert_eq!(s.verify(&format!("{input}.AAAA")).await?, None);
+        assert!(s.revoke(&jwt).await?);
+        assert_eq!(s.verify(&jwt).await?, None, "revocation is immediate");
+        Ok(())
+    }
+}
