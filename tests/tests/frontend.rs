@@ -44,6 +44,16 @@ async fn preflight(
         .unwrap()
 }
 
+/// A liveness probe sent by a page of `origin`.
+async fn live_from(app: &authgate_tests::TestApp, origin: &str) -> reqwest::Response {
+    app.http
+        .get(app.url("/health/live"))
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A key request sent by a page of `origin`.
 async fn key_request_from(app: &authgate_tests::TestApp, origin: &str) -> reqwest::Response {
     app.http
@@ -62,13 +72,7 @@ async fn without_allowed_origins_no_cors_header_is_ever_sent() {
     let resp = preflight(&app, "/v1/login/password", APP_ORIGIN, "POST").await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(header_of(&resp, "allow").as_deref(), Some("OPTIONS, POST"));
-    let resp = app
-        .http
-        .get(app.url("/health/live"))
-        .header("origin", APP_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let resp = live_from(&app, APP_ORIGIN).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let cors: Vec<_> = resp
         .headers()
@@ -189,13 +193,7 @@ async fn credentials_mode_is_only_granted_when_configured() {
         header_of(&resp, "access-control-allow-credentials").as_deref(),
         Some("true")
     );
-    let resp = app
-        .http
-        .get(app.url("/health/live"))
-        .header("origin", APP_ORIGIN)
-        .send()
-        .await
-        .unwrap();
+    let resp = live_from(&app, APP_ORIGIN).await;
     assert_eq!(
         header_of(&resp, "access-control-allow-credentials").as_deref(),
         Some("true")

@@ -120,11 +120,6 @@ impl Batch {
         self.ops.is_empty()
     }
 
-    /// How many operations are queued.
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
     /// Queues `op`, whose reply `decode` turns into the handle's result. Only the
     /// store's own modules name operations; everyone else calls the typed
     /// methods below or those of the core's services.
