@@ -14,6 +14,7 @@
 mod batch;
 mod memory;
 mod redis;
+pub mod slot;
 
 use std::collections::HashMap;
 use std::time::Duration;
