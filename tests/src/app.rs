@@ -69,7 +69,7 @@ pub async fn spawn_app_with(redis: Option<&TestRedis>, tweak: impl FnOnce(&mut C
         .await
         .expect("the gateway builds");
     let addr = app.addr();
-    let state = app.state();
+    let state = app.state().expect("the store answered at start-up");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = app

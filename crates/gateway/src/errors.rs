@@ -196,7 +196,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(%reason, "store unavailable");
                 ApiError::unavailable()
             }
-            StoreError::Protocol(reason) => {
+            StoreError::Protocol(reason) | StoreError::Config(reason) => {
                 tracing::error!(%reason, "store protocol error");
                 ApiError::internal()
             }

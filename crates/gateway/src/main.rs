@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authgate_gateway::{api, demo, state::AppState, Application, Config};
+use authgate_gateway::{api, state::AppState, Application, Config};
 use authgate_onetimekey::{digest, WebUsername};
 use clap::{Parser, Subcommand};
 
@@ -134,9 +134,9 @@ async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
             .email_from
             .get_or_insert_with(|| "authgate demo <no-reply@authgate.invalid>".to_owned());
     }
-    let app = Application::build(config).await?;
+    let mut app = Application::build(config).await?;
     if demo_data {
-        demo::seed(&app.state()).await?;
+        app.seed_demo_data().await?;
     }
     app.announce();
     app.run_until(shutdown_signal()).await?;

@@ -7,12 +7,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use authgate_core::directory::DirectoryError;
+use authgate_core::store::StoreError;
 use authgate_delivery::Worker;
 use futures::StreamExt;
 use poem::endpoint::BoxEndpoint;
+use poem::http::header::{self, HeaderValue};
 use poem::http::{Method, StatusCode};
 use poem::listener::{
     Acceptor, AcceptorExt, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener,
@@ -25,18 +28,29 @@ use crate::api;
 use crate::api::document::Routes;
 use crate::config::Config;
 use crate::cors::{cors, CorsPolicy};
-use crate::errors::dialect_errors;
+use crate::errors::{dialect_body, dialect_errors};
 use crate::state::{AppState, Generated};
 
 /// A bound, ready-to-run gateway.
+///
+/// The listener is bound first. When the store cannot be reached yet, the
+/// gateway still starts: it answers 503 (with `Retry-After`) to everything but
+/// `/health/live` while it keeps trying, with backoff, and serves by itself once
+/// the store answers.
 pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     tls: bool,
+    config: Config,
+    /// The served app once the store answered; 503s until then.
+    served: Arc<OnceLock<Served>>,
+    seed_demo: bool,
+}
+
+/// What serves once the store answered.
+struct Served {
     state: Arc<AppState>,
     app: BoxEndpoint<'static>,
-    generated: Generated,
-    delivery_worker: bool,
 }
 
 impl std::fmt::Debug for Application {
@@ -44,7 +58,86 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("addr", &self.addr)
             .field("tls", &self.tls)
+            .field("ready", &self.served.get().is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether `e` says only that the store could not be reached (worth waiting
+/// for), rather than that something is misconfigured (worth exiting for).
+fn store_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<StoreError>(),
+            Some(StoreError::Unavailable(_))
+        ) || matches!(
+            cause.downcast_ref::<DirectoryError>(),
+            Some(DirectoryError::Store(StoreError::Unavailable(_)))
+        )
+    })
+}
+
+/// How long a client should wait before trying again, on every 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// Adds `Retry-After` to a 503 that lacks one.
+fn retry_after(mut resp: poem::Response) -> poem::Response {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !resp.headers().contains_key(header::RETRY_AFTER)
+    {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+/// Serves the app once there is one, 503s (in the dialect of the path) before.
+fn gate(
+    served: Arc<OnceLock<Served>>,
+    store: &'static str,
+) -> impl Endpoint<Output = poem::Response> {
+    poem::endpoint::make(move |req: Request| {
+        let served = served.clone();
+        async move {
+            if let Some(s) = served.get() {
+                let resp = match s.app.call(req).await {
+                    Ok(resp) => resp,
+                    Err(e) => e.into_response(),
+                };
+                return Ok::<_, poem::Error>(retry_after(resp));
+            }
+            let path = req.uri().path();
+            let waiting = serde_json::json!({"status": "unavailable", "store": store});
+            let resp = match path {
+                "/health/live" => poem::Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(serde_json::json!({"status": "ok"}).to_string()),
+                "/health/ready" => poem::Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .content_type("application/json; charset=utf-8")
+                    .body(waiting.to_string()),
+                _ => dialect_body(
+                    path,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the gateway is starting: its store does not answer yet",
+                ),
+            };
+            Ok(retry_after(resp))
+        }
+    })
+}
+
+impl Served {
+    async fn build(config: &Config) -> anyhow::Result<(Self, Generated)> {
+        let (state, generated) = AppState::build(config).await?;
+        let policy = CorsPolicy::new(
+            config.cors_allowed_origins.iter().cloned(),
+            config.cors_allow_credentials,
+        );
+        let app = routes(state.clone(), config.max_body_bytes, Some(policy))?.boxed();
+        Ok((Self { state, app }, generated))
     }
 }
 
@@ -137,9 +230,10 @@ fn limit_body<E: Endpoint + 'static>(ep: E, max: usize) -> impl Endpoint {
 }
 
 impl Application {
-    /// Connects the store, bootstraps shared values and binds the listener.
+    /// Binds the listener and, when the store answers, bootstraps shared values.
+    /// A store that does not answer yet is waited for (see [`Application`]); a
+    /// misconfigured one fails here.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (state, generated) = AppState::build(&config).await?;
         let listener = TcpListener::bind(config.bind).into_acceptor().await?;
         let addr = listener
             .local_addr()
@@ -159,20 +253,36 @@ impl Application {
             }
             _ => (listener.boxed(), false),
         };
-        let policy = CorsPolicy::new(
-            config.cors_allowed_origins.iter().cloned(),
-            config.cors_allow_credentials,
-        );
-        let app = routes(state.clone(), config.max_body_bytes, Some(policy))?.boxed();
+        let served = Arc::new(OnceLock::new());
+        match Served::build(&config).await {
+            Ok((ready, generated)) => {
+                announce_generated(&ready.state, &generated);
+                let _ = served.set(ready);
+            }
+            Err(e) if store_unreachable(&e) => {
+                tracing::warn!(error = %e, "the store does not answer; starting anyway and answering 503 until it does");
+            }
+            Err(e) => return Err(e),
+        }
         Ok(Self {
             acceptor,
             addr,
             tls,
-            state,
-            app,
-            generated,
-            delivery_worker: config.delivery_worker,
+            config,
+            served,
+            seed_demo: false,
         })
+    }
+
+    /// Seeds the demo data: now when the store answers, else as soon as it does.
+    pub async fn seed_demo_data(&mut self) -> anyhow::Result<()> {
+        match self.served.get() {
+            Some(ready) => Ok(crate::demo::seed(&ready.state).await?),
+            None => {
+                self.seed_demo = true;
+                Ok(())
+            }
+        }
     }
 
     /// The port actually bound.
@@ -190,54 +300,116 @@ impl Application {
         self.tls
     }
 
-    /// The shared state (for seeding and tests).
-    pub fn state(&self) -> Arc<AppState> {
-        self.state.clone()
+    /// The shared state, once the store has answered (for tests).
+    pub fn state(&self) -> Option<Arc<AppState>> {
+        self.served.get().map(|s| s.state.clone())
     }
 
-    /// Says once what the operator must know: the store, generated secrets, the address.
+    /// Says once where it listens and on which store.
     pub fn announce(&self) {
         let scheme = if self.tls { "https" } else { "http" };
-        tracing::info!(addr = %self.addr, store = self.state.store.kind(), "authgate listening on {scheme}://{}", self.addr);
-        if self.state.store.kind() == "memory" {
+        let store = if self.config.redis_url.is_some() {
+            "redis"
+        } else {
+            "memory"
+        };
+        tracing::info!(addr = %self.addr, store, ready = self.served.get().is_some(), "authgate listening on {scheme}://{}", self.addr);
+        if store == "memory" {
             tracing::warn!("running on the embedded in-memory store: every user, key and session is gone at exit; set AUTHGATE_REDIS_URL for real use");
-        }
-        if self.generated.token_secret && self.state.store.kind() != "memory" {
-            tracing::warn!("generated a token secret and stored it in the store for the other replicas; set AUTHGATE_TOKEN_SECRET to choose your own (then a dump of the store cannot open sealed HA1s)");
-        }
-        if let Some(secret) = &self.generated.client_secret {
-            // Shown once, on standard error rather than in the log stream: only its digest is kept.
-            eprintln!(
-                "\n  authgate API client (shown once; only its digest is stored):\n    client_id:     {}\n    client_secret: {}\n  Set AUTHGATE_CLIENT_SECRET to choose your own.\n",
-                self.state.client_id,
-                secret.expose_secret()
-            );
         }
     }
 
     /// Serves until `shutdown` resolves, then drains for up to five seconds.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let worker = self.delivery_worker.then(|| {
-            let s = &self.state;
-            let worker = Worker::new(
-                s.outbox.clone(),
-                s.otp.clone(),
-                s.integrations.clone(),
-                s.senders.clone(),
-                s.delivery.clone(),
-            )
-            .with_observer(s.metrics.clone());
-            tokio::spawn(worker.run(stopped))
-        });
+        let store = if self.config.redis_url.is_some() {
+            "redis"
+        } else {
+            "memory"
+        };
+        let app = gate(self.served.clone(), store);
+        let background = tokio::spawn(background(
+            self.served.clone(),
+            self.config.clone(),
+            self.seed_demo,
+            stopped,
+        ));
         let served = Server::new_with_acceptor(self.acceptor)
             .idle_timeout(Duration::from_secs(120))
-            .run_with_graceful_shutdown(self.app, shutdown, Some(Duration::from_secs(5)))
+            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
             .await;
         let _ = stop.send(true);
-        if let Some(w) = worker {
-            let _ = tokio::time::timeout(Duration::from_secs(12), w).await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(12), background).await;
         served
+    }
+}
+
+/// Says once what the operator must know of generated secrets.
+fn announce_generated(state: &AppState, generated: &Generated) {
+    if generated.token_secret && state.store.kind() != "memory" {
+        tracing::warn!("generated a token secret and stored it in the store for the other replicas; set AUTHGATE_TOKEN_SECRET to choose your own (then a dump of the store cannot open sealed HA1s)");
+    }
+    if let Some(secret) = &generated.client_secret {
+        // Shown once, on standard error rather than in the log stream: only its digest is kept.
+        eprintln!(
+            "\n  authgate API client (shown once; only its digest is stored):\n    client_id:     {}\n    client_secret: {}\n  Set AUTHGATE_CLIENT_SECRET to choose your own.\n",
+            state.client_id,
+            secret.expose_secret()
+        );
+    }
+}
+
+/// Waits for the store when it did not answer at start-up (backing off from a
+/// fifth of a second to five seconds), then seeds the demo when asked and runs
+/// the delivery worker until `stopped`.
+async fn background(
+    served: Arc<OnceLock<Served>>,
+    config: Config,
+    seed_demo: bool,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut wait = Duration::from_millis(200);
+    let mut attempt = 0u32;
+    while served.get().is_none() {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => return,
+        }
+        attempt += 1;
+        match Served::build(&config).await {
+            Ok((ready, generated)) => {
+                tracing::info!(attempt, "the store answers; serving");
+                announce_generated(&ready.state, &generated);
+                let _ = served.set(ready);
+            }
+            Err(e) if store_unreachable(&e) => {
+                tracing::warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "the store still does not answer");
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                // Reachable but refusing (a wrong secret, a bad certificate):
+                // waiting will not help, and the readiness probe stays red.
+                tracing::error!(error = %e, "the store answered, but the gateway cannot start on it");
+                return;
+            }
+        }
+    }
+    let Some(ready) = served.get() else { return };
+    let s = &ready.state;
+    if seed_demo {
+        if let Err(e) = crate::demo::seed(s).await {
+            tracing::error!(error = %e, "could not seed the demo data");
+        }
+    }
+    if config.delivery_worker {
+        let worker = Worker::new(
+            s.outbox.clone(),
+            s.otp.clone(),
+            s.integrations.clone(),
+            s.senders.clone(),
+            s.delivery.clone(),
+        )
+        .with_observer(s.metrics.clone());
+        worker.run(stopped).await;
     }
 }

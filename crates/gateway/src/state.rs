@@ -79,8 +79,8 @@ pub struct Generated {
 impl AppState {
     /// Connects the store and builds the services from `config`.
     pub async fn build(config: &Config) -> anyhow::Result<(Arc<Self>, Generated)> {
-        let store: Arc<dyn Store> = match &config.redis_url {
-            Some(url) => Arc::new(RedisStore::connect(url).await?),
+        let store: Arc<dyn Store> = match config.redis_options() {
+            Some(options) => Arc::new(RedisStore::connect_with(&options).await?),
             None => Arc::new(MemoryStore::new()),
         };
         let keys = Keys::new(&config.redis_prefix);

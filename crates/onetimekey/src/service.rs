@@ -81,7 +81,7 @@ impl From<StoreError> for Failure {
                 tracing::error!(%reason, "store unavailable");
                 Failure::Unavailable
             }
-            StoreError::Protocol(reason) => Failure::Internal(reason),
+            StoreError::Protocol(reason) | StoreError::Config(reason) => Failure::Internal(reason),
         }
     }
 }

@@ -79,7 +79,7 @@ impl From<StoreError> for OtpError {
                 tracing::error!(%reason, "store unavailable");
                 OtpError::Unavailable
             }
-            StoreError::Protocol(reason) => OtpError::Internal(reason),
+            StoreError::Protocol(reason) | StoreError::Config(reason) => OtpError::Internal(reason),
         }
     }
 }

@@ -23,7 +23,9 @@ use async_trait::async_trait;
 
 pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{
+    ensure_tls_provider, without_credentials, RedisMode, RedisOptions, RedisStore,
+};
 
 /// The store could not be reached or answered something unexpected.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +36,10 @@ pub enum StoreError {
     /// The backend answered with a shape this code did not expect (a bug or a foreign key).
     #[error("unexpected store reply: {0}")]
     Protocol(String),
+    /// The store is configured in a way that cannot work (a bad URL, an
+    /// unreadable certificate): retrying will not help.
+    #[error("store misconfigured: {0}")]
+    Config(String),
 }
 
 /// One atomic operation on the store.
@@ -250,6 +256,14 @@ pub enum Op {
     SetRemove(String, String),
     /// All members of a set. Replies [`Reply::Members`].
     SetMembers(String),
+    /// Wait, for a bounded time, until the writes queued before it in this batch
+    /// on `key`'s slot reach the replicas the store is configured to wait for,
+    /// so that a failover soon after cannot lose them. Replies [`Reply::Int`]
+    /// with how many replicas acknowledged (0 when the store waits for none).
+    Replicate {
+        /// A key of the slot whose writes must be replicated.
+        key: String,
+    },
     /// Rotate a session's refresh secret: compare-and-swap on the map field `r`.
     /// Replies [`Reply::Rotated`].
     RotateRefresh {

@@ -60,8 +60,9 @@ use settings::{
     ACCESS_TOKEN_TTL, BIND, CLIENT_ID, CLIENT_SECRET, CLIENT_TOKEN_TTL, CORS_ALLOWED_ORIGINS,
     CORS_ALLOW_CREDENTIALS, DELIVERY_WORKER, EMAIL_FROM, EMAIL_TEMPLATES, LIMIT_GUESSES_PER_USER,
     LIMIT_PER_IP, LIMIT_REQUESTS_PER_USER, LOGIN_KEY_TTL, LOG_FORMAT, MAX_BODY_BYTES, OTP_TTL,
-    REDIS_PREFIX, REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SMTP_URL, TLS_CERT, TLS_KEY,
-    TOKEN_SECRET, TRUSTED_PROXIES, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
+    REDIS_CA_CERT, REDIS_CLIENT_CERT, REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS,
+    REDIS_OUTBOX_WAIT, REDIS_PREFIX, REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SMTP_URL,
+    TLS_CERT, TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
 };
 use sources::{Defaults, Layered, Source};
 
@@ -72,6 +73,18 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Redis URL; `None` runs on the embedded in-memory store.
     pub redis_url: Option<String>,
+    /// One server or a cluster (`auto`, `standalone`, `cluster`).
+    pub redis_mode: String,
+    /// Certificate authorities trusted for `rediss://` instead of the system's.
+    pub redis_ca_cert: Option<PathBuf>,
+    /// Client certificate for `rediss://`.
+    pub redis_client_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub redis_client_key: Option<PathBuf>,
+    /// Replicas the outbox's writes wait for; `None` waits for one when there are replicas.
+    pub redis_outbox_replicas: Option<usize>,
+    /// The longest that wait lasts.
+    pub redis_outbox_wait: Duration,
     /// Prefix of every key in Redis (lets several deployments share one server).
     pub redis_prefix: String,
     /// PEM certificate chain; with `tls_key`, the gateway serves HTTPS itself.
@@ -138,6 +151,12 @@ impl fmt::Debug for Config {
         let Config {
             bind,
             redis_url,
+            redis_mode,
+            redis_ca_cert,
+            redis_client_cert,
+            redis_client_key,
+            redis_outbox_replicas,
+            redis_outbox_wait,
             redis_prefix,
             tls_cert,
             tls_key,
@@ -166,7 +185,18 @@ impl fmt::Debug for Config {
         } = self;
         f.debug_struct("Config")
             .field("bind", bind)
-            .field("redis_url", &redis_url.as_deref().map(without_credentials))
+            .field(
+                "redis_url",
+                &redis_url
+                    .as_deref()
+                    .map(authgate_core::store::without_credentials),
+            )
+            .field("redis_mode", redis_mode)
+            .field("redis_ca_cert", redis_ca_cert)
+            .field("redis_client_cert", redis_client_cert)
+            .field("redis_client_key", redis_client_key)
+            .field("redis_outbox_replicas", redis_outbox_replicas)
+            .field("redis_outbox_wait", redis_outbox_wait)
             .field("redis_prefix", redis_prefix)
             .field("tls_cert", tls_cert)
             .field("tls_key", tls_key)
@@ -193,19 +223,6 @@ impl fmt::Debug for Config {
             .field("cors_allowed_origins", cors_allowed_origins)
             .field("cors_allow_credentials", cors_allow_credentials)
             .finish()
-    }
-}
-
-/// `url` with its user information (`user:password@`) replaced by `***`.
-fn without_credentials(url: &str) -> String {
-    match url.split_once("://") {
-        // The last `@` ends the user information even when a password holds an
-        // unescaped `/`; hiding too much is the safe way to be wrong.
-        Some((scheme, rest)) => match rest.rfind('@') {
-            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 
@@ -256,6 +273,12 @@ fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
     Ok(Config {
         bind: s.value(&BIND)?,
         redis_url: s.value(&REDIS_URL)?,
+        redis_mode: s.value(&REDIS_MODE)?,
+        redis_ca_cert: s.value(&REDIS_CA_CERT)?,
+        redis_client_cert: s.value(&REDIS_CLIENT_CERT)?,
+        redis_client_key: s.value(&REDIS_CLIENT_KEY)?,
+        redis_outbox_replicas: s.value(&REDIS_OUTBOX_REPLICAS)?,
+        redis_outbox_wait: s.value(&REDIS_OUTBOX_WAIT)?,
         redis_prefix: s.value(&REDIS_PREFIX)?,
         tls_cert: s.value(&TLS_CERT)?,
         tls_key: s.value(&TLS_KEY)?,
@@ -289,6 +312,20 @@ fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
 }
 
 impl Config {
+    /// How to reach Redis, when a Redis is configured.
+    pub fn redis_options(&self) -> Option<authgate_core::store::RedisOptions> {
+        let url = self.redis_url.as_deref()?;
+        let mut options = authgate_core::store::RedisOptions::new(url);
+        // The setting accepts only the three names.
+        options.mode = self.redis_mode.parse().unwrap_or_default();
+        options.ca_cert = self.redis_ca_cert.clone();
+        options.client_cert = self.redis_client_cert.clone();
+        options.client_key = self.redis_client_key.clone();
+        options.replicas = self.redis_outbox_replicas;
+        options.replica_timeout = self.redis_outbox_wait;
+        Some(options)
+    }
+
     /// Reads the file (if any), then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, |name| std::env::var(name).ok())
@@ -447,10 +484,19 @@ mod tests {
 
     #[test]
     fn credentials_in_a_url_are_hidden() {
+        use authgate_core::store::without_credentials;
         assert_eq!(
             without_credentials("redis://:pa/ss@host:6379/0"),
-            "redis://***@host:6379/0"
+            "redis://:***@host:6379/0"
         );
+        let shown = format!(
+            "{:?}",
+            Config {
+                redis_url: Some("redis://app:pw1@a:1,redis://app:pw1@b:2".into()),
+                ..Config::default()
+            }
+        );
+        assert!(!shown.contains("pw1"), "{shown}");
         assert_eq!(
             without_credentials("redis://host:6379"),
             "redis://host:6379"

@@ -25,11 +25,79 @@ pub(super) const REDIS_URL: Setting<Optional<Text>> = Setting {
     var: "AUTHGATE_REDIS_URL",
     key: Some("redis_url"),
     format: Optional {
-        inner: Text("redis://[:password@]host[:port][/db]"),
+        inner: Text("redis[s]://[user:password@]host[:port][/db], or several nodes of a cluster separated by commas"),
         unset: "unset: memory",
     },
     default: || None,
-    about: "Redis server; unset runs on the embedded in-memory store",
+    about: "Redis server, or any node(s) of a Redis Cluster (the rest are discovered); rediss:// for TLS; unset runs on the embedded in-memory store",
+};
+
+pub(super) const REDIS_MODE: Setting<OneOf> = Setting {
+    var: "AUTHGATE_REDIS_MODE",
+    key: Some("redis_mode"),
+    format: OneOf(&["auto", "standalone", "cluster"]),
+    default: || "auto".into(),
+    about: "one server or a cluster; auto asks the server",
+};
+
+pub(super) const REDIS_CA_CERT: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_REDIS_CA_CERT",
+    key: Some("redis_ca_cert"),
+    format: Optional {
+        inner: FilePath("path of a PEM file"),
+        unset: "unset: the system's roots",
+    },
+    default: || None,
+    about: "certificate authorities trusted for rediss://, instead of the system's",
+};
+
+pub(super) const REDIS_CLIENT_CERT: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_REDIS_CLIENT_CERT",
+    key: Some("redis_client_cert"),
+    format: Optional {
+        inner: FilePath("path of a PEM file"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "client certificate presented to a rediss:// server that asks for one (with AUTHGATE_REDIS_CLIENT_KEY)",
+};
+
+pub(super) const REDIS_CLIENT_KEY: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_REDIS_CLIENT_KEY",
+    key: Some("redis_client_key"),
+    format: Optional {
+        inner: FilePath("path of a PEM file"),
+        unset: "unset",
+    },
+    default: || None,
+    about: "private key of AUTHGATE_REDIS_CLIENT_CERT",
+};
+
+pub(super) const REDIS_OUTBOX_REPLICAS: Setting<Optional<Whole<usize>>> = Setting {
+    var: "AUTHGATE_REDIS_OUTBOX_REPLICAS",
+    key: Some("redis_outbox_replicas"),
+    format: Optional {
+        inner: Whole {
+            min: 0,
+            max: Some(16),
+            unit: "",
+        },
+        unset: "unset: 1 when the primaries have replicas",
+    },
+    default: || None,
+    about: "replicas an accepted code's delivery entry waits for (WAIT) before the answer, so a failover cannot lose it; 0 never waits",
+};
+
+pub(super) const REDIS_OUTBOX_WAIT: Setting<Span> = Setting {
+    var: "AUTHGATE_REDIS_OUTBOX_WAIT_MS",
+    key: Some("redis_outbox_wait_ms"),
+    format: Span {
+        unit: Unit::Milliseconds,
+        min: 1,
+        max: Some(10_000),
+    },
+    default: || Duration::from_millis(100),
+    about: "the longest that wait lasts; the request is answered either way",
 };
 
 pub(super) const REDIS_PREFIX: Setting<Text> = Setting {
@@ -324,6 +392,12 @@ pub(super) const CORS_ALLOW_CREDENTIALS: Setting<Flag> = Setting {
 pub const SETTINGS: &[&dyn Describe] = &[
     &BIND,
     &REDIS_URL,
+    &REDIS_MODE,
+    &REDIS_CA_CERT,
+    &REDIS_CLIENT_CERT,
+    &REDIS_CLIENT_KEY,
+    &REDIS_OUTBOX_REPLICAS,
+    &REDIS_OUTBOX_WAIT,
     &REDIS_PREFIX,
     &TLS_CERT,
     &TLS_KEY,

@@ -393,6 +393,8 @@ impl Inner {
                 Some(_) => return Err(wrong_type(&key)),
                 None => Vec::new(),
             }),
+            // One process, no replicas: nothing to wait for.
+            Op::Replicate { .. } => Reply::Int(0),
             Op::RotateRefresh {
                 key,
                 presented,

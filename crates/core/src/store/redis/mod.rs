@@ -1,30 +1,53 @@
-//! The Redis store: one pipeline per batch, Lua where an op reads before it writes.
+//! The Redis store: one pipeline per batch (per slot on a cluster), Lua where an
+//! op reads before it writes.
+//!
+//! - this module: turning [`Op`]s into commands and replies into [`Reply`]s, and
+//!   running a batch: on one server as one pipeline; on a cluster split by slot,
+//!   the parts sent concurrently, so a request still costs one round trip.
+//! - `connect`: [`RedisOptions`], URLs, TLS, and finding out whether the server
+//!   is a cluster.
+//! - `scripts`: the Lua.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
 use redis::{Pipeline, Value};
 
 use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
 
+mod connect;
 mod scripts;
 
+pub use connect::{ensure_tls_provider, without_credentials, RedisMode, RedisOptions};
 use scripts::{
     sha, source, CHECK_CODE, HIT, HIT_UNLESS_SEEN, RELEASE, ROTATE, SET_ADD, SET_UNDER_LIMIT,
     STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
 };
 
-/// A store on a Redis server, reconnecting by itself when the server comes back.
+/// A store on a Redis server or a Redis Cluster, reconnecting by itself when a
+/// server comes back and following a cluster's redirections and failovers.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
+    /// Replicas a write that must survive a failover waits for ([`Op::Replicate`]), and how long.
+    replicate: Option<(usize, Duration)>,
+}
+
+#[derive(Clone)]
+enum Connection {
+    Server(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
+            .field("replicate", &self.replicate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,26 +72,66 @@ enum Shape {
     Skip,
     /// No command was sent: the op had nothing to do.
     Done,
+    /// No command was sent: nothing to count ([`Reply::Int`] 0).
+    Nothing,
+}
+
+/// The ops of a batch that go to one slot, as one pipeline.
+struct Part {
+    slot: Option<u16>,
+    /// Each op's index in the batch.
+    ops: Vec<usize>,
+    pipe: Pipeline,
+    shapes: Vec<Shape>,
+}
+
+impl Part {
+    fn new(slot: Option<u16>) -> Self {
+        let mut pipe = redis::pipe();
+        // Errors come back as values, so NOSCRIPT can be told from the rest.
+        pipe.ignore_errors();
+        Self {
+            slot,
+            ops: Vec::new(),
+            pipe,
+            shapes: Vec::new(),
+        }
+    }
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://`, `rediss://`, `unix://`). Fails when the first connection does.
+    /// Connects to `url`: one server, or any node of a cluster (found out by
+    /// asking it), or a comma-separated list of a cluster's nodes. Fails when
+    /// the first connection does.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(unavailable)?;
-        Ok(Self { conn })
+        Self::connect_with(&RedisOptions::new(url)).await
     }
 
-    fn push(pipe: &mut Pipeline, shapes: &mut Vec<Shape>, op: Op) {
+    /// Connects as `options` say. Fails when the first connection does.
+    pub async fn connect_with(options: &RedisOptions) -> Result<Self, StoreError> {
+        connect::open(options).await
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Connection::Cluster(_))
+    }
+
+    /// How many replicas a write that must survive a failover waits for (0: none).
+    pub fn replicas_awaited(&self) -> usize {
+        self.replicate.map_or(0, |(n, _)| n)
+    }
+
+    fn push(&self, pipe: &mut Pipeline, shapes: &mut Vec<Shape>, op: Op) {
         let ms = |d: Duration| d.as_millis().max(1) as u64;
         match op {
+            Op::Replicate { .. } => match self.replicate {
+                Some((replicas, timeout)) => {
+                    pipe.cmd("WAIT").arg(replicas).arg(ms(timeout));
+                    shapes.push(Shape::Int);
+                }
+                None => shapes.push(Shape::Nothing),
+            },
             Op::Get(key) => {
                 pipe.cmd("GET").arg(key);
                 shapes.push(Shape::Value);
@@ -389,6 +452,7 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
             return Ok(None);
         }
         Shape::Done => Reply::Done,
+        Shape::Nothing => Reply::Int(0),
         Shape::Value => Reply::Value(bytes(next()?)?),
         Shape::Ok => {
             next()?;
@@ -523,70 +587,166 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
     }))
 }
 
+/// The key an op is routed by: every key of one op shares its hash tag.
+fn routing_key(op: &Op) -> Option<&str> {
+    let key = match op {
+        Op::Get(key)
+        | Op::Take(key)
+        | Op::TtlMillis(key)
+        | Op::Peek(key)
+        | Op::MapGetAll(key)
+        | Op::MapGet(key, _)
+        | Op::MapSetIfAbsent(key, _, _)
+        | Op::MapDelete(key, _)
+        | Op::SetRemove(key, _)
+        | Op::SetMembers(key)
+        | Op::Set { key, .. }
+        | Op::SetIfAbsent { key, .. }
+        | Op::Hit { key, .. }
+        | Op::HitUnlessSeen { key, .. }
+        | Op::SetUnderLimit { key, .. }
+        | Op::CheckCode { key, .. }
+        | Op::ListPush { key, .. }
+        | Op::ListRange { key, .. }
+        | Op::MapSet { key, .. }
+        | Op::SetAdd { key, .. }
+        | Op::RotateRefresh { key, .. }
+        | Op::Replicate { key } => key,
+        Op::StreamAdd { stream, .. }
+        | Op::StreamRead { stream, .. }
+        | Op::StreamClaim { stream, .. }
+        | Op::StreamAck { stream, .. }
+        | Op::Release { stream, .. } => stream,
+        Op::Schedule { schedule, .. } => schedule,
+        Op::StreamAddIfPresent { index, .. } => index,
+        Op::Delete(keys) => return keys.first().map(String::as_str),
+    };
+    Some(key)
+}
+
+/// Sends one pipeline. Scripts run by their hash (EVALSHA), which spares Redis
+/// hashing the source on every call. A server that restarted, or a replica
+/// promoted by a failover, may not know them: the commands answered NOSCRIPT
+/// (and only those) run again with their source, and the server keeps it.
+async fn query<C: ConnectionLike + Clone>(
+    conn: &C,
+    pipe: &Pipeline,
+) -> Result<Vec<Value>, StoreError> {
+    if pipe.cmd_iter().next().is_none() {
+        // Nothing to send (every op had nothing to do).
+        return Ok(Vec::new());
+    }
+    let mut conn = conn.clone();
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+    for (value, cmd) in raw.iter_mut().zip(pipe.cmd_iter()) {
+        let Value::ServerError(err) = value else {
+            continue;
+        };
+        if err.code() != "NOSCRIPT" {
+            return Err(StoreError::Protocol(format!(
+                "{}: {}",
+                err.code(),
+                err.details().unwrap_or_default()
+            )));
+        }
+        let mut args = cmd.args_iter().skip(1).map(|a| match a {
+            redis::Arg::Simple(b) => b,
+            _ => &b""[..],
+        });
+        let script = args
+            .next()
+            .and_then(source)
+            .ok_or_else(|| StoreError::Protocol("NOSCRIPT for an unknown script".into()))?;
+        let mut again = redis::cmd("EVAL");
+        again.arg(script);
+        for a in args {
+            again.arg(a);
+        }
+        *value = again.query_async(&mut conn).await.map_err(unavailable)?;
+    }
+    Ok(raw)
+}
+
+impl RedisStore {
+    /// Splits a batch into one part per slot (one part in all on a single
+    /// server), keeping the order of the ops within each part.
+    fn split(&self, ops: Vec<Op>) -> Vec<Part> {
+        let mut parts: Vec<Part> = Vec::new();
+        let cluster = self.is_cluster();
+        for (i, op) in ops.into_iter().enumerate() {
+            let slot = if cluster {
+                routing_key(&op).map(|k| super::slot::slot(k.as_bytes()))
+            } else {
+                None
+            };
+            let at = match parts
+                .iter()
+                .position(|p| p.slot == slot || slot.is_none() || !cluster)
+            {
+                Some(at) => at,
+                None => {
+                    parts.push(Part::new(slot));
+                    parts.len() - 1
+                }
+            };
+            let part = &mut parts[at];
+            part.ops.push(i);
+            self.push(&mut part.pipe, &mut part.shapes, op);
+        }
+        parts
+    }
+
+    async fn send(&self, part: &Part) -> Result<Vec<Value>, StoreError> {
+        match &self.conn {
+            Connection::Server(conn) => query(conn, &part.pipe).await,
+            Connection::Cluster(conn) => query(conn, &part.pipe).await,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError> {
-        let mut pipe = redis::pipe();
-        let mut shapes = Vec::with_capacity(ops.len());
-        for op in ops {
-            Self::push(&mut pipe, &mut shapes, op);
-        }
-        let mut conn = self.conn.clone();
-        // Scripts run by their hash (EVALSHA), which spares Redis hashing the
-        // source on every call. A Redis that restarted has forgotten them: the
-        // commands answered NOSCRIPT (and only those) run again with their source.
-        let mut raw: Vec<Value> = if pipe.cmd_iter().next().is_none() {
-            // Nothing to send (every op had nothing to do).
-            Vec::new()
-        } else {
-            pipe.ignore_errors()
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?
-        };
-        for (value, cmd) in raw.iter_mut().zip(pipe.cmd_iter()) {
-            let Value::ServerError(err) = value else {
-                continue;
-            };
-            if err.code() != "NOSCRIPT" {
-                return Err(StoreError::Protocol(format!(
-                    "{}: {}",
-                    err.code(),
-                    err.details().unwrap_or_default()
-                )));
-            }
-            let mut args = cmd.args_iter().skip(1).map(|a| match a {
-                redis::Arg::Simple(b) => b,
-                _ => &b""[..],
-            });
-            let script = args
-                .next()
-                .and_then(source)
-                .ok_or_else(|| StoreError::Protocol("NOSCRIPT for an unknown script".into()))?;
-            let mut again = redis::cmd("EVAL");
-            again.arg(script);
-            for a in args {
-                again.arg(a);
-            }
-            *value = again.query_async(&mut conn).await.map_err(unavailable)?;
-        }
-        let mut raw = raw.into_iter();
-        let mut replies = Vec::with_capacity(shapes.len());
-        for shape in shapes {
-            if let Some(reply) = decode(shape, &mut raw)? {
-                replies.push(reply);
+        let count = ops.len();
+        let parts = self.split(ops);
+        let raws = futures::future::try_join_all(parts.iter().map(|p| self.send(p))).await?;
+        let mut replies: Vec<Option<Reply>> = vec![None; count];
+        for (part, raw) in parts.into_iter().zip(raws) {
+            let mut raw = raw.into_iter();
+            let mut at = part.ops.into_iter();
+            for shape in part.shapes {
+                if let Some(reply) = decode(shape, &mut raw)? {
+                    let i = at
+                        .next()
+                        .ok_or_else(|| StoreError::Protocol("more replies than ops".into()))?;
+                    replies[i] = Some(reply);
+                }
             }
         }
-        Ok(replies)
+        replies
+            .into_iter()
+            .map(|r| r.ok_or_else(|| StoreError::Protocol("an op got no reply".into())))
+            .collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        let ping = redis::cmd("PING");
+        let result = match &self.conn {
+            Connection::Server(conn) => ping.query_async::<String>(&mut conn.clone()).await,
+            // Every primary must answer: a cluster missing one cannot serve its slots.
+            Connection::Cluster(conn) => {
+                let route = redis::cluster_routing::RoutingInfo::MultiNode((
+                    redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+                    Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
+                ));
+                conn.clone()
+                    .route_command(ping, route)
+                    .await
+                    .map(drop)
+                    .map(|_| String::new())
+            }
+        };
+        result.map(drop).map_err(unavailable)
     }
 
     fn kind(&self) -> &'static str {
