@@ -4,7 +4,9 @@
 //! # Layout
 //!
 //! - [`redis`]: [`TestRedis`], a private Redis server (or a unique prefix on the
-//!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw.
+//!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw; TLS
+//!   and ACL variants; [`TestCluster`], a private Redis Cluster; [`TestCa`], a
+//!   throwaway CA for the TLS ones.
 //! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form.
 //! - [`smtp`]: [`smtp::SmtpSink`], a real SMTP server that keeps what it receives.
 //! - [`webhook`]: [`webhook::Receiver`], a real HTTP server that records deliveries.
@@ -17,7 +19,7 @@ pub mod smtp;
 pub mod webhook;
 
 pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};
-pub use redis::TestRedis;
+pub use redis::{install_crypto_provider, TestCa, TestCluster, TestRedis};
 
 /// A private Redis for this test, or `return` from the test when none can be had
 /// (after [`TestRedis::start`] has said so loudly, or panicked under
