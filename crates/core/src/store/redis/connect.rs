@@ -8,6 +8,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::{Client, ClientTlsConfig, TlsCertificates};
 
 use super::{unavailable, Connection, RedisStore};
+
 use crate::store::StoreError;
 
 /// Whether the store talks to one server or to a cluster.
@@ -106,6 +107,25 @@ pub fn without_credentials(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A failure to connect: a refused password or certificate is a
+/// configuration to fix (waiting will not help), the rest may pass.
+fn refused(e: redis::RedisError) -> StoreError {
+    let text = e.to_string();
+    let certificate = ["certificate", "Certificate", "UnknownIssuer", "tls handshake"]
+        .iter()
+        .any(|m| text.contains(m));
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+        || text.contains("NOPERM")
+        || certificate
+    {
+        config_error(format!("Redis refused the connection: {text}"))
+    } else {
+        unavailable(e)
+    }
 }
 
 fn config_error(message: String) -> StoreError {
@@ -214,8 +234,8 @@ async fn ask(client: &Client, cmd: &redis::Cmd) -> Result<String, StoreError> {
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .map_err(unavailable)?;
-    cmd.query_async(&mut conn).await.map_err(unavailable)
+        .map_err(refused)?;
+    cmd.query_async(&mut conn).await.map_err(refused)
 }
 
 /// The value of `field` in an INFO-style text (`field:value` lines).
@@ -305,12 +325,12 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
         let client = builder
             .build()
             .map_err(|e| config_error(format!("Redis Cluster: {e}")))?;
-        let mut conn = client.get_async_connection().await.map_err(unavailable)?;
+        let mut conn = client.get_async_connection().await.map_err(refused)?;
         let nodes: String = redis::cmd("CLUSTER")
             .arg("NODES")
             .query_async(&mut conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(refused)?;
         Ok(RedisStore {
             conn: Connection::Cluster(conn),
             replicate: wait(fewest_replicas(&nodes)),
@@ -330,7 +350,7 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(unavailable)?;
+            .map_err(refused)?;
         Ok(RedisStore {
             conn: Connection::Server(conn),
             replicate: wait(replicas),
