@@ -204,6 +204,14 @@ impl Batch {
         })
     }
 
+    /// Waits (bounded) until the writes queued before it on `key`'s slot reach
+    /// the replicas the store waits for; how many acknowledged.
+    pub fn replicate(&mut self, key: String) -> Handle<u64> {
+        self.push(Op::Replicate { key }, |r| {
+            r.into_int().map(|n| u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     // ---- counters ----
 
     /// Counts one event in a window that starts with the first event.
