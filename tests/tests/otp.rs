@@ -587,22 +587,25 @@ async fn delivery_survives_a_gateway_restart_and_a_crashed_replicas_entries_are_
             StatusCode::ACCEPTED
         );
     }
-    // A replica that took the entries and died before acknowledging them.
-    let taken = first
-        .state
-        .store
-        .exec(vec![authgate_core::store::Op::StreamRead {
-            stream: first.state.keys.outbox("events"),
+    // A replica that took the entries (from every shard's stream) and died
+    // before acknowledging them.
+    let reads = (0..authgate_core::store::SHARDS)
+        .map(|shard| authgate_core::store::Op::StreamRead {
+            stream: first.state.keys.in_shard(shard, "outbox:events"),
             group: "delivery".into(),
             consumer: "crashed-replica".into(),
             count: 10,
-        }])
+        })
+        .collect();
+    let taken: Vec<_> = first
+        .state
+        .store
+        .exec(reads)
         .await
         .unwrap()
-        .pop()
-        .unwrap()
-        .into_entries()
-        .unwrap();
+        .into_iter()
+        .flat_map(|r| r.into_entries().unwrap())
+        .collect();
     assert_eq!(
         taken.len(),
         3,

@@ -3,6 +3,10 @@
 //!
 //! A webhook's `secret_key` signs its deliveries, so it must be recoverable: it is
 //! sealed with the keyring at rest, like HA1s.
+//!
+//! Integrations are spread over the store's shards by id, like the directory's
+//! documents (see [`crate::directory::layout`]); each integration's log, and the
+//! log of all, is a list under a tag of its own ([`Keys::delivery_log`]).
 
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::crypto::Keyring;
-use crate::directory::DirectoryError;
+use crate::directory::{layout, DirectoryError};
 use crate::store::{Keys, Op, Reply, Store, StoreError};
 
 /// The one event integrations can observe today.
@@ -131,7 +135,8 @@ pub struct DeliveryLog {
     pub created_at: String,
 }
 
-const INTEGRATIONS: &str = "integrations";
+/// Integration id to integration, in the shard of the id.
+pub(crate) const INTEGRATIONS: &str = "integrations";
 /// Log entries kept per integration and overall.
 pub const LOGS_KEPT: usize = 200;
 
@@ -184,23 +189,21 @@ impl Integrations {
         }
     }
 
-    fn key(&self) -> String {
-        self.keys.directory(INTEGRATIONS)
+    /// The shard of the integrations that holds integration `id`.
+    fn key(&self, id: &str) -> String {
+        self.keys.sharded(INTEGRATIONS, id)
     }
 
     /// The log list of one integration, or of all when `None`.
     pub fn log_key(&self, integration_id: Option<&str>) -> String {
-        match integration_id {
-            Some(id) => self.keys.outbox(&format!("logs:{id}")),
-            None => self.keys.outbox("logs"),
-        }
+        self.keys.delivery_log(integration_id)
     }
 
     async fn put(&self, i: &Integration) -> Result<(), DirectoryError> {
         let json = serde_json::to_vec(i).map_err(|e| invalid(e.to_string()))?;
         self.store
             .exec(vec![Op::MapSet {
-                key: self.key(),
+                key: self.key(&i.id),
                 fields: vec![(i.id.clone(), json)],
                 ttl: None,
             }])
@@ -321,7 +324,7 @@ impl Integrations {
     pub async fn get(&self, id: &str) -> Result<Integration, DirectoryError> {
         let raw = self
             .store
-            .exec(vec![Op::MapGet(self.key(), id.to_owned())])
+            .exec(vec![Op::MapGet(self.key(id), id.to_owned())])
             .await?
             .pop()
             .map(Reply::into_value)
@@ -331,16 +334,9 @@ impl Integrations {
         serde_json::from_slice(&raw).map_err(|e| StoreError::Protocol(e.to_string()).into())
     }
 
-    /// All integrations, oldest first.
+    /// All integrations, oldest first (every shard, in one batch).
     pub async fn list(&self) -> Result<Vec<Integration>, DirectoryError> {
-        let map = self
-            .store
-            .exec(vec![Op::MapGetAll(self.key())])
-            .await?
-            .pop()
-            .map(Reply::into_map)
-            .transpose()?
-            .unwrap_or_default();
+        let map = layout::read_all_shards(&*self.store, &self.keys, INTEGRATIONS).await?;
         let mut all = map
             .values()
             .map(|v| serde_json::from_slice(v))
@@ -375,7 +371,7 @@ impl Integrations {
         self.get(id).await?;
         self.store
             .exec(vec![
-                Op::MapDelete(self.key(), vec![id.to_owned()]),
+                Op::MapDelete(self.key(id), vec![id.to_owned()]),
                 Op::Delete(vec![self.log_key(Some(id))]),
             ])
             .await?;

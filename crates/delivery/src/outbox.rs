@@ -13,30 +13,51 @@
 //!
 //! Earlier versions also left `{"decoy": true}` entries, which are acknowledged
 //! and otherwise ignored.
+//!
+//! The outbox is spread over the store's shards (see
+//! [`authgate_core::directory::layout`]): each shard has its stream, its decoys
+//! and its schedule, under the shard's tag. A code request goes to the shard of
+//! the directory's index entry for its username, so that the one op that looks
+//! the username up and appends the request, or a decoy, stays in one slot. A
+//! worker reads every shard in one batch, and each entry it takes carries its
+//! shard ([`EntryId`]) so that it is acknowledged where it lies.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authgate_core::directory::layout::{OUTBOX_DECOYS, OUTBOX_SCHEDULE, OUTBOX_STREAM};
 use authgate_core::ids::{ProfileId, RealmId};
-use authgate_core::store::{
-    Batch, Entry as StreamEntry, Handle, Keys, Store, StoreError, StoreExt,
-};
+use authgate_core::store::{Batch, Handle, Keys, Store, StoreError, StoreExt, SHARDS};
 use authgate_otp::{CodeRequest, OneTimeCode, Purpose};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event::{code, purpose, Payload};
 
-/// The stream of entries.
-const STREAM: &str = "events";
-/// The retries, by when they are due.
-const SCHEDULE: &str = "retry";
-/// Where the decoys of requests for unknown usernames go (one entry is kept).
-const DECOYS: &str = "decoys";
-/// The consumer group all replicas' workers share.
+/// The consumer group all replicas' workers share (on every shard's stream).
 const GROUP: &str = "delivery";
-/// The most due retries moved back to the stream per read.
+/// The most due retries moved back to a shard's stream per read.
 const RELEASE_MAX: usize = 100;
+
+/// Where an entry taken from the outbox lies: its shard, and its id in that
+/// shard's stream (ids of different shards may be alike).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId {
+    /// The shard.
+    pub shard: usize,
+    /// The id in the shard's stream.
+    pub id: String,
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.shard, self.id)
+    }
+}
+
+/// An entry taken from the outbox: where it lies, and its stored bytes.
+pub type Taken = (EntryId, Vec<u8>);
 
 /// The outbox: where accepted events wait for delivery.
 #[derive(Clone)]
@@ -172,6 +193,10 @@ impl Outbox {
     /// the same round trip as the code, and the store does the same work either
     /// way; the worker checks the rest (a live code, an enabled user and
     /// profile) before sending anything.
+    ///
+    /// The stream and the decoys are those of the shard of `field`, where the
+    /// directory keeps the index entry (`Directory::name_index`): the op's three
+    /// keys share one slot.
     pub fn request_in(
         &self,
         batch: &mut Batch,
@@ -180,12 +205,16 @@ impl Outbox {
     ) -> Handle<()> {
         let entry = self.request_entry(request);
         let decoy = vec![b'-'; entry.len()];
-        batch.stream_add_if_present(
-            index,
-            self.keys.outbox(STREAM),
-            entry,
-            self.keys.outbox(DECOYS),
-            decoy,
+        let (stream, decoys) = self.request_keys(&index.1);
+        batch.stream_add_if_present(index, stream, entry, decoys, decoy)
+    }
+
+    /// The stream and the decoys a code request whose index field is `field` goes to.
+    fn request_keys(&self, field: &str) -> (String, String) {
+        let shard = self.keys.shard_of(field);
+        (
+            self.keys.in_shard(shard, OUTBOX_STREAM),
+            self.keys.in_shard(shard, OUTBOX_DECOYS),
         )
     }
 
@@ -209,51 +238,88 @@ impl Outbox {
         serde_json::to_vec(&entry).unwrap_or_default()
     }
 
-    /// In one round trip: moves due retries back to the stream, takes up to
-    /// `count` new entries for `consumer`, and, with `claim` set, takes over up to
-    /// `claim.1` entries pending for longer than `claim.0` (a dead replica's).
+    /// In one round trip, on every shard: moves due retries back to the
+    /// shard's stream, takes new entries for `consumer`, and, with `claim` set,
+    /// takes over entries pending for longer than `claim.0` (a dead replica's).
+    /// `count` and `claim.1` bound the entries taken from all shards together
+    /// (each shard gives at most its even share, rounded up).
     pub async fn take(
         &self,
         consumer: &str,
         count: usize,
         claim: Option<(Duration, usize)>,
-    ) -> Result<Vec<StreamEntry>, StoreError> {
-        let stream = self.keys.outbox(STREAM);
+    ) -> Result<Vec<Taken>, StoreError> {
+        let share = |n: usize| n.div_ceil(SHARDS).max(1);
         let mut batch = Batch::new();
-        let _released = batch.release(
-            self.keys.outbox(SCHEDULE),
-            stream.clone(),
-            now_ms(),
-            RELEASE_MAX,
-        );
-        let new = batch.stream_read(stream.clone(), GROUP.into(), consumer.to_owned(), count);
-        let claimed = claim.map(|(min_idle, count)| {
-            batch.stream_claim(stream, GROUP.into(), consumer.to_owned(), min_idle, count)
-        });
+        let mut handles = Vec::with_capacity(SHARDS);
+        for shard in 0..SHARDS {
+            let stream = self.keys.in_shard(shard, OUTBOX_STREAM);
+            let _released = batch.release(
+                self.keys.in_shard(shard, OUTBOX_SCHEDULE),
+                stream.clone(),
+                now_ms(),
+                RELEASE_MAX,
+            );
+            let new = batch.stream_read(
+                stream.clone(),
+                GROUP.into(),
+                consumer.to_owned(),
+                share(count),
+            );
+            let claimed = claim.map(|(min_idle, count)| {
+                batch.stream_claim(
+                    stream,
+                    GROUP.into(),
+                    consumer.to_owned(),
+                    min_idle,
+                    share(count),
+                )
+            });
+            handles.push((shard, new, claimed));
+        }
         self.store.run(batch).await?;
-        let mut entries = new.get()?;
-        if let Some(claimed) = claimed {
-            entries.extend(claimed.get()?);
+        let mut entries = Vec::new();
+        for (shard, new, claimed) in handles {
+            let mut taken = new.get()?;
+            if let Some(claimed) = claimed {
+                taken.extend(claimed.get()?);
+            }
+            entries.extend(
+                taken
+                    .into_iter()
+                    .map(|(id, raw)| (EntryId { shard, id }, raw)),
+            );
         }
         Ok(entries)
     }
 
-    /// Acknowledges (and deletes) entries, in one round trip.
-    pub async fn ack(&self, ids: Vec<String>) -> Result<(), StoreError> {
+    /// Acknowledges (and deletes) entries, in one round trip (one op per shard).
+    pub async fn ack(&self, ids: Vec<EntryId>) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
+        let mut by_shard: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for EntryId { shard, id } in ids {
+            by_shard.entry(shard).or_default().push(id);
+        }
         let mut batch = Batch::new();
-        let acked = batch.stream_ack(self.keys.outbox(STREAM), GROUP.into(), ids);
+        let acked: Vec<_> = by_shard
+            .into_iter()
+            .map(|(shard, ids)| {
+                batch.stream_ack(self.keys.in_shard(shard, OUTBOX_STREAM), GROUP.into(), ids)
+            })
+            .collect();
         self.store.run(batch).await?;
-        acked.get()
+        acked.into_iter().try_for_each(Handle::get)
     }
 
-    /// Puts `entry` on the schedule, to return to the stream at `due_ms`.
+    /// Puts `entry` on the schedule of its event's shard, to return to that
+    /// shard's stream at `due_ms`.
     pub async fn schedule(&self, entry: &DeliveryEntry, due_ms: i64) -> Result<(), StoreError> {
+        let schedule = self.keys.sharded(OUTBOX_SCHEDULE, &entry.event_id);
         let entry = serde_json::to_vec(entry).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut batch = Batch::new();
-        let scheduled = batch.schedule(self.keys.outbox(SCHEDULE), due_ms, entry);
+        let scheduled = batch.schedule(schedule, due_ms, entry);
         self.store.run(batch).await?;
         scheduled.get()
     }
@@ -263,8 +329,11 @@ impl Outbox {
 mod tests {
     use super::*;
     use crate::event::tests::{id, payload, PROFILE, REALM};
-    use authgate_core::store::MemoryStore;
+    use authgate_core::store::{slot::slot, MemoryStore, Op, Reply};
     use serde_json::json;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
 
     fn outbox() -> Result<Outbox, String> {
         Ok(Outbox::new(
@@ -272,6 +341,168 @@ mod tests {
             Keys::new("test:"),
             id(REALM)?,
         ))
+    }
+
+    /// The directory's index entry of `username` in the test profile (the
+    /// directory keeps it in the shard of its field, in its map `names`).
+    fn index(username: &str) -> (String, String) {
+        let field = format!("{PROFILE}\u{0}{username}");
+        (Keys::new("test:").sharded("names", &field), field)
+    }
+
+    /// A memory store that records the keys each batch names, read from the
+    /// ops' debug form (every string starting with the prefix).
+    #[derive(Default)]
+    struct Recording {
+        inner: MemoryStore,
+        keys: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Store for Recording {
+        fn exec<'a, 'b>(
+            &'a self,
+            ops: Vec<Op>,
+        ) -> Pin<Box<dyn Future<Output = Result<Vec<Reply>, StoreError>> + Send + 'b>>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            let named = ops
+                .iter()
+                .flat_map(|op| {
+                    format!("{op:?}")
+                        .split('"')
+                        .filter(|s| s.starts_with("test:"))
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if let Ok(mut keys) = self.keys.lock() {
+                keys.push(named);
+            }
+            self.inner.exec(ops)
+        }
+
+        fn ping<'a, 'b>(
+            &'a self,
+        ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'b>>
+        where
+            'a: 'b,
+            Self: 'b,
+        {
+            self.inner.ping()
+        }
+
+        fn kind(&self) -> &'static str {
+            "recording"
+        }
+    }
+
+    fn request(username: &str) -> Result<CodeRequest, String> {
+        Ok(CodeRequest {
+            code: OneTimeCode::parse("ab12cd").map_err(|e| e.to_string())?,
+            purpose: Purpose::ResetPassword,
+            profile_id: id(PROFILE)?,
+            username: username.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn known_and_unknown_usernames_touch_as_many_keys_of_one_slot() -> Result<(), String> {
+        let store = Arc::new(Recording::default());
+        let outbox = Outbox::new(store.clone(), Keys::new("test:"), id(REALM)?);
+        let (map, field) = index("jo");
+        let mut batch = Batch::new();
+        let _indexed = batch.map_put_if_absent(map, field, b"c-1".to_vec());
+        store.run(batch).await.map_err(|e| e.to_string())?;
+        let mut touched = Vec::new();
+        for username in ["jo", "nobody", "someone.else@example.com"] {
+            if let Ok(mut keys) = store.keys.lock() {
+                keys.clear();
+            }
+            let mut batch = Batch::new();
+            let _queued = outbox.request_in(&mut batch, &request(username)?, index(username));
+            store.run(batch).await.map_err(|e| e.to_string())?;
+            let keys = store.keys.lock().map_err(|e| e.to_string())?.concat();
+            let slots: std::collections::BTreeSet<u16> =
+                keys.iter().map(|k| slot(k.as_bytes())).collect();
+            assert_eq!(slots.len(), 1, "{username}: {keys:?}");
+            touched.push(keys.len());
+        }
+        assert_eq!(touched, [3, 3, 3], "index, stream and decoys, known or not");
+        let taken = outbox
+            .take("w1", 100, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        assert_eq!(
+            taken.len(),
+            1,
+            "only the known username's request is in a stream"
+        );
+        assert_eq!(
+            taken[0].0.shard,
+            Keys::new("test:").shard_of(&index("jo").1)
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_worker_takes_from_every_shard_and_acknowledges_each_where_it_lies(
+    ) -> Result<(), String> {
+        let outbox = outbox()?;
+        let mut scheduled = std::collections::BTreeSet::new();
+        for n in 0..48 {
+            let entry = DeliveryEntry {
+                event_id: format!("e-{n}"),
+                integration_id: "int-1".into(),
+                attempt: 2,
+                accepted_ms: now_ms(),
+                payload: payload(Purpose::ResetPassword, "Jo")?,
+            };
+            outbox
+                .schedule(&entry, now_ms() - 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            scheduled.insert(entry.event_id);
+        }
+        let mut taken = Vec::new();
+        let mut shards = std::collections::BTreeSet::new();
+        while taken.len() < scheduled.len() {
+            let more = outbox
+                .take("w1", 16, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            assert!(
+                !more.is_empty(),
+                "{} of {} taken",
+                taken.len(),
+                scheduled.len()
+            );
+            assert!(more.len() <= SHARDS, "one entry a shard for a take of 16");
+            shards.extend(more.iter().map(|(at, _)| at.shard));
+            taken.extend(more);
+        }
+        assert!(shards.len() > SHARDS / 2, "spread over {shards:?}");
+        let events: std::collections::BTreeSet<String> = taken
+            .iter()
+            .filter_map(|(_, raw)| match Entry::parse(raw) {
+                Entry::Retry(e) => Some(e.event_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, scheduled);
+        // Ids alike in different shards (the memory store counts from 1 in
+        // each): each acknowledgement goes to its own shard's stream.
+        outbox
+            .ack(taken.iter().map(|(at, _)| at.clone()).collect())
+            .await
+            .map_err(|e| e.to_string())?;
+        let left = outbox
+            .take("w2", 100, Some((Duration::ZERO, 100)))
+            .await
+            .map_err(|e| e.to_string())?;
+        assert!(left.is_empty(), "nothing pending after the acks: {left:?}");
+        Ok(())
     }
 
     #[test]
@@ -326,19 +557,13 @@ mod tests {
     async fn a_known_username_s_request_reaches_the_stream_and_is_taken_once() -> Result<(), String>
     {
         let outbox = outbox()?;
-        let index = ("test:{dir}:names".to_owned(), "jo".to_owned());
+        let index = index("jo");
         let mut batch = Batch::new();
         let _indexed =
             batch.map_put_if_absent(index.0.clone(), index.1.clone(), b"user-1".to_vec());
         outbox.store.run(batch).await.map_err(|e| e.to_string())?;
-        let request = CodeRequest {
-            code: OneTimeCode::parse("ab12cd").map_err(|e| e.to_string())?,
-            purpose: Purpose::ResetPassword,
-            profile_id: id(PROFILE)?,
-            username: "jo".into(),
-        };
         let mut batch = Batch::new();
-        let _queued = outbox.request_in(&mut batch, &request, index);
+        let _queued = outbox.request_in(&mut batch, &request("jo")?, index);
         outbox.store.run(batch).await.map_err(|e| e.to_string())?;
         let taken = outbox
             .take("w1", 10, None)

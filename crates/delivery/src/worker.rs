@@ -24,7 +24,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::email::EmailSettings;
 use crate::event::{Event, Payload};
-use crate::outbox::{now_ms, DeliveryEntry, Entry, Outbox, RequestEntry};
+use crate::outbox::{now_ms, DeliveryEntry, Entry, EntryId, Outbox, RequestEntry, Taken};
 use crate::send::{Attempt, Failure, Senders};
 
 /// The most new entries a worker takes at once: code requests without a
@@ -143,13 +143,15 @@ impl Worker {
         self
     }
 
-    /// Runs until `stop` changes.
+    /// Runs until `stop` turns true or its sender is dropped.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let me = Arc::new(self);
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let mut last_claim = Instant::now();
         loop {
-            if *stop.borrow() {
+            // Stopped, or whoever could stop it is gone (a gateway task aborted
+            // rather than shut down): either way there is nobody to work for.
+            if *stop.borrow() || stop.has_changed().is_err() {
                 break;
             }
             let claiming = last_claim.elapsed() >= me.config.claim_after / 3;
@@ -192,10 +194,10 @@ impl Worker {
     /// together (a few store round trips per batch, not per entry); those with
     /// none, and leftovers of earlier versions, are acknowledged together; each
     /// delivery runs in its own task, within the worker's concurrency.
-    async fn dispatch(self: &Arc<Self>, entries: Vec<(String, Vec<u8>)>, slots: &Arc<Semaphore>) {
+    async fn dispatch(self: &Arc<Self>, entries: Vec<Taken>, slots: &Arc<Semaphore>) {
         let mut requests = Vec::new();
         let mut found = Vec::new();
-        let mut work: Vec<(String, Work)> = Vec::new();
+        let mut work: Vec<(EntryId, Work)> = Vec::new();
         let mut settled = Vec::new();
         for (id, raw) in entries {
             match Entry::parse(&raw) {

@@ -163,7 +163,8 @@ impl Directory {
     /// The map and field under which the id of the credential with `username`
     /// in a profile is indexed (read by [`Directory::credential_id_in`]).
     pub fn name_index(&self, profile_id: &ProfileId, username: &str) -> (String, String) {
-        (self.key(NAMES), Self::name_field(profile_id, username))
+        let field = Self::name_field(profile_id, username);
+        (self.key(NAMES, &field), field)
     }
 
     /// The credential with `username` in a profile.
@@ -172,12 +173,10 @@ impl Directory {
         profile_id: &ProfileId,
         username: &str,
     ) -> Result<Option<Credential>> {
+        let (index, field) = self.name_index(profile_id, username);
         let id = self
             .store
-            .exec(vec![Op::MapGet(
-                self.key(NAMES),
-                Self::name_field(profile_id, username),
-            )])
+            .exec(vec![Op::MapGet(index, field)])
             .await?
             .pop()
             .map(Reply::into_value)
@@ -215,10 +214,8 @@ impl Directory {
             let u = Self::check_username(&profile, u)?;
             if u != c.username {
                 self.claim_username(&profile.id, &u, &c.id).await?;
-                let mut ops = vec![Op::MapDelete(
-                    self.key(NAMES),
-                    vec![Self::name_field(&profile.id, &c.username)],
-                )];
+                let (index, field) = self.name_index(&profile.id, &c.username);
+                let mut ops = vec![Op::MapDelete(index, vec![field])];
                 if let Some(app) = &profile.voximplant_application {
                     ops.push(Op::Delete(vec![login_record_key(
                         &self.keys,
@@ -258,12 +255,13 @@ impl Directory {
     /// Deletes a credential.
     pub async fn delete_credential(&self, user_id: &UserId, id: &CredentialId) -> Result<()> {
         let c = self.credential(user_id, id).await?;
+        let (index, field) = self.name_index(&c.password_profile_id, &c.username);
         let mut ops = vec![
-            Op::MapDelete(self.key(CREDENTIALS), vec![c.id.as_str().to_owned()]),
             Op::MapDelete(
-                self.key(NAMES),
-                vec![Self::name_field(&c.password_profile_id, &c.username)],
+                self.key(CREDENTIALS, c.id.as_str()),
+                vec![c.id.as_str().to_owned()],
             ),
+            Op::MapDelete(index, vec![field]),
         ];
         if let Ok(p) = self.profile(&c.password_profile_id).await {
             if let Some(app) = &p.voximplant_application {

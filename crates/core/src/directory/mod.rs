@@ -20,8 +20,11 @@
 //! - `users`: directory users.
 //! - `credentials`: usernames and passwords, their index, and the login records
 //!   of the key scheme ([`login_record_key`], [`login_record_in`]).
+//! - [`layout`]: where the maps live (each spread over the store's shards, a
+//!   document in the shard of its id), reading every shard of a map in one
+//!   batch, and [`migrate_layout`], which moves a store of the earlier layout
+//!   (one hash tag for everything) into the shards at start-up.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,12 +39,14 @@ use crate::store::{Batch, Handle, Keys, Op, Reply, Store, StoreError};
 use crate::tokens::TokenService;
 
 mod credentials;
+pub mod layout;
 mod profiles;
 mod records;
 mod settings;
 mod users;
 
 pub use credentials::{login_record_in, login_record_key};
+pub use layout::migrate_layout;
 pub use records::{
     check_application, Credential, LoginRecord, PasswordProfile, ProfileChanges, SelfManagement,
     Settings, UserInfo, UsernameFormat,
@@ -95,6 +100,7 @@ pub struct Directory {
     realm_id: RealmId,
     default_token_timeout: u64,
     profiles: Recent<Arc<PasswordProfile>>,
+    settings: Recent<Settings>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -106,20 +112,32 @@ impl std::fmt::Debug for Directory {
 }
 
 /// How long a replica may answer from a password profile it read, without
-/// reading it again (see [`Directory::recent_profile`]).
+/// reading it again (see [`Directory::recent_profile`]); the settings are
+/// remembered as long (see [`Directory::settings_in`]).
 pub const PROFILE_MEMORY: Duration = Duration::from_secs(1);
 
+// The directory's maps, each spread over the store's shards: a document or an
+// index entry lives in the shard of its id or field ([`Keys::sharded`]).
+/// Profile id to profile.
 const PROFILES: &str = "profiles";
+/// User id to user.
 const USERS: &str = "users";
+/// Credential id to credential.
 const CREDENTIALS: &str = "credentials";
+/// Profile id, NUL, username to credential id.
 const NAMES: &str = "names";
+/// Web phone application to profile id.
 const APPS: &str = "apps";
-const SETTINGS: &str = "settings";
 /// Member id to personal account id.
 const ACCOUNTS: &str = "accounts";
+/// The settings: one value, in the first shard.
+const SETTINGS: &str = "settings";
 
 impl Directory {
-    /// Opens the directory, creating the realm on first use (shared by all replicas).
+    /// Opens the directory, creating the realm on first use (shared by all
+    /// replicas), once the store's keys are in the current layout: a store of
+    /// an earlier layout is migrated first ([`migrate_layout`]; replicas
+    /// starting together wait for the one that migrates).
     pub async fn open(
         store: Arc<dyn Store>,
         keys: Keys,
@@ -128,6 +146,7 @@ impl Directory {
         ha1: Ha1Fn,
         default_token_timeout: u64,
     ) -> Result<Self> {
+        migrate_layout(&*store, &keys).await?;
         let realm_key = keys.bootstrap("realm");
         let mut replies = store
             .exec(vec![
@@ -156,6 +175,7 @@ impl Directory {
             realm_id,
             default_token_timeout,
             profiles: Recent::new(PROFILE_MEMORY, 1_000),
+            settings: Recent::new(PROFILE_MEMORY, 1),
         })
     }
 
@@ -191,8 +211,9 @@ impl Directory {
         }
     }
 
-    fn key(&self, name: &str) -> String {
-        self.keys.directory(name)
+    /// The shard of `map` that holds `item` (a document's id, an index's field).
+    fn key(&self, map: &str, item: &str) -> String {
+        self.keys.sharded(map, item)
     }
 
     async fn doc<T: for<'de> Deserialize<'de>>(
@@ -203,7 +224,7 @@ impl Directory {
     ) -> Result<T> {
         let reply = self
             .store
-            .exec(vec![Op::MapGet(self.key(map), id.to_owned())])
+            .exec(vec![Op::MapGet(self.key(map, id), id.to_owned())])
             .await?
             .pop();
         match reply.map(Reply::into_value).transpose()?.flatten() {
@@ -212,15 +233,10 @@ impl Directory {
         }
     }
 
+    /// Every document of `map`: all its shards, read in one batch.
     async fn docs<T: for<'de> Deserialize<'de>>(&self, map: &str) -> Result<Vec<T>> {
-        let reply = self
-            .store
-            .exec(vec![Op::MapGetAll(self.key(map))])
-            .await?
-            .pop();
-        let map: HashMap<String, Vec<u8>> =
-            reply.map(Reply::into_map).transpose()?.unwrap_or_default();
-        map.values().map(|v| from_json(v)).collect()
+        let all = layout::read_all_shards(&*self.store, &self.keys, map).await?;
+        all.values().map(|v| from_json(v)).collect()
     }
 
     /// Queues the read of document `id` of `map`: `None` when there is none.
@@ -228,7 +244,7 @@ impl Directory {
     where
         T: for<'de> Deserialize<'de> + Send + 'static,
     {
-        batch.push(Op::MapGet(self.key(map), id.to_owned()), |reply| {
+        batch.push(Op::MapGet(self.key(map, id), id.to_owned()), |reply| {
             reply
                 .into_value()?
                 .map(|bytes| {
@@ -243,7 +259,7 @@ impl Directory {
     async fn put_doc<T: Serialize>(&self, map: &str, id: &str, doc: &T) -> Result<()> {
         self.store
             .exec(vec![Op::MapSet {
-                key: self.key(map),
+                key: self.key(map, id),
                 fields: vec![(id.to_owned(), to_json(doc))],
                 ttl: None,
             }])
@@ -257,7 +273,7 @@ impl Directory {
         Ok(self
             .store
             .exec(vec![Op::MapSetIfAbsent(
-                self.key(map),
+                self.key(map, &field),
                 field,
                 id.as_bytes().to_vec(),
             )])
@@ -268,19 +284,39 @@ impl Directory {
             .unwrap_or(false))
     }
 
-    /// Queues the read of the settings (the defaults when none were ever saved).
+    fn settings_key(&self) -> String {
+        layout::settings_key(&self.keys)
+    }
+
+    /// The settings (the defaults when none were ever saved) for a hot path:
+    /// this replica's memory of them when it read or wrote them within the last
+    /// [`PROFILE_MEMORY`], with nothing queued on `batch`; otherwise a read
+    /// queued on `batch`, remembered once it has run. A change made through
+    /// another replica is seen within that second, one made through this
+    /// replica at once.
     pub fn settings_in(&self, batch: &mut Batch) -> Handle<Settings> {
+        match self.settings.get(SETTINGS) {
+            Some(remembered) => Handle::ready(remembered),
+            None => self.read_settings_in(batch),
+        }
+    }
+
+    /// Queues the read of the settings from the store, remembered once read.
+    fn read_settings_in(&self, batch: &mut Batch) -> Handle<Settings> {
         let defaults = Settings {
             realm_id: self.realm_id.clone(),
             account_member_self_management: SelfManagement::Disabled,
             account_management_authentication_token_timeout_secs: self.default_token_timeout,
         };
-        batch.push(Op::Get(self.key(SETTINGS)), move |reply| {
-            match reply.into_value()? {
+        let memory = self.settings.clone();
+        batch.push(Op::Get(self.settings_key()), move |reply| {
+            let settings: Settings = match reply.into_value()? {
                 Some(b) => serde_json::from_slice(&b)
-                    .map_err(|e| StoreError::Protocol(format!("bad document: {e}"))),
-                None => Ok(defaults),
-            }
+                    .map_err(|e| StoreError::Protocol(format!("bad document: {e}")))?,
+                None => defaults,
+            };
+            memory.put(SETTINGS.to_owned(), settings.clone(), None);
+            Ok(settings)
         })
     }
 
@@ -319,7 +355,10 @@ impl Directory {
     /// Queues the read of the personal account of member `user_id`.
     pub fn account_in(&self, batch: &mut Batch, user_id: &UserId) -> Handle<Option<AccountId>> {
         batch.push(
-            Op::MapGet(self.key(ACCOUNTS), user_id.as_str().to_owned()),
+            Op::MapGet(
+                self.key(ACCOUNTS, user_id.as_str()),
+                user_id.as_str().to_owned(),
+            ),
             |reply| reply.into_value()?.map(|b| stored_id(&b)).transpose(),
         )
     }
@@ -353,12 +392,13 @@ mod tests {
         String::new()
     }
 
-    /// A store holding what the untyped version left: the realm, one profile,
-    /// user, credential, its indexes, the member's account, settings and login record.
+    /// A store holding what the untyped version left, in the layout of the
+    /// time (one hash tag, `{dir}`): the realm, one profile, user, credential,
+    /// its indexes, the member's account, settings and login record.
     async fn old_store(keys: &Keys) -> Arc<dyn Store> {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let map = |name: &str, field: &str, value: &str| Op::MapSet {
-            key: keys.directory(name),
+            key: layout::old(keys, name),
             fields: vec![(field.to_owned(), value.as_bytes().to_vec())],
             ttl: None,
         };
@@ -376,7 +416,7 @@ mod tests {
                 map(CREDENTIALS, CREDENTIAL, OLD_CREDENTIAL),
                 map(NAMES, &format!("{PROFILE}\u{0}jo"), CREDENTIAL),
                 map(ACCOUNTS, USER, ACCOUNT),
-                set(keys.directory(SETTINGS), OLD_SETTINGS),
+                set(layout::old(keys, SETTINGS), OLD_SETTINGS),
                 set(login_record_key(keys, "shop.acme", "jo"), OLD_RECORD),
             ])
             .await
@@ -446,7 +486,7 @@ mod tests {
         let bad = OLD_USER.replace(USER, "u1");
         store
             .exec(vec![Op::MapSet {
-                key: keys.directory(USERS),
+                key: layout::old(&keys, USERS),
                 fields: vec![(USER.to_owned(), bad.into_bytes())],
                 ttl: None,
             }])
@@ -456,6 +496,86 @@ mod tests {
             dir.user(&id(USER)).await,
             Err(DirectoryError::Store(StoreError::Protocol(_)))
         ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_listing_merges_every_shard_and_documents_live_in_the_shard_of_their_id() -> Result<()>
+    {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let keys = Keys::new("t:");
+        let dir = open(store.clone(), keys.clone()).await?;
+        let mut made = Vec::new();
+        for n in 0..40 {
+            made.push(dir.create_user(&format!("User {n}"), None).await?.id);
+        }
+        let listed: Vec<UserId> = dir.users().await?.into_iter().map(|u| u.id).collect();
+        assert_eq!(listed.len(), made.len());
+        assert!(made.iter().all(|id| listed.contains(id)));
+        let mut shards = std::collections::BTreeSet::new();
+        for (shard, map) in (0..crate::store::SHARDS).map(|s| (s, keys.in_shard(s, USERS))) {
+            let fields = store.one(Op::MapGetAll(map)).await?.into_map()?;
+            for id in fields.keys() {
+                assert_eq!(keys.shard_of(id), shard, "{id} in its own shard");
+                shards.insert(shard);
+            }
+        }
+        assert!(shards.len() > 8, "40 users over {} shards", shards.len());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_settings_are_remembered_for_the_hot_path_and_a_write_here_is_seen_at_once(
+    ) -> Result<()> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let keys = Keys::new("t:");
+        let here = open(store.clone(), keys.clone()).await?;
+        let there = open(store.clone(), keys).await?;
+        let read = |dir: &Directory| {
+            let mut batch = Batch::new();
+            let settings = dir.settings_in(&mut batch);
+            (batch, settings)
+        };
+        let (batch, first) = read(&here);
+        assert!(
+            !batch.is_empty(),
+            "nothing remembered yet: a read is queued"
+        );
+        store.run(batch).await?;
+        assert_eq!(
+            first.get()?.account_member_self_management,
+            SelfManagement::Disabled
+        );
+        let (batch, again) = read(&here);
+        assert!(batch.is_empty(), "remembered: nothing queued");
+        assert_eq!(
+            again.get()?.account_member_self_management,
+            SelfManagement::Disabled
+        );
+
+        here.update_settings(Some(SelfManagement::UpdateOnly), None)
+            .await?;
+        let (batch, mine) = read(&here);
+        assert!(batch.is_empty());
+        assert_eq!(
+            mine.get()?.account_member_self_management,
+            SelfManagement::UpdateOnly
+        );
+        // Another replica that has not read them reads the store; one that has,
+        // within the second; the admin read always does.
+        let (batch, theirs) = read(&there);
+        store.run(batch).await?;
+        assert_eq!(
+            theirs.get()?.account_member_self_management,
+            SelfManagement::UpdateOnly
+        );
+        there
+            .update_settings(Some(SelfManagement::Disabled), None)
+            .await?;
+        assert_eq!(
+            here.settings().await?.account_member_self_management,
+            SelfManagement::Disabled
+        );
         Ok(())
     }
 

@@ -93,7 +93,7 @@ impl Directory {
             }
             if let Some(app) = &old_app {
                 self.store
-                    .exec(vec![Op::MapDelete(self.key(APPS), vec![app.clone()])])
+                    .exec(vec![Op::MapDelete(self.key(APPS, app), vec![app.clone()])])
                     .await?;
             }
         }
@@ -130,11 +130,11 @@ impl Directory {
         }
         self.profiles.forget(p.id.as_str());
         let mut ops = vec![Op::MapDelete(
-            self.key(PROFILES),
+            self.key(PROFILES, p.id.as_str()),
             vec![p.id.as_str().to_owned()],
         )];
         if let Some(app) = &p.voximplant_application {
-            ops.push(Op::MapDelete(self.key(APPS), vec![app.clone()]));
+            ops.push(Op::MapDelete(self.key(APPS, app), vec![app.clone()]));
         }
         self.store.exec(ops).await?;
         Ok(())
@@ -147,7 +147,10 @@ impl Directory {
     ) -> Result<Option<PasswordProfile>> {
         let id = self
             .store
-            .exec(vec![Op::MapGet(self.key(APPS), application.to_owned())])
+            .exec(vec![Op::MapGet(
+                self.key(APPS, application),
+                application.to_owned(),
+            )])
             .await?
             .pop()
             .map(Reply::into_value)

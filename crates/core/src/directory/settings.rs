@@ -14,7 +14,7 @@ impl Directory {
     pub async fn account(&self, user_id: &UserId) -> Result<AccountId> {
         let mut batch = Batch::new();
         let _made = batch.map_put_if_absent(
-            self.key(ACCOUNTS),
+            self.key(ACCOUNTS, user_id.as_str()),
             user_id.as_str().to_owned(),
             AccountId::new().as_str().as_bytes().to_vec(),
         );
@@ -24,10 +24,11 @@ impl Directory {
             .ok_or_else(|| DirectoryError::Store(StoreError::Protocol("no account".into())))
     }
 
-    /// The account authentication settings.
+    /// The account authentication settings, read from the store (the hot path
+    /// that can live with a second's staleness queues [`Directory::settings_in`]).
     pub async fn settings(&self) -> Result<Settings> {
         let mut batch = Batch::new();
-        let settings = self.settings_in(&mut batch);
+        let settings = self.read_settings_in(&mut batch);
         self.store.run(batch).await?;
         Ok(settings.get()?)
     }
@@ -50,13 +51,16 @@ impl Directory {
             }
             s.account_management_authentication_token_timeout_secs = t;
         }
+        self.settings.forget(SETTINGS);
         self.store
             .exec(vec![Op::Set {
-                key: self.key(SETTINGS),
+                key: self.settings_key(),
                 value: to_json(&s),
                 ttl: None,
             }])
             .await?;
+        // This replica sees its own write at once.
+        self.settings.put(SETTINGS.to_owned(), s.clone(), None);
         Ok(s)
     }
 }

@@ -73,7 +73,7 @@ impl Directory {
         }
         self.store
             .exec(vec![Op::MapDelete(
-                self.key(USERS),
+                self.key(USERS, u.id.as_str()),
                 vec![u.id.as_str().to_owned()],
             )])
             .await?;

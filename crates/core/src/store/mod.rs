@@ -17,9 +17,11 @@ mod redis;
 pub mod slot;
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 
 pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
 pub use self::memory::MemoryStore;
@@ -481,6 +483,34 @@ pub trait StoreExt: Store {
 
 impl<T: Store + ?Sized> StoreExt for T {}
 
+/// How many shards the directory and the delivery outbox are spread over.
+///
+/// Part of the stored layout: the shard of a document, an index entry or an
+/// outbox entry is [`Keys::shard_of`] of its id, and the tag of each shard is
+/// fixed ([`Keys::in_shard`]), so changing this means moving every key.
+pub const SHARDS: usize = 16;
+
+/// The hash tags of the shards, chosen once: shard `i`'s is the first `s<i>.<n>`
+/// (n = 0, 1, ...) whose slot lies in the `i`-th sixteenth of the slot space.
+/// So the shards cover the slots evenly, and a cluster whose primaries own
+/// contiguous ranges of slots gets its share of them on each primary.
+fn shard_tags() -> &'static [String; SHARDS] {
+    static TAGS: OnceLock<[String; SHARDS]> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        let span = usize::from(slot::SLOTS) / SHARDS;
+        std::array::from_fn(|i| {
+            let mut n = 0u32;
+            loop {
+                let tag = format!("s{i}.{n}");
+                if usize::from(slot::slot(tag.as_bytes())) / span == i {
+                    break tag;
+                }
+                n += 1;
+            }
+        })
+    })
+}
+
 /// The keys of one user of one scope ([`Keys::user_keys`]).
 #[derive(Debug, Clone)]
 pub struct UserKeys {
@@ -502,6 +532,10 @@ impl UserKeys {
 /// Everything one atomic op touches shares a `{tag}`, so a Redis Cluster keeps it
 /// in one slot. Names of people never appear in keys: a user's tag is a digest of
 /// who they are, so a dump of the keyspace lists no usernames.
+///
+/// The directory's maps and the delivery outbox are spread over [`SHARDS`]
+/// shards, each a hash tag of its own ([`Keys::in_shard`]): a document, an index
+/// entry or an outbox entry lives in the shard of its id ([`Keys::shard_of`]).
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
@@ -519,12 +553,34 @@ impl Keys {
         &self.prefix
     }
 
-    /// The directory's documents and indexes (one slot: directory writes are rare and small).
-    pub fn directory(&self, name: &str) -> String {
-        format!("{}{{dir}}:{name}", self.prefix)
+    /// The shard (below [`SHARDS`]) of `item`, an id or an index entry: the first
+    /// two bytes of its SHA-256, modulo [`SHARDS`]. Part of the stored layout, so
+    /// it never changes.
+    pub fn shard_of(&self, item: &str) -> usize {
+        let digest = Sha256::digest(item.as_bytes());
+        usize::from(u16::from_be_bytes([digest[0], digest[1]])) % SHARDS
     }
 
-    /// Values shared by all replicas at start-up (generated secrets, the realm).
+    /// Key `name` in shard `shard` (taken modulo [`SHARDS`]): `<prefix>{<tag>}:name`,
+    /// where each shard's tag sits in its own sixteenth of the slot space.
+    pub fn in_shard(&self, shard: usize, name: &str) -> String {
+        let tag = &shard_tags()[shard % SHARDS];
+        let mut key = String::with_capacity(self.prefix.len() + tag.len() + name.len() + 3);
+        key.push_str(&self.prefix);
+        key.push('{');
+        key.push_str(tag);
+        key.push_str("}:");
+        key.push_str(name);
+        key
+    }
+
+    /// Key `name` in the shard of `item` ([`Keys::shard_of`]).
+    pub fn sharded(&self, name: &str, item: &str) -> String {
+        self.in_shard(self.shard_of(item), name)
+    }
+
+    /// Values shared by all replicas at start-up (generated secrets, the realm,
+    /// the layout's version).
     pub fn bootstrap(&self, name: &str) -> String {
         format!("{}{{boot}}:{name}", self.prefix)
     }
@@ -553,12 +609,13 @@ impl Keys {
         format!("{}{{us:{user_id}}}", self.prefix)
     }
 
-    /// The delivery outbox's stream, schedule and logs. They share the
-    /// directory's slot: Lua moves entries between the schedule and the stream,
-    /// and a code request appends to the stream only when the directory's index
-    /// of usernames has the name ([`Op::StreamAddIfPresent`]).
-    pub fn outbox(&self, name: &str) -> String {
-        format!("{}{{dir}}:outbox:{name}", self.prefix)
+    /// The log of delivery tries of one integration, or of all when `None`; each
+    /// under a tag of its own, apart from the shards.
+    pub fn delivery_log(&self, integration_id: Option<&str>) -> String {
+        match integration_id {
+            Some(id) => format!("{}{{lg:{id}}}:logs", self.prefix),
+            None => format!("{}{{lg}}:logs", self.prefix),
+        }
     }
 
     /// A per-client-address counter.
@@ -608,6 +665,76 @@ mod tests {
     #[test]
     fn braces_in_a_prefix_cannot_break_the_hash_tag() {
         let keys = Keys::new("a{b}:");
-        assert_eq!(keys.directory("x"), "ab:{dir}:x");
+        assert_eq!(
+            keys.in_shard(3, "x"),
+            format!("ab:{{{}}}:x", shard_tags()[3])
+        );
+        assert_eq!(keys.bootstrap("x"), "ab:{boot}:x");
+        let plain = Keys::new("ab:");
+        for shard in 0..SHARDS {
+            let (a, b) = (keys.in_shard(shard, "x"), plain.in_shard(shard, "y"));
+            assert_eq!(slot::slot(a.as_bytes()), slot::slot(b.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn each_shard_s_tag_lands_in_its_sixteenth_of_the_slots() {
+        let keys = Keys::new("ag:");
+        let span = slot::SLOTS / SHARDS as u16;
+        let mut tags = std::collections::HashSet::new();
+        for shard in 0..SHARDS {
+            let key = keys.in_shard(shard, "profiles");
+            let slot = slot::slot(key.as_bytes());
+            assert_eq!(usize::from(slot / span), shard, "{key} in slot {slot}");
+            assert!(tags.insert(key[key.find('{').unwrap_or(0)..].to_owned()));
+            // The prefix and the name play no part: only the tag places the key.
+            assert_eq!(
+                slot,
+                slot::slot(Keys::new("other:").in_shard(shard, "x").as_bytes())
+            );
+        }
+        assert_eq!(keys.in_shard(SHARDS + 2, "x"), keys.in_shard(2, "x"));
+    }
+
+    #[test]
+    fn shards_and_their_tags_never_change() {
+        // The stored layout: a change here strands every document, index entry
+        // and outbox entry in a shard nobody reads any more.
+        let keys = Keys::new("ag:");
+        for (item, shard) in [
+            ("", 0),
+            ("0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d", 13),
+            ("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", 7),
+            ("shop.acme", 15),
+            (
+                "0b7d6c5a-4e3f-4a2b-9c1d-0e9f8a7b6c5d\u{0}jo@example.com",
+                10,
+            ),
+        ] {
+            assert_eq!(keys.shard_of(item), shard, "{item:?}");
+        }
+        let tags = [
+            "s0.10", "s1.13", "s2.23", "s3.20", "s4.0", "s5.3", "s6.40", "s7.43", "s8.23", "s9.20",
+            "s10.22", "s11.21", "s12.2", "s13.1", "s14.41", "s15.42",
+        ];
+        assert_eq!(shard_tags().as_slice(), tags.as_slice());
+        assert_eq!(keys.in_shard(13, "profiles"), "ag:{s13.1}:profiles");
+    }
+
+    #[test]
+    fn items_spread_over_every_shard() {
+        let keys = Keys::new("ag:");
+        let mut seen = [0usize; SHARDS];
+        for n in 0..1_600 {
+            seen[keys.shard_of(&format!("user-{n}"))] += 1;
+        }
+        assert!(seen.iter().all(|n| (50..=150).contains(n)), "{seen:?}");
+    }
+
+    #[test]
+    fn delivery_logs_have_a_tag_each() {
+        let keys = Keys::new("ag:");
+        assert_eq!(keys.delivery_log(Some("i-1")), "ag:{lg:i-1}:logs");
+        assert_eq!(keys.delivery_log(None), "ag:{lg}:logs");
     }
 }
