@@ -13,6 +13,28 @@ pub fn slot(key: &[u8]) -> u16 {
     crc16(hash_tag(key)) % SLOTS
 }
 
+/// A key (`{n}`) that lives in `slot`, for commands that must reach the node
+/// serving a given slot.
+pub fn key_in(target: u16) -> &'static str {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let mut keys = vec![String::new(); usize::from(SLOTS)];
+        let mut missing = usize::from(SLOTS);
+        let mut n = 0u32;
+        while missing > 0 {
+            let key = format!("{{{n}}}");
+            let at = usize::from(slot(key.as_bytes()));
+            if keys[at].is_empty() {
+                keys[at] = key;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        keys
+    });
+    &keys[usize::from(target % SLOTS)]
+}
+
 fn hash_tag(key: &[u8]) -> &[u8] {
     let Some(open) = key.iter().position(|b| *b == b'{') else {
         return key;
@@ -48,6 +70,13 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0x31C3);
         assert_eq!(slot(b"foo"), 12_182);
         assert_eq!(slot(b"bar"), 5_061);
+    }
+
+    #[test]
+    fn every_slot_has_a_key() {
+        for s in [0, 1, 975, 8191, SLOTS - 1] {
+            assert_eq!(slot(key_in(s).as_bytes()), s);
+        }
     }
 
     #[test]

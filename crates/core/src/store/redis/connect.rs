@@ -113,9 +113,18 @@ pub fn without_credentials(url: &str) -> String {
 /// configuration to fix (waiting will not help), the rest may pass.
 fn refused(e: redis::RedisError) -> StoreError {
     let text = e.to_string();
-    let certificate = ["certificate", "Certificate", "UnknownIssuer", "tls handshake"]
-        .iter()
-        .any(|m| text.contains(m));
+    // The client's own checks ("invalid peer certificate: UnknownIssuer"), and
+    // the server's refusal of the client's certificate ("received fatal alert:
+    // UnknownCA", CertificateRequired, BadCertificate).
+    let certificate = [
+        "certificate",
+        "Certificate",
+        "UnknownIssuer",
+        "UnknownCA",
+        "tls handshake",
+    ]
+    .iter()
+    .any(|m| text.contains(m));
     if e.kind() == redis::ErrorKind::AuthenticationFailed
         || text.contains("WRONGPASS")
         || text.contains("NOAUTH")

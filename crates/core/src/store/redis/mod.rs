@@ -672,26 +672,50 @@ impl RedisStore {
     /// server), keeping the order of the ops within each part.
     fn split(&self, ops: Vec<Op>) -> Vec<Part> {
         let mut parts: Vec<Part> = Vec::new();
-        let cluster = self.is_cluster();
+        if !self.is_cluster() {
+            let mut part = Part::new(None);
+            for (i, op) in ops.into_iter().enumerate() {
+                part.ops.push(i);
+                self.push(&mut part.pipe, &mut part.shapes, op);
+            }
+            parts.push(part);
+            return parts;
+        }
         for (i, op) in ops.into_iter().enumerate() {
-            let slot = if cluster {
-                routing_key(&op).map(|k| super::slot::slot(k.as_bytes()))
-            } else {
-                None
-            };
-            let at = match parts
-                .iter()
-                .position(|p| p.slot == slot || slot.is_none() || !cluster)
-            {
-                Some(at) => at,
-                None => {
-                    parts.push(Part::new(slot));
-                    parts.len() - 1
+            // A delete is the one op that may name keys of several slots: it
+            // becomes one DEL per slot, whose counts add up.
+            let pieces = match op {
+                Op::Delete(keys) if keys.len() > 1 => {
+                    let mut by_slot: Vec<(u16, Vec<String>)> = Vec::new();
+                    for key in keys {
+                        let slot = super::slot::slot(key.as_bytes());
+                        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                            Some((_, keys)) => keys.push(key),
+                            None => by_slot.push((slot, vec![key])),
+                        }
+                    }
+                    by_slot
+                        .into_iter()
+                        .map(|(slot, keys)| (Some(slot), Op::Delete(keys)))
+                        .collect()
+                }
+                op => {
+                    let slot = routing_key(&op).map(|k| super::slot::slot(k.as_bytes()));
+                    vec![(slot, op)]
                 }
             };
-            let part = &mut parts[at];
-            part.ops.push(i);
-            self.push(&mut part.pipe, &mut part.shapes, op);
+            for (slot, op) in pieces {
+                let at = match parts.iter().position(|p| slot.is_none() || p.slot == slot) {
+                    Some(at) => at,
+                    None => {
+                        parts.push(Part::new(slot));
+                        parts.len() - 1
+                    }
+                };
+                let part = &mut parts[at];
+                part.ops.push(i);
+                self.push(&mut part.pipe, &mut part.shapes, op);
+            }
         }
         parts
     }
@@ -702,6 +726,50 @@ impl RedisStore {
             Connection::Cluster(conn) => query(conn, &part.pipe).await,
         }
     }
+}
+
+/// The longest a readiness ping may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Pings the primary of every range of slots the cluster reports: a cluster
+/// with one primary down cannot serve its slots, whatever the rest say. (A
+/// fan-out to "all primaries" would only reach those still connected.)
+async fn ping_every_primary(conn: &ClusterConnection) -> Result<(), StoreError> {
+    let mut c = conn.clone();
+    let ranges: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut c)
+        .await
+        .map_err(unavailable)?;
+    let mut covered = 0u32;
+    let mut starts = Vec::new();
+    for range in array(ranges)? {
+        let range = array(range)?;
+        let (Some(start), Some(end)) = (range.first(), range.get(1)) else {
+            continue;
+        };
+        let (start, end) = (int(start)?, int(end)?);
+        covered += u32::try_from(end - start + 1).unwrap_or(0);
+        starts.push(u16::try_from(start).unwrap_or(0));
+    }
+    if covered < u32::from(super::slot::SLOTS) {
+        return Err(StoreError::Unavailable(format!(
+            "the cluster serves {covered} of {} slots",
+            super::slot::SLOTS
+        )));
+    }
+    // A keyed command, so that it goes to the slot's primary: without a
+    // connection to that primary, a PING would be answered by any other node.
+    let pings = starts.into_iter().map(|slot| {
+        let mut c = conn.clone();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(super::slot::key_in(slot));
+        async move { exists.query_async::<Value>(&mut c).await }
+    });
+    futures::future::try_join_all(pings)
+        .await
+        .map(drop)
+        .map_err(unavailable)
 }
 
 #[async_trait]
@@ -719,7 +787,11 @@ impl Store for RedisStore {
                     let i = at
                         .next()
                         .ok_or_else(|| StoreError::Protocol("more replies than ops".into()))?;
-                    replies[i] = Some(reply);
+                    replies[i] = Some(match (replies[i].take(), reply) {
+                        // The pieces of a delete split by slot.
+                        (Some(Reply::Int(a)), Reply::Int(b)) => Reply::Int(a + b),
+                        (_, reply) => reply,
+                    });
                 }
             }
         }
@@ -730,23 +802,19 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let ping = redis::cmd("PING");
-        let result = match &self.conn {
-            Connection::Server(conn) => ping.query_async::<String>(&mut conn.clone()).await,
-            // Every primary must answer: a cluster missing one cannot serve its slots.
-            Connection::Cluster(conn) => {
-                let route = redis::cluster_routing::RoutingInfo::MultiNode((
-                    redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
-                    Some(redis::cluster_routing::ResponsePolicy::AllSucceeded),
-                ));
-                conn.clone()
-                    .route_command(ping, route)
+        let ping = async {
+            match &self.conn {
+                Connection::Server(conn) => redis::cmd("PING")
+                    .query_async::<String>(&mut conn.clone())
                     .await
                     .map(drop)
-                    .map(|_| String::new())
+                    .map_err(unavailable),
+                Connection::Cluster(conn) => ping_every_primary(conn).await,
             }
         };
-        result.map(drop).map_err(unavailable)
+        tokio::time::timeout(PING_TIMEOUT, ping)
+            .await
+            .map_err(|_| StoreError::Unavailable("no answer to a ping in time".into()))?
     }
 
     fn kind(&self) -> &'static str {
