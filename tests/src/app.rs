@@ -18,18 +18,29 @@ use crate::redis::TestRedis;
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 
 /// A running gateway.
-pub struct TestApp {
+///
+/// `S` is what the test holds of its shared state: the state itself for the
+/// gateways of [`spawn_app`], [`spawn_app_with`] and [`spawn_app_on`], whose
+/// store answered at start-up; `Option<Arc<AppState>>` for a [`StartingApp`],
+/// which may have started before its store answered.
+pub struct TestApp<S = Arc<AppState>> {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its shared state.
-    pub state: Arc<AppState>,
+    pub state: S,
     /// A client without cookies or redirects.
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Drop for TestApp {
+/// A gateway that may have started before its store answered (see
+/// [`spawn_starting`]). `state` is the state at start-up: `None` when the store
+/// did not answer then, and it stays `None` once the gateway serves (the state
+/// is then inside the running server, out of the test's reach).
+pub type StartingApp = TestApp<Option<Arc<AppState>>>;
+
+impl<S> Drop for TestApp<S> {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -42,12 +53,27 @@ impl Drop for TestApp {
 
 /// A config for tests: port 0, the test's Redis and prefix, fixed secrets.
 pub fn test_config(redis: Option<&TestRedis>) -> Config {
+    let mut config = config_on("mem:");
+    config.redis_url = redis.map(|r| r.url.clone());
+    if let Some(r) = redis {
+        config.redis_prefix = r.prefix.clone();
+    }
+    config
+}
+
+/// A config for tests on the Redis (or Redis Cluster) at `url`, under `prefix`:
+/// port 0, fixed secrets.
+pub fn test_config_on(url: &str, prefix: &str) -> Config {
+    let mut config = config_on(prefix);
+    config.redis_url = Some(url.to_owned());
+    config
+}
+
+fn config_on(prefix: &str) -> Config {
     Config {
         bind: "127.0.0.1:0".parse().expect("addr"),
-        redis_url: redis.map(|r| r.url.clone()),
-        redis_prefix: redis
-            .map(|r| r.prefix.clone())
-            .unwrap_or_else(|| "mem:".into()),
+        redis_url: None,
+        redis_prefix: prefix.to_owned(),
         client_secret: Some(SecretString::from(CLIENT_SECRET.to_owned())),
         token_secret: Some(SecretString::from(
             "test-token-secret-for-sealing-and-keys".to_owned(),
@@ -65,11 +91,36 @@ pub async fn spawn_app(redis: Option<&TestRedis>) -> TestApp {
 pub async fn spawn_app_with(redis: Option<&TestRedis>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(redis);
     tweak(&mut config);
-    let app = Application::build(config)
+    spawn_config(config).await
+}
+
+/// Starts a gateway on the Redis or Redis Cluster at `url` (one node, or a
+/// comma-separated list of nodes) under the key prefix `prefix`, after `tweak`
+/// has adjusted its config (TLS files, mode, limits, ...).
+pub async fn spawn_app_on(url: &str, prefix: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config_on(url, prefix);
+    tweak(&mut config);
+    spawn_config(config).await
+}
+
+/// Starts a gateway with `config`; panics unless it builds and its store
+/// answered at start-up.
+pub async fn spawn_config(config: Config) -> TestApp {
+    let app = spawn_starting(config).await.expect("the gateway builds");
+    let state = app.state.clone().expect("the store answered at start-up");
+    app.with_state(state)
+}
+
+/// Starts a gateway with `config` whether or not its store answers yet (the
+/// gateway then answers 503 until it does); `Err` when `Application::build`
+/// fails (a misconfigured store, a bad listener). Bounded: a build that takes
+/// over 30 s is an error too.
+pub async fn spawn_starting(config: Config) -> anyhow::Result<StartingApp> {
+    let app = tokio::time::timeout(Duration::from_secs(30), Application::build(config))
         .await
-        .expect("the gateway builds");
+        .map_err(|_| anyhow::anyhow!("Application::build took over 30 s"))??;
     let addr = app.addr();
-    let state = app.state().expect("the store answered at start-up");
+    let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = app
@@ -83,12 +134,25 @@ pub async fn spawn_app_with(redis: Option<&TestRedis>, tweak: impl FnOnce(&mut C
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    TestApp {
+    Ok(TestApp {
         addr,
         state,
         http,
         stop: Some(tx),
         task: Some(task),
+    })
+}
+
+impl<S> TestApp<S> {
+    /// The same running gateway, holding `state` instead.
+    fn with_state<T>(mut self, state: T) -> TestApp<T> {
+        TestApp {
+            addr: self.addr,
+            state,
+            http: self.http.clone(),
+            stop: self.stop.take(),
+            task: self.task.take(),
+        }
     }
 }
 
@@ -151,10 +215,36 @@ pub async fn parts(resp: Response) -> (StatusCode, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-impl TestApp {
+impl<S> TestApp<S> {
     /// `http://addr/path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// GETs `path`; the raw response.
+    pub async fn get_raw(&self, path: &str) -> Response {
+        self.http.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// The status of `/health/ready`.
+    pub async fn ready(&self) -> StatusCode {
+        self.get_raw("/health/ready").await.status()
+    }
+
+    /// Polls `/health/ready` every 100 ms until it is 200; how long that took,
+    /// or `Err` with the last status after `within`.
+    pub async fn wait_ready(&self, within: Duration) -> Result<Duration, StatusCode> {
+        let start = std::time::Instant::now();
+        loop {
+            let status = self.ready().await;
+            if status == StatusCode::OK {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() >= within {
+                return Err(status);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// POSTs JSON.

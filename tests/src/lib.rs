@@ -7,7 +7,9 @@
 //!   one named by `AUTHGATE_TEST_REDIS_URL`), with ways to read it back raw; TLS
 //!   and ACL variants; [`TestCluster`], a private Redis Cluster; [`TestCa`], a
 //!   throwaway CA for the TLS ones.
-//! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form.
+//! - [`app`]: [`spawn_app`] and [`TestApp`], the gateway and its API in test form;
+//!   [`spawn_app_on`] for a Redis or Redis Cluster named by URL, [`spawn_starting`]
+//!   for a gateway whose store may not answer yet ([`StartingApp`]).
 //! - [`smtp`]: [`smtp::SmtpSink`], a real SMTP server that keeps what it receives.
 //! - [`webhook`]: [`webhook::Receiver`], a real HTTP server that records deliveries.
 
@@ -18,7 +20,10 @@ pub mod redis;
 pub mod smtp;
 pub mod webhook;
 
-pub use app::{spawn_app, spawn_app_with, TestApp, WebUser};
+pub use app::{
+    spawn_app, spawn_app_on, spawn_app_with, spawn_config, spawn_starting, StartingApp, TestApp,
+    WebUser,
+};
 pub use redis::{install_crypto_provider, TestCa, TestCluster, TestRedis};
 
 /// A private Redis for this test, or `return` from the test when none can be had

@@ -351,6 +351,48 @@ impl TestRedis {
         )
     }
 
+    /// A private plain Redis on `port`, chosen by the caller (say, the port a
+    /// gateway was configured with before anything listened there). One try:
+    /// panics, quoting the server's log, if it does not answer PING within 5 s
+    /// (the port was taken meanwhile, say). `None` (loudly) without `redis-server`.
+    pub async fn start_on(port: u16) -> Option<Self> {
+        if !has_redis_server() {
+            return unavailable("this Redis test", "redis-server on PATH");
+        }
+        let launch = Launch::default();
+        let dir = std::env::temp_dir().join(format!(
+            "authgate-redis-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let args = launch.args(port, &dir);
+        let child = spawn_redis(&args, &dir).expect("redis-server starts");
+        let mut server = Server {
+            child,
+            port,
+            dir,
+            args,
+        };
+        let url = launch.url(port);
+        let client = client_for(&url, None).expect("valid url");
+        if let Err(e) = wait_ready(
+            &client,
+            &mut server.child,
+            &server.dir,
+            Duration::from_secs(5),
+        )
+        .await
+        {
+            panic!("redis-server on port {port}: {e}");
+        }
+        Some(Self {
+            url,
+            prefix: new_prefix(),
+            server: Some(server),
+            tls: None,
+        })
+    }
+
     async fn start_private(launch: Launch) -> Self {
         let tls = launch.tls.as_ref().map(|(_, certs)| certs.clone());
         let mut failures = Vec::new();

@@ -1,15 +1,21 @@
-//! The store's behaviour suite: the same checks against the memory store and a
-//! real, private Redis, so both keep the same semantics (TTLs included).
+//! The store's behaviour suite: the same checks against the memory store, a
+//! real, private Redis and a real, private Redis Cluster, so all keep the same
+//! semantics (TTLs included); and what only a cluster can show: a batch spread
+//! over every primary, scripts every node forgot.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use authgate_core::store::slot::slot;
 use authgate_core::store::{
     CodeCheck, Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt,
 };
-use authgate_tests::TestRedis;
+use authgate_tests::{TestCluster, TestRedis};
+use futures::FutureExt;
 
 type Shared = Arc<dyn Store>;
 
@@ -22,6 +28,49 @@ async fn redis() -> Option<(Shared, Keys, Option<TestRedis>)> {
     let store = RedisStore::connect(&r.url).await.expect("connects");
     let keys = Keys::new(&r.prefix);
     Some((Arc::new(store), keys, Some(r)))
+}
+
+/// A private Redis Cluster (3 primaries, 3 replicas) and the store on it,
+/// connected from one node's URL in auto mode, which must find the cluster.
+async fn cluster() -> Option<(Shared, TestCluster)> {
+    let cluster = TestCluster::start().await?;
+    let store = RedisStore::connect(&cluster.seed_url())
+        .await
+        .expect("connects to the cluster");
+    assert!(
+        store.is_cluster(),
+        "auto mode detects a cluster from one node's URL"
+    );
+    let listed = RedisStore::connect(&cluster.seed_urls())
+        .await
+        .expect("connects from a comma-separated list of nodes");
+    assert!(listed.is_cluster(), "a list of nodes is a cluster");
+    Some((Arc::new(store), cluster))
+}
+
+/// Keys under a prefix of their own.
+fn fresh_keys() -> Keys {
+    Keys::new(&format!("c{}:", uuid::Uuid::new_v4().simple()))
+}
+
+/// Runs one check of the suite, noting its name and panic message in `failed`
+/// when it fails, and its time either way.
+async fn run_one(name: &str, failed: &mut Vec<String>, check: impl Future<Output = ()>) {
+    let started = Instant::now();
+    let outcome = AssertUnwindSafe(check).catch_unwind().await;
+    let took = started.elapsed();
+    match outcome {
+        Ok(()) => eprintln!("cluster: {name} passed in {took:?}"),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "(no message)".into());
+            eprintln!("cluster: {name} FAILED in {took:?}: {message}");
+            failed.push(format!("{name}: {message}"));
+        }
+    }
 }
 
 macro_rules! both {
@@ -45,6 +94,30 @@ macro_rules! both {
                     }
                 }
             )*
+        }
+        /// The same suite on a real Redis Cluster: one cluster for all of it
+        /// (starting one per check would be too heavy), every check in turn,
+        /// each under its own prefix. Every check runs even when an earlier one
+        /// failed; the failures are listed together at the end.
+        mod on_cluster {
+            #[tokio::test]
+            async fn the_whole_suite() {
+                let Some((s, cluster)) = super::cluster().await else {
+                    return;
+                };
+                let mut failed: Vec<String> = Vec::new();
+                $(
+                    super::run_one(stringify!($name), &mut failed, super::$name(s.clone(), super::fresh_keys())).await;
+                )*
+                super::run_one("a_batch_over_every_primary_answers_each_op_in_order", &mut failed,
+                    super::a_batch_over_every_primary_answers_each_op_in_order(s.clone(), &cluster, super::fresh_keys())).await;
+                super::run_one("scripts_survive_a_cluster_that_forgot_them", &mut failed,
+                    super::scripts_survive_a_cluster_that_forgot_them(s.clone(), &cluster, super::fresh_keys())).await;
+                // Last: it kills a primary.
+                super::run_one("ping_fails_while_a_primary_is_down", &mut failed,
+                    super::ping_fails_while_a_primary_is_down(s.clone(), &cluster, super::fresh_keys())).await;
+                assert!(failed.is_empty(), "failed on the cluster:\n{}", failed.join("\n"));
+            }
         }
     };
 }
@@ -139,9 +212,9 @@ async fn a_repeated_event_counts_once_per_window(s: Shared, k: Keys) {
 }
 
 async fn an_entry_is_appended_only_when_its_index_has_the_field(s: Shared, k: Keys) {
-    let index = k.directory("names");
-    let stream = k.outbox("events");
-    let decoys = k.outbox("decoys");
+    let index = k.in_shard(0, "names");
+    let stream = k.in_shard(0, "outbox:events");
+    let decoys = k.in_shard(0, "outbox:decoys");
     s.one(Op::MapSet {
         key: index.clone(),
         fields: vec![("known".into(), b"id".to_vec())],
@@ -183,7 +256,7 @@ async fn an_entry_is_appended_only_when_its_index_has_the_field(s: Shared, k: Ke
 }
 
 async fn a_stream_hands_each_entry_to_one_consumer_until_acknowledged(s: Shared, k: Keys) {
-    let stream = k.outbox("events");
+    let stream = k.in_shard(0, "outbox:events");
     let read = |c: &str| Op::StreamRead {
         stream: stream.clone(),
         group: "g".into(),
@@ -249,7 +322,7 @@ async fn entries_left_pending_are_claimed_by_another_consumer_after_their_idle_t
     s: Shared,
     k: Keys,
 ) {
-    let stream = k.outbox("events");
+    let stream = k.in_shard(0, "outbox:events");
     s.one(Op::StreamAdd {
         stream: stream.clone(),
         entry: b"job".to_vec(),
@@ -307,8 +380,8 @@ async fn entries_left_pending_are_claimed_by_another_consumer_after_their_idle_t
 }
 
 async fn scheduled_entries_reach_the_stream_when_due(s: Shared, k: Keys) {
-    let stream = k.outbox("events");
-    let schedule = k.outbox("retry");
+    let stream = k.in_shard(0, "outbox:events");
+    let schedule = k.in_shard(0, "outbox:retry");
     s.one(Op::Schedule {
         schedule: schedule.clone(),
         due_ms: 1_000,
@@ -355,7 +428,7 @@ async fn scheduled_entries_reach_the_stream_when_due(s: Shared, k: Keys) {
 }
 
 async fn lists_keep_the_newest_items(s: Shared, k: Keys) {
-    let key = k.outbox("logs");
+    let key = k.delivery_log(None);
     for i in 0..5 {
         s.one(Op::ListPush {
             key: key.clone(),
@@ -666,7 +739,7 @@ async fn set_under_limit_with_no_limit_always_writes(s: Shared, k: Keys) {
 }
 
 async fn maps_and_sets_keep_fields_and_members(s: Shared, k: Keys) {
-    let map = k.directory("things");
+    let map = k.in_shard(0, "things");
     s.one(Op::MapSet {
         key: map.clone(),
         fields: vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
@@ -705,7 +778,7 @@ async fn maps_and_sets_keep_fields_and_members(s: Shared, k: Keys) {
     assert_eq!(all.len(), 2);
     assert_eq!(all.get("c").map(Vec::as_slice), Some(&b"3"[..]));
     assert!(s
-        .one(Op::MapGetAll(k.directory("none")))
+        .one(Op::MapGetAll(k.in_shard(0, "none")))
         .await
         .unwrap()
         .into_map()
@@ -789,7 +862,7 @@ async fn rotation_swaps_once_and_detects_reuse(s: Shared, k: Keys) {
 
 async fn a_batch_answers_each_op_in_order(s: Shared, k: Keys) {
     let a = k.user("app", "a", "v");
-    let m = k.directory("m");
+    let m = k.in_shard(0, "m");
     let replies = s
         .exec(vec![
             Op::Set {
@@ -853,4 +926,280 @@ async fn scripts_survive_a_redis_that_forgot_them() {
         s.get(&k.user("a", "b", "v")).await.unwrap().as_deref(),
         Some(&b"1"[..])
     );
+}
+
+/// User keys (`{u:…}` tags) whose slots fall in each third of the slot space,
+/// which is how `redis-cli --cluster create` spreads three primaries: one user
+/// per primary. (The checks confirm it with each primary's command counts.)
+fn one_user_per_primary(k: &Keys) -> [String; 3] {
+    let mut found: [Option<String>; 3] = [None, None, None];
+    for i in 0..10_000 {
+        let who = format!("u{i}");
+        let third = match slot(k.user("app", &who, "x").as_bytes()) {
+            0..=5_460 => 0,
+            5_461..=10_922 => 1,
+            _ => 2,
+        };
+        if found[third].is_none() {
+            found[third] = Some(who);
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    found.map(|w| w.expect("a user in every third of the slots"))
+}
+
+/// Asserts that every primary processed commands since the stats were reset.
+async fn every_primary_worked(cluster: &TestCluster) {
+    let counts = cluster.command_counts().await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
+    assert!(
+        counts.iter().all(|(_, n)| *n > 0),
+        "the batch reached every primary: {counts:?}"
+    );
+}
+
+async fn a_batch_over_every_primary_answers_each_op_in_order(
+    s: Shared,
+    cluster: &TestCluster,
+    k: Keys,
+) {
+    let [a, b, c] = one_user_per_primary(&k);
+    let key = |who: &str, what: &str| k.user("app", who, what);
+    let ttl = Some(Duration::from_secs(60));
+    let set = |who: &str, v: &str| Op::Set {
+        key: key(who, "v"),
+        value: v.as_bytes().to_vec(),
+        ttl,
+    };
+    let hit = |who: &str| Op::Hit {
+        key: key(who, "count"),
+        window: Duration::from_secs(60),
+    };
+    cluster.reset_stats().await;
+    let ops = vec![
+        set(&a, "a"),
+        set(&b, "b"),
+        set(&c, "c"),
+        hit(&a),
+        Op::Get(key(&b, "v")),
+        Op::MapSet {
+            key: key(&c, "map"),
+            fields: vec![("f".into(), b"mapped".to_vec())],
+            ttl,
+        },
+        Op::Peek(key(&a, "count")),
+        Op::ListPush {
+            key: key(&b, "list"),
+            value: b"item".to_vec(),
+            keep: 3,
+        },
+        Op::StreamAck {
+            stream: key(&c, "stream"),
+            group: "g".into(),
+            ids: Vec::new(),
+        },
+        Op::Take(key(&a, "v")),
+        Op::SetUnderLimit {
+            counter: key(&b, "requests"),
+            window: Duration::from_secs(60),
+            limit: 0,
+            key: key(&b, "secret"),
+            value: b"s".to_vec(),
+            ttl: Duration::from_secs(60),
+        },
+        Op::MapGet(key(&c, "map"), "f".into()),
+        Op::Delete(vec![key(&b, "v")]),
+        Op::Get(key(&a, "v")),
+        hit(&b),
+        hit(&a),
+        Op::SetIfAbsent {
+            key: key(&c, "v"),
+            value: b"other".to_vec(),
+            ttl,
+        },
+        Op::Delete(Vec::new()),
+        Op::ListRange {
+            key: key(&b, "list"),
+            count: 10,
+        },
+        Op::Get(key(&c, "v")),
+        Op::SetUnderLimit {
+            counter: key(&c, "requests"),
+            window: Duration::from_secs(60),
+            limit: 1,
+            key: key(&c, "secret"),
+            value: b"s".to_vec(),
+            ttl: Duration::from_secs(60),
+        },
+        Op::Get(key(&b, "secret")),
+    ];
+    let n = ops.len();
+    let r = s.exec(ops).await.expect("the batch runs");
+    assert_eq!(r.len(), n, "one reply per op: {r:?}");
+    let value = |v: &str| Reply::Value(Some(v.as_bytes().to_vec()));
+    let counter = |r: &Reply| r.clone().into_counter().map(|(n, _)| n).ok();
+    assert_eq!(r[0..3], [Reply::Done, Reply::Done, Reply::Done], "{r:?}");
+    assert_eq!(counter(&r[3]), Some(1), "{r:?}");
+    assert_eq!(r[4], value("b"), "{r:?}");
+    assert_eq!(r[5], Reply::Done, "{r:?}");
+    assert_eq!(counter(&r[6]), Some(1), "a peek after the hit: {r:?}");
+    assert_eq!(r[7], Reply::Done, "{r:?}");
+    assert_eq!(r[8], Reply::Done, "{r:?}");
+    assert_eq!(r[9], value("a"), "{r:?}");
+    assert!(
+        matches!(r[10], Reply::Counted { written: true, .. }),
+        "{r:?}"
+    );
+    assert_eq!(r[11], value("mapped"), "{r:?}");
+    assert_eq!(r[12], Reply::Int(1), "{r:?}");
+    assert_eq!(
+        r[13],
+        Reply::Value(None),
+        "taken earlier in the batch: {r:?}"
+    );
+    assert_eq!(counter(&r[14]), Some(1), "{r:?}");
+    assert_eq!(counter(&r[15]), Some(2), "{r:?}");
+    assert_eq!(r[16], Reply::Flag(false), "{r:?}");
+    assert_eq!(r[17], Reply::Int(0), "{r:?}");
+    assert_eq!(r[18], Reply::Items(vec![b"item".to_vec()]), "{r:?}");
+    assert_eq!(r[19], value("c"), "{r:?}");
+    assert!(
+        matches!(
+            r[20],
+            Reply::Counted {
+                written: true,
+                count: 1,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert_eq!(r[21], value("s"), "{r:?}");
+    every_primary_worked(cluster).await;
+}
+
+/// `SCRIPT FLUSH` on every node of the cluster, replicas included.
+async fn flush_scripts_everywhere(cluster: &TestCluster) {
+    for port in cluster.ports() {
+        let mut c = cluster
+            .node_client(port)
+            .get_multiplexed_async_connection()
+            .await
+            .expect("node connection");
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut c)
+            .await
+            .expect("SCRIPT FLUSH");
+    }
+}
+
+async fn scripts_survive_a_cluster_that_forgot_them(s: Shared, cluster: &TestCluster, k: Keys) {
+    let users = one_user_per_primary(&k);
+    let hit = |who: &str| Op::Hit {
+        key: k.user("app", who, "count"),
+        window: Duration::from_secs(60),
+    };
+    let count = |r: &Reply| r.clone().into_counter().unwrap().0;
+    for who in &users {
+        assert_eq!(count(&s.one(hit(who)).await.unwrap()), 1);
+    }
+    flush_scripts_everywhere(cluster).await;
+    cluster.reset_stats().await;
+    // Scripts and plain commands on every primary in one batch: each runs once.
+    let mut ops = Vec::new();
+    for who in &users {
+        ops.push(hit(who));
+        ops.push(Op::Set {
+            key: k.user("app", who, "v"),
+            value: who.as_bytes().to_vec(),
+            ttl: None,
+        });
+        ops.push(hit(who));
+        ops.push(Op::SetUnderLimit {
+            counter: k.user("app", who, "requests"),
+            window: Duration::from_secs(60),
+            limit: 5,
+            key: k.user("app", who, "secret"),
+            value: b"s".to_vec(),
+            ttl: Duration::from_secs(60),
+        });
+    }
+    let r = s
+        .exec(ops)
+        .await
+        .expect("the batch runs after SCRIPT FLUSH");
+    for (i, who) in users.iter().enumerate() {
+        assert_eq!(count(&r[4 * i]), 2, "{who}: {r:?}");
+        assert_eq!(r[4 * i + 1], Reply::Done, "{who}: {r:?}");
+        assert_eq!(count(&r[4 * i + 2]), 3, "{who}: {r:?}");
+        assert!(
+            matches!(
+                r[4 * i + 3],
+                Reply::Counted {
+                    written: true,
+                    count: 1,
+                    ..
+                }
+            ),
+            "{who}: {r:?}"
+        );
+        assert_eq!(
+            s.get(&k.user("app", who, "v")).await.unwrap().as_deref(),
+            Some(who.as_bytes())
+        );
+    }
+    every_primary_worked(cluster).await;
+    // And again, now that every primary knows them.
+    for who in &users {
+        assert_eq!(count(&s.one(hit(who)).await.unwrap()), 4, "{who}");
+    }
+}
+
+/// Readiness is the store's ping: while a primary is down, its slots cannot be
+/// served, so the ping fails; once a replica took over, it succeeds again.
+async fn ping_fails_while_a_primary_is_down(s: Shared, cluster: &TestCluster, k: Keys) {
+    s.ping().await.expect("a healthy cluster answers the ping");
+    let key = k.user("app", "ping", "x");
+    s.set(&key, b"1".to_vec(), None).await.unwrap();
+    let killed = cluster.kill_primary_of(&key).await;
+    let t0 = Instant::now();
+    // With `--cluster-node-timeout 1000`, no replica can take over within the
+    // first second: the killed primary's slots have no primary then.
+    let mut pings = Vec::new();
+    while t0.elapsed() < Duration::from_millis(900) {
+        let ping = tokio::time::timeout(Duration::from_secs(5), s.ping()).await;
+        let get = s.get(&key).await;
+        pings.push(format!(
+            "{:?}: ping {ping:?}, get of a key of the dead primary {get:?}",
+            t0.elapsed()
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = pings.join("\n");
+    eprintln!("primary {killed} killed:\n{seen}");
+    let answered = pings.iter().filter(|p| p.contains("ping Ok(Ok")).count();
+    assert_eq!(
+        answered, 0,
+        "the ping answered Ok while primary {killed} was down and its slots unserved:\n{seen}"
+    );
+    let failover = cluster.wait_failover(Duration::from_secs(15)).await;
+    let mut last = None;
+    for _ in 0..50 {
+        match s.ping().await {
+            Ok(()) => {
+                last = None;
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        last.is_none(),
+        "no ping 5 s after the failover ({failover:?}): {last:?}"
+    );
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
 }
