@@ -559,3 +559,46 @@ async fn the_gateways_heal_by_themselves_when_a_primary_they_need_dies() {
         .await
         .expect("a code A→B after");
 }
+
+/// `WAIT` calls every primary of `cluster` served since its stats were reset.
+async fn waits(cluster: &TestCluster) -> u64 {
+    cluster
+        .command_stats()
+        .await
+        .iter()
+        .map(|(_, stats)| stats.get("wait").copied().unwrap_or(0))
+        .sum()
+}
+
+/// On a cluster whose primaries have replicas, a code request's outbox entry
+/// waits for a replica before the answer (known and unknown names alike, so
+/// the answer's timing says nothing); set to 0 replicas, nothing waits.
+#[tokio::test]
+async fn a_code_request_waits_for_a_replica_unless_told_not_to() {
+    let Some(cluster) = TestCluster::start().await else {
+        return;
+    };
+    let seed = cluster.seed_url();
+    let hook = Receiver::start().await;
+    for (replicas, expected) in [(None, 2), (Some(0), 0)] {
+        let app = spawn_app_on(&seed, &fresh_prefix(), |c| {
+            c.redis_outbox_replicas = replicas;
+        })
+        .await;
+        let s = shop(&app, &hook.url).await;
+        let before = hook.received().len();
+        cluster.reset_stats().await;
+        for who in [JOHN, "nobody@banks.com"] {
+            assert_eq!(
+                app.request_code(&s, who, "passwordless_authentication")
+                    .await
+                    .status(),
+                StatusCode::ACCEPTED,
+                "{who}"
+            );
+        }
+        assert_eq!(waits(&cluster).await, expected, "replicas {replicas:?}");
+        let got = hook.wait_for(before + 1, Duration::from_secs(5)).await;
+        assert_eq!(got.len(), before + 1, "John's code is delivered");
+    }
+}

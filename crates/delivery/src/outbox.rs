@@ -206,7 +206,12 @@ impl Outbox {
         let entry = self.request_entry(request);
         let decoy = vec![b'-'; entry.len()];
         let (stream, decoys) = self.request_keys(&index.1);
-        batch.stream_add_if_present(index, stream, entry, decoys, decoy)
+        let written = batch.stream_add_if_present(index, stream.clone(), entry, decoys, decoy);
+        // An accepted code's delivery must survive a failover of its primary:
+        // the answer waits (bounded) until a replica has the entry too, when
+        // the store is set to wait for replicas. Known and unknown names alike.
+        let _replicated = batch.replicate(stream);
+        written
     }
 
     /// The stream and the decoys a code request whose index field is `field` goes to.
@@ -319,7 +324,9 @@ impl Outbox {
         let schedule = self.keys.sharded(OUTBOX_SCHEDULE, &entry.event_id);
         let entry = serde_json::to_vec(entry).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut batch = Batch::new();
-        let scheduled = batch.schedule(schedule, due_ms, entry);
+        let scheduled = batch.schedule(schedule.clone(), due_ms, entry);
+        // The entry it retries is acknowledged next: the retry must be on a replica first.
+        let _replicated = batch.replicate(schedule);
         self.store.run(batch).await?;
         scheduled.get()
     }
