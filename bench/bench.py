@@ -3,6 +3,7 @@
 
   bench.py seed URL CLIENT_SECRET COUNT PASSWORD   create web phone users bench1..benchCOUNT
   bench.py login URL USERNAME HASH_CMD...          key request + login; prints the access token
+  bench.py tokens URL USERNAME COUNT HASH_CMD...   COUNT such logins, one access token per line
   bench.py otp-setup URL CLIENT_SECRET HOOK_URL COUNT OUTDIR
                                                    scheme B: disable the demo's email integration, add a
                                                    webhook to HOOK_URL, create COUNT password-less users
@@ -10,7 +11,11 @@
                                                    OUTDIR/otp-users.txt
   bench.py pairs DUMP USERS OUT                    (username, code) pairs from a receiver dump, one per user
   bench.py delivery DUMP OUT_JSON WHY              delivery latency (created_at -> arrival) of a dump
+  bench.py nodes RESULTS_DIR STEM PORT...          per-node INFO dumps (STEM.node-PORT.txt) -> the
+                                                   primaries' sums (STEM.commandstats.txt, STEM.stats.txt)
+                                                   and nodes-STEM.json
   bench.py summarize RESULTS_DIR                   the summary table (markdown) from the phase files
+  bench.py compare SINGLE_DIR CLUSTER_DIR          side by side: a single-node run and a cluster run
 """
 
 from __future__ import annotations
@@ -113,6 +118,16 @@ def seed(url: str, secret: str, count: int, password: str) -> None:
 
 def login(url: str, username: str, hash_cmd: list[str]) -> None:
     """Logs in once with a one-time key; the hash comes from `authgate hash` (HASH_CMD + --key K)."""
+    print(login_token(url, username, hash_cmd))
+
+
+def tokens(url: str, username: str, count: int, hash_cmd: list[str]) -> None:
+    """COUNT logins of USERNAME, one access token (one session, so one session key) per line."""
+    for _ in range(count):
+        print(login_token(url, username, hash_cmd))
+
+
+def login_token(url: str, username: str, hash_cmd: list[str]) -> str:
     body = expect(
         *call("POST", f"{url}/v1/login/one-time-key/request", {"username": username}), 200, "key request"
     )
@@ -126,7 +141,7 @@ def login(url: str, username: str, hash_cmd: list[str]) -> None:
     )
     if result.get("result") is not True:
         sys.exit(f"bench.py: login answered {result}")
-    print(result["tokens"]["accessToken"])
+    return result["tokens"]["accessToken"]
 
 
 # ---------------------------------------------------------------- scheme B (one-time password tokens)
@@ -307,6 +322,90 @@ def delivery(dump: str, out: str, why: str) -> None:
     )
 
 
+# ---------------------------------------------------------------- Redis nodes
+
+# Left out of every command count: connection set-up, topology discovery, replication and the
+# bench's own introspection (the same list as tests/src/redis/cluster.rs). WAIT is not in it:
+# the gateway sends it (an outbox write waiting for a replica) and it costs the primary.
+HOUSEKEEPING = {
+    "auth", "client", "cluster", "command", "config", "hello", "info", "ping", "psync",
+    "readonly", "readwrite", "replconf", "select", "sync",
+}
+# Read-only commands: a replica never gets these from its primary (reads are not replicated,
+# and scripts replicate their effects), so on a replica they would be the gateway's own reads.
+READ_COMMANDS = {
+    "get", "mget", "getrange", "strlen", "exists", "ttl", "pttl", "type", "hget", "hmget",
+    "hgetall", "hexists", "hlen", "hkeys", "hvals", "smembers", "sismember", "smismember",
+    "scard", "zrange", "zrangebyscore", "zscore", "zcard", "xrange", "xrevrange", "xlen",
+    "xread", "xinfo", "lrange", "llen", "scan", "evalsha_ro", "eval_ro",
+}
+
+
+def info_fields(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+def commandstats(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("cmdstat_") and ":" in line:
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            for kv in rest.split(","):
+                if kv.startswith("calls="):
+                    out[name] = int(kv[len("calls="):])
+    return out
+
+
+def nodes(d: str, stem: str, ports: list[str]) -> None:
+    """Each node's INFO (replication, stats, commandstats) after a phase -> per node: role,
+    commands (housekeeping left out), socket reads of the gateway; and the primaries' sums in the
+    formats run.sh's phase analysis reads (a single server is one primary).
+
+    Reads: total_reads_processed, less our own INFO (one read per node) and the replicas'
+    REPLCONF ACKs (one read each; a WAIT makes the replica send one), so what is left is the
+    gateway's (and its background's) socket reads."""
+    out = []
+    for port in ports:
+        text = open(os.path.join(d, f"{stem}.node-{port}.txt")).read()
+        f = info_fields(text)
+        calls_all = commandstats(text)
+        calls = {k: v for k, v in calls_all.items() if k.split("|")[0] not in HOUSEKEEPING}
+        replconf = sum(v for k, v in calls_all.items() if k.split("|")[0] == "replconf")
+        raw = int(f.get("total_reads_processed", "0"))
+        out.append(
+            {
+                "port": int(port),
+                "role": f.get("role", "?"),
+                "calls": calls,
+                "read_calls": sum(v for k, v in calls.items() if k.split("|")[0] in READ_COMMANDS),
+                "reads_raw": raw,
+                "replconf": replconf,
+                "reads": max(raw - replconf - 1, 0),
+            }
+        )
+    primaries = [x for x in out if x["role"] == "master"]
+    total: dict = {}
+    for x in primaries:
+        for k, v in x["calls"].items():
+            total[k] = total.get(k, 0) + v
+    ports_p = ", ".join(str(x["port"]) for x in primaries)
+    with open(os.path.join(d, f"{stem}.commandstats.txt"), "w") as f:
+        f.write(f"# Commandstats summed over the primaries ({ports_p}), housekeeping left out\n")
+        for k, v in sorted(total.items()):
+            f.write(f"cmdstat_{k}:calls={v}\n")
+    with open(os.path.join(d, f"{stem}.stats.txt"), "w") as f:
+        f.write(f"# Summed over the primaries ({ports_p}), less our INFO and the replicas' REPLCONF ACKs\n")
+        f.write(f"total_reads_processed:{sum(x['reads'] for x in primaries)}\n")
+    json.dump({"nodes": out}, open(os.path.join(d, f"nodes-{stem}.json"), "w"), indent=1)
+
+
 # ---------------------------------------------------------------- summary
 
 PHASES = [
@@ -337,7 +436,7 @@ def cores(r) -> str:
         return "-"
     return (
         f"{c['gateway']:.2f} / {c['redis']:.2f} / {c['wrk']:.2f} / {c.get('softirq', 0):.2f} / "
-        f"**{c['other']:.2f}** of {c['available']}"
+        f"**{c['other']:.2f}**" + (f" (steal {c['steal']:.2f})" if "steal" in c else "") + f" of {c['available']}"
     )
 
 
@@ -390,23 +489,90 @@ def load_pairs(d: str) -> dict:
     return out
 
 
+SPREAD_PHASES = ("keyreq", "flow", "verify", "otpreq", "exchange")
+SPREAD_GOAL = 0.45
+
+
+def primary_ports(rows) -> list:
+    ports = []
+    for r in rows.values():
+        for p in ((r or {}).get("spread") or {}).get("primaries", []):
+            if p["port"] not in ports:
+                ports.append(p["port"])
+    return sorted(ports)
+
+
+def spread_section(rows, w) -> None:
+    """The cluster's per-primary spread of each phase's commands, with the target."""
+    ports = primary_ports(rows)
+    if not ports:
+        return
+    w("")
+    w(
+        "Spread over the primaries: each primary's share of the phase's Redis commands (`INFO commandstats` "
+        "after `CONFIG RESETSTAT` on every node; housekeeping commands and the background measured in (a) left "
+        f"out). Target: the busiest primary at most {SPREAD_GOAL:.0%} in (b)-(f); one third is even. Round trips "
+        "are socket reads summed over the primaries at one connection: one pipeline per slot a store call "
+        "touches, sent concurrently (see the README)."
+    )
+    w("")
+    w(
+        "| phase | Redis cmds/req | round trips/req (c=1, all primaries) | "
+        + " | ".join(f"primary :{p}" for p in ports)
+        + f" | busiest | <= {SPREAD_GOAL:.0%} |"
+    )
+    w("|---|---:|---:|" + "---:|" * len(ports) + "---:|---|")
+    for name, label in PHASES:
+        r = rows.get(name)
+        if not r or not r.get("spread"):
+            continue
+        sp = r["spread"]
+        shares = {p["port"]: p.get("share") for p in sp["primaries"]}
+        cells = [("-" if shares.get(p) is None else f"{shares[p] * 100:.1f}%") for p in ports]
+        busiest = sp.get("busiest_share")
+        if name in SPREAD_PHASES and busiest is not None:
+            verdict = "PASS" if busiest <= SPREAD_GOAL else "**FAIL**"
+        else:
+            verdict = "-"
+        reads = (r.get("calibration") or {}).get("reads_per_req")
+        top = "-" if busiest is None else f"{busiest * 100:.1f}% (:{sp.get('busiest_port')})"
+        w(
+            f"| {label} | {r['redis']['per_request']:.2f} | {'-' if reads is None else f'{reads:.2f}'} | "
+            + " | ".join(cells)
+            + f" | {top} | {verdict} |"
+        )
+    stray = {name: r["spread"]["replica_reads"] for name, r in rows.items() if r and r.get("spread", {}).get("replica_reads")}
+    if stray:
+        w("")
+        w("Read commands run on replicas (the gateway reading from replicas): " + ", ".join(f"{k} {v}" for k, v in stray.items()))
+
+
 def summarize(d: str) -> None:
     meta = load(d, "meta") or {}
     rows = {name: load(d, name) for name, _ in PHASES}
     ceiling = (rows.get("health") or {}).get("rps")
     out = []
     w = out.append
-    w(f"# authgate benchmark: {meta.get('date', '?')}")
+    cluster = meta.get("redis_mode") == "cluster"
+    w(f"# authgate benchmark{' on a Redis Cluster' if cluster else ''}: {meta.get('date', '?')}")
     w("")
+    redis = (
+        f"Redis {meta.get('redis_version', '?')}, a private 6-node cluster (3 primaries, 3 replicas, no "
+        f"persistence; {meta.get('topology', '?')}), the gateway given node {meta.get('redis_seed', '?')} only, "
+        f"outbox replicas: {meta.get('outbox_replicas', 'default')}"
+        if cluster
+        else f"Redis {meta.get('redis_version', '?')} (private, no persistence)"
+    )
     w(
         f"Machine: {meta.get('cpus', '?')} CPUs ({meta.get('cpu_model', '?')}), load average at start "
-        f"{meta.get('loadavg_start', '?')}; Redis {meta.get('redis_version', '?')} (private, no persistence); "
-        f"wrk {meta.get('wrk_version', '?')}; gateway commit {meta.get('commit', '?')}."
+        f"{meta.get('loadavg_start', '?')}, steal {meta.get('steal_pct', '?')}% of the CPU time over the run; "
+        f"{redis}; wrk {meta.get('wrk_version', '?')}; gateway commit {meta.get('commit', '?')}."
     )
     w(
         f"Each phase: {meta.get('duration', '?')} with {meta.get('connections', '?')} connections "
         f"(wrk threads: {meta.get('threads', '?')} for a, b, d; {meta.get('connections', '?')} for c, "
-        f"one connection per thread, see README); rounds: {meta.get('rounds', 1)}."
+        f"one connection per thread, see README); rounds: {meta.get('rounds', 1)}; phase d cycles over "
+        f"{meta.get('verify_tokens', 1)} access token(s), one session key each."
     )
     w("")
     w("| phase | req/s | p50 ms | p99 ms | ratio to ceiling | errors / non-2xx |")
@@ -433,6 +599,13 @@ def summarize(d: str) -> None:
             f"| {label} | {r['redis']['per_request']:.2f} | {'-' if reads is None else f'{reads:.2f}'} | "
             f"{CODE_ROUND_TRIPS[name]} | {r['gateway_cpu_us_per_request']:.0f} | {r['redis_cpu_us_per_request']:.0f} | "
             f"{cores(r)} |"
+        )
+    if cluster:
+        w("")
+        w(
+            "On the cluster, commands and round trips are summed over the three primaries, and a round trip "
+            "is one pipeline per slot a store call touches (sent concurrently); \"from the code\" is the "
+            "single-server count. Redis CPU is summed over all six nodes."
         )
     nrounds = max(len((r or {}).get("rounds", [])) for r in rows.values()) if rows else 0
     if nrounds > 1:
@@ -504,6 +677,8 @@ def summarize(d: str) -> None:
         per = r["redis"]["by_command"]
         parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1])) or "none"
         w(f"- {label}: {parts}")
+    if cluster:
+        spread_section(rows, w)
     fixed = load(d, "fixed")
     targets = []
     kr, vr = rows.get("keyreq"), rows.get("verify")
@@ -612,6 +787,78 @@ def summarize(d: str) -> None:
     print("\n".join(out))
 
 
+def compare(single: str, cluster: str) -> None:
+    """Side by side: the single-node half and the cluster half of a REDIS=both run."""
+    ms_, mc = load(single, "meta") or {}, load(cluster, "meta") or {}
+    rs = {name: load(single, name) for name, _ in PHASES}
+    rc = {name: load(cluster, name) for name, _ in PHASES}
+    hs, hc = (rs.get("health") or {}).get("rps"), (rc.get("health") or {}).get("rps")
+    out = []
+    w = out.append
+    w(f"# authgate benchmark, one Redis server vs a Redis Cluster: {ms_.get('date', '?')}")
+    w("")
+    w(
+        f"Gateway commit {ms_.get('commit', '?')}; {ms_.get('cpus', '?')} CPUs ({ms_.get('cpu_model', '?')}); "
+        f"Redis {ms_.get('redis_version', '?')}; each phase {ms_.get('duration', '?')} with "
+        f"{ms_.get('connections', '?')} connections, rounds {ms_.get('rounds', 1)}, phase d over "
+        f"{ms_.get('verify_tokens', 1)} / {mc.get('verify_tokens', 1)} session(s). The single-node half started "
+        f"{ms_.get('date', '?')} (steal {ms_.get('steal_pct', '?')}% over the half), the cluster half "
+        f"{mc.get('date', '?')} (steal {mc.get('steal_pct', '?')}%; {mc.get('topology', '?')}; outbox replicas "
+        f"{mc.get('outbox_replicas', 'default')})."
+    )
+    w("")
+    w(
+        "The halves ran one after the other, minutes apart, on a box whose speed drifts: the ceiling (a), which "
+        "does not touch Redis, measures that drift. *Normalised* divides each half's req/s by its own ceiling "
+        "before taking the ratio; read it beside the raw ratio, and compare figures within this run only."
+    )
+    w("")
+    w(
+        "| phase | single req/s | cluster req/s | cluster / single | normalised | Redis cmds/req single / cluster | "
+        "round trips/req (c=1) single / cluster | gateway CPU us/req single / cluster | Redis CPU us/req single / cluster "
+        "| busiest primary (cluster) | other processes, cores (steal) single / cluster |"
+    )
+    w("|---|---:|---:|---:|---:|---|---|---|---|---:|---|")
+
+    def other(r):
+        c = r.get("cores") or {}
+        return f"{c.get('other', 0):.2f} ({c.get('steal', 0):.2f})"
+
+    for name, label in PHASES:
+        a, b = rs.get(name), rc.get(name)
+        if not a or not b:
+            cells = ["not run" if not x else f"{x['rps']:.0f}" for x in (a, b)]
+            w(f"| {label} | {cells[0]} | {cells[1]} | | | | | | | | |")
+            continue
+        ratio = b["rps"] / a["rps"] if a["rps"] else None
+        norm = (b["rps"] / hc) / (a["rps"] / hs) if (hs and hc and a["rps"] and name != "health") else None
+        ra = (a.get("calibration") or {}).get("reads_per_req")
+        rb = (b.get("calibration") or {}).get("reads_per_req")
+        busiest = (b.get("spread") or {}).get("busiest_share")
+        w(
+            f"| {label} | {a['rps']:.0f} | {b['rps']:.0f} | {'-' if ratio is None else f'{ratio:.2f}'} | "
+            f"{'-' if norm is None else f'{norm:.2f}'} | "
+            f"{a['redis']['per_request']:.2f} / {b['redis']['per_request']:.2f} | "
+            f"{'-' if ra is None else f'{ra:.2f}'} / {'-' if rb is None else f'{rb:.2f}'} | "
+            f"{a['gateway_cpu_us_per_request']:.0f} / {b['gateway_cpu_us_per_request']:.0f} | "
+            f"{a['redis_cpu_us_per_request']:.0f} / {b['redis_cpu_us_per_request']:.0f} | "
+            f"{'-' if busiest is None else f'{busiest * 100:.1f}%'} | {other(a)} / {other(b)} |"
+        )
+    spread_section(rc, w)
+    bad = [
+        name
+        for name in SPREAD_PHASES
+        if ((rc.get(name) or {}).get("spread") or {}).get("busiest_share") is not None
+        and rc[name]["spread"]["busiest_share"] > SPREAD_GOAL
+    ]
+    w("")
+    w(
+        f"Spread target (busiest primary <= {SPREAD_GOAL:.0%} in (b)-(f)): "
+        + ("met in every phase." if not bad else "missed in " + ", ".join(bad) + ".")
+    )
+    print("\n".join(out))
+
+
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -620,14 +867,20 @@ def main() -> None:
         seed(args[0], args[1], int(args[2]), args[3])
     elif cmd == "login":
         login(args[0], args[1], args[2:])
+    elif cmd == "tokens":
+        tokens(args[0], args[1], int(args[2]), args[3:])
     elif cmd == "otp-setup":
         otp_setup(args[0], args[1], args[2], int(args[3]), args[4])
     elif cmd == "pairs":
         pairs(args[0], args[1], args[2])
     elif cmd == "delivery":
         delivery(args[0], args[1], args[2])
+    elif cmd == "nodes":
+        nodes(args[0], args[1], args[2:])
     elif cmd == "summarize":
         summarize(args[0])
+    elif cmd == "compare":
+        compare(args[0], args[1])
     else:
         sys.exit(__doc__)
 

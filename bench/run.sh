@@ -33,11 +33,25 @@
 #   PROFILE=NAMES perf-record the gateway during the phases named (comma-separated:
 #                 health,keyreq,flow,verify); this perturbs those phases, so the
 #                 figures of a profiled run are not comparable with others
+#   REDIS         single: one private redis-server (the default);
+#                 cluster: a private 6-node Redis Cluster (3 primaries, 3 replicas), the
+#                 gateway given one node, and each primary's share of every phase's commands;
+#                 both: the single-node run, then the cluster run, then a side-by-side table
+#                 (results in results/single/, results/cluster/, results/latest.md)
+#   CLUSTER_BASE  cluster: first node port (nodes base..base+5, bus ports +10000); default
+#                 a random free window below the ephemeral port range
+#   CLUSTER_WAIT  cluster: seconds allowed for cluster_state:ok and the replicas' links   default 60
+#   OUTBOX_REPLICAS  passed to the gateway as AUTHGATE_REDIS_OUTBOX_REPLICAS (unset: the
+#                 gateway's default, which WAITs for 1 replica when the primaries have one)
+#   VERIFY_TOKENS distinct access tokens (sessions) phase d cycles through: 1 session key
+#                 would sit on one primary. Default 1 with REDIS=single (as before the
+#                 cluster mode), 64 with cluster, and 64 in both halves of REDIS=both
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
-RESULTS=$BENCH/results
+# BENCH_RESULTS is how REDIS=both gives each half its own directory.
+RESULTS=${BENCH_RESULTS:-$BENCH/results}
 BIN=$ROOT/target/release/authgate
 
 DURATION=${DURATION:-10s}
@@ -58,6 +72,14 @@ QUIET_WAIT=${QUIET_WAIT:-30}
 PAIRS=${PAIRS:-5}
 SLICE=${SLICE:-3s}
 ROUNDS=${ROUNDS:-1}
+REDIS=${REDIS:-single}
+CLUSTER_BASE=${CLUSTER_BASE:-}
+CLUSTER_WAIT=${CLUSTER_WAIT:-60}
+OUTBOX_REPLICAS=${OUTBOX_REPLICAS:-}
+if [[ -z ${VERIFY_TOKENS:-} ]]; then
+  if [[ $REDIS == single ]]; then VERIFY_TOKENS=1; else VERIFY_TOKENS=64; fi
+fi
+export VERIFY_TOKENS # REDIS=both hands it to both halves
 OHA_VERSION=1.16.0
 PASSWORD=mypass123 # the demo's (crates/gateway/src/demo.rs); the bench users get it too
 
@@ -81,6 +103,11 @@ CAL_S=$(seconds "$CALIBRATION")
 [[ $CONNECTIONS =~ ^[0-9]+$ && $CONNECTIONS -ge 1 ]] || die "CONNECTIONS must be a positive integer"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be a positive integer"
 (( CONNECTIONS >= THREADS )) || die "CONNECTIONS ($CONNECTIONS) must be at least THREADS ($THREADS)"
+[[ $VERIFY_TOKENS =~ ^[0-9]+$ && $VERIFY_TOKENS -ge 1 ]] || die "VERIFY_TOKENS must be a positive integer"
+[[ $REDIS == single || $REDIS == cluster || $REDIS == both ]] || die "REDIS must be single, cluster or both: got $REDIS"
+[[ $CLUSTER_WAIT =~ ^[0-9]+$ && $CLUSTER_WAIT -ge 5 ]] || die "CLUSTER_WAIT must be a number of seconds (at least 5)"
+[[ -z $CLUSTER_BASE || ( $CLUSTER_BASE =~ ^[0-9]+$ && $CLUSTER_BASE -ge 1024 && $CLUSTER_BASE -le 55530 ) ]] ||
+  die "CLUSTER_BASE must be a port from 1024 to 55530 (its bus ports, +10000, must stay below 65536)"
 
 # ---------------------------------------------------------------- 1. tools
 
@@ -129,8 +156,53 @@ if [[ $SKIP_BUILD != 1 ]]; then
 fi
 [[ -x $BIN ]] || die "$BIN is missing"
 
+# REDIS=both: this script twice, single-node then cluster, each a complete run (its own Redis,
+# gateway, users and receiver) in its own results directory, then the side-by-side table. The
+# halves run minutes apart on a box whose speed drifts: compare them through the table's
+# ceiling-normalised column as much as through raw req/s (see the README).
+if [[ $REDIS == both ]]; then
+  mkdir -p "$RESULTS"
+  rm -f "$RESULTS"/*.json "$RESULTS"/*.txt "$RESULTS"/*.log "$RESULTS"/*.md "$RESULTS"/perf-*
+  CHILD_PID=
+  # A background child, so that a TERM to this shell is acted on at once (a foreground child
+  # would be waited for first); it passes the signal on and waits for the child's own clean-up.
+  stop_child() {
+    trap - INT TERM
+    if [[ -n $CHILD_PID ]]; then
+      log "stopping the running half (pid $CHILD_PID); it tears down its own Redis and gateway"
+      kill -TERM "$CHILD_PID" 2>/dev/null || true
+      wait "$CHILD_PID" 2>/dev/null || true
+    fi
+    exit "$1"
+  }
+  trap 'stop_child 130' INT
+  trap 'stop_child 143' TERM
+  for half in single cluster; do
+    log "REDIS=both: the $half half (results in ${RESULTS#"$ROOT"/}/$half/)"
+    REDIS=$half BENCH_RESULTS=$RESULTS/$half SKIP_BUILD=1 bash "$BENCH/run.sh" &
+    CHILD_PID=$!
+    st=0
+    wait "$CHILD_PID" || st=$?
+    CHILD_PID=
+    (( st == 0 )) || die "the $half half failed (exit status $st; see above)"
+  done
+  trap - INT TERM
+  python3 "$BENCH/bench.py" compare "$RESULTS/single" "$RESULTS/cluster" >"$RESULTS/compare.md"
+  {
+    cat "$RESULTS/compare.md"
+    printf '\n---\n\n## The single-node half\n\n'
+    sed '1s/^# /### /' "$RESULTS/single/latest.md"
+    printf '\n---\n\n## The cluster half\n\n'
+    sed '1s/^# /### /' "$RESULTS/cluster/latest.md"
+  } >"$RESULTS/latest.md"
+  cat "$RESULTS/compare.md"
+  log "written: ${RESULTS#"$ROOT"/}/latest.md (side by side, then each half's summary), compare.md, single/, cluster/"
+  exit 0
+fi
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/authgate-bench.XXXXXX")
-REDIS_PID=
+REDIS_PIDS=()
+NODE_PORTS=()
 GW_PID=
 PERF_PID=
 RECV_PID=
@@ -146,20 +218,31 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$GW_PID" 2>/dev/null || true
   fi
-  if [[ -n $REDIS_PID ]] && kill -0 "$REDIS_PID" 2>/dev/null; then
-    kill -TERM "$REDIS_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$REDIS_PID" 2>/dev/null || true
-  fi
+  stop_redis
   wait 2>/dev/null || true
   if [[ $rc -ne 0 ]]; then
     mkdir -p "$RESULTS"
-    for f in gateway.log setup-gateway.log redis.log; do
-      [[ -f $TMP/$f ]] && cp "$TMP/$f" "$RESULTS/$f" && log "kept bench/results/$f"
+    for f in gateway.log setup-gateway.log redis.log cluster-create.log; do
+      [[ -f $TMP/$f ]] && cp "$TMP/$f" "$RESULTS/$f" && log "kept ${RESULTS#"$ROOT"/}/$f"
+    done
+    for f in "$TMP"/cluster/*/redis.log; do
+      [[ -f $f ]] || continue
+      cp "$f" "$RESULTS/redis-$(basename "$(dirname "$f")").log" && log "kept ${RESULTS#"$ROOT"/}/redis-$(basename "$(dirname "$f")").log"
     done
   fi
   rm -rf "$TMP"
   exit "$rc"
+}
+# Stops every redis-server this run started (TERM, then KILL after 5 s).
+stop_redis() {
+  local pid
+  for pid in "${REDIS_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${REDIS_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  REDIS_PIDS=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -168,20 +251,145 @@ trap 'exit 143' TERM
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-RPORT=$(free_port)
-GPORT=$(free_port)
-while [[ $GPORT == "$RPORT" ]]; do GPORT=$(free_port); done
-URL=http://127.0.0.1:$GPORT
-rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$RPORT" "$@"; }
+# ncli PORT ARGS...: redis-cli to one node (never -c: every figure is per node).
+ncli() { local port=$1; shift; timeout 10 redis-cli -h 127.0.0.1 -p "$port" "$@"; }
+# On every node of this run (one, or the cluster's six).
+each_node() { local port; for port in "${NODE_PORTS[@]}"; do ncli "$port" "$@"; done; }
 
-mkdir -p "$TMP/redis" "$RESULTS"
+mkdir -p "$RESULTS"
 rm -f "$RESULTS"/*.json "$RESULTS"/*.txt "$RESULTS"/*.log "$RESULTS"/*.md "$RESULTS"/perf-*
-log "private redis-server on 127.0.0.1:$RPORT (no persistence) in $TMP/redis"
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
-  --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no &
-REDIS_PID=$!
-for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
-[[ $(rcli PING 2>/dev/null) == PONG ]] || die "redis-server did not come up: $(cat "$TMP/redis.log")"
+
+start_single() {
+  local port
+  port=$(free_port)
+  mkdir -p "$TMP/redis"
+  log "private redis-server on 127.0.0.1:$port (no persistence) in $TMP/redis"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no &
+  REDIS_PIDS+=("$!")
+  NODE_PORTS=("$port")
+  for _ in $(seq 50); do ncli "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+  [[ $(ncli "$port" PING 2>/dev/null) == PONG ]] || die "redis-server did not come up: $(cat "$TMP/redis.log")"
+}
+
+# A base port for the cluster: base..base+5 and their bus ports base+10000..base+10005 all
+# bindable now, every one below the ephemeral port range (so that no outgoing connection or
+# port-0 listener, the gateway's included, can take one meanwhile) and below 65536. Falls back
+# to 20000-45000 if the ephemeral range starts too low for that. Prints nothing if none found.
+cluster_base() {
+  python3 - <<'PY'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+top = min(low, 65536) - 10000 - 6
+lo, hi = (10000, top) if top >= 12000 else (20000, 45000)
+for _ in range(200):
+    b = random.randrange(lo, hi)
+    if all(free(p) and free(p + 10000) for p in range(b, b + 6)):
+        print(b)
+        break
+PY
+}
+
+# True once every node says cluster_state:ok with all 16384 slots and 6 known nodes, there are
+# 3 primaries with one connected replica each, and every replica's master_link_status is up.
+cluster_settled() {
+  local port info primaries=0 replicas=0
+  for port in "${NODE_PORTS[@]}"; do
+    info=$(ncli "$port" CLUSTER INFO 2>/dev/null) || return 1
+    [[ $info == *cluster_state:ok* && $info == *cluster_slots_ok:16384* && $info == *cluster_known_nodes:6* ]] || return 1
+    info=$(ncli "$port" INFO replication 2>/dev/null) || return 1
+    if [[ $info == *role:master* ]]; then
+      [[ $info == *connected_slaves:1* ]] || return 1
+      primaries=$((primaries + 1))
+    else
+      [[ $info == *master_link_status:up* ]] || return 1
+      replicas=$((replicas + 1))
+    fi
+  done
+  (( primaries == 3 && replicas == 3 ))
+}
+
+# Six redis-servers with --cluster-enabled, formed with redis-cli --cluster create (3 primaries,
+# 1 replica each), then waited for (CLUSTER_WAIT s at most). Three tries on fresh random ports
+# (another process may take a port between the check and the bind); one with CLUSTER_BASE.
+start_cluster() {
+  local attempt base port ok why
+  for attempt in 1 2 3; do
+    base=${CLUSTER_BASE:-$(cluster_base)}
+    [[ -n $base ]] || die "no free window of 6 node ports with free bus ports (+10000) below the ephemeral range"
+    NODE_PORTS=()
+    for port in $(seq "$base" $((base + 5))); do NODE_PORTS+=("$port"); done
+    rm -rf "$TMP/cluster"
+    log "private Redis Cluster: 6 nodes on 127.0.0.1:$base-$((base + 5)), bus ports $((base + 10000))-$((base + 10005)), no persistence, in $TMP/cluster"
+    for port in "${NODE_PORTS[@]}"; do
+      mkdir -p "$TMP/cluster/$port"
+      redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+        --cluster-config-file "$TMP/cluster/$port/nodes.conf" --cluster-node-timeout 5000 \
+        --save "" --appendonly no --dir "$TMP/cluster/$port" --logfile "$TMP/cluster/$port/redis.log" \
+        --daemonize no &
+      REDIS_PIDS+=("$!")
+    done
+    ok=1
+    why=
+    for port in "${NODE_PORTS[@]}"; do
+      for _ in $(seq 50); do ncli "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
+      if [[ $(ncli "$port" PING 2>/dev/null) != PONG ]]; then
+        ok=0
+        why="node $port did not come up: $(tail -3 "$TMP/cluster/$port/redis.log" 2>/dev/null | tr '\n' ' ')"
+        break
+      fi
+    done
+    if (( ok )); then
+      local addrs=()
+      for port in "${NODE_PORTS[@]}"; do addrs+=("127.0.0.1:$port"); done
+      if ! timeout 60 redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
+        >"$TMP/cluster-create.log" 2>&1; then
+        ok=0
+        why="redis-cli --cluster create failed: $(tail -5 "$TMP/cluster-create.log" | tr '\n' ' ')"
+      fi
+    fi
+    if (( ok )); then
+      local deadline=$(( $(date +%s) + CLUSTER_WAIT ))
+      until cluster_settled; do
+        if (( $(date +%s) >= deadline )); then
+          ok=0
+          why="no cluster_state:ok with 3 primaries and 3 linked replicas within $CLUSTER_WAIT s"
+          break
+        fi
+        sleep 0.2
+      done
+    fi
+    if (( ok )); then
+      ncli "${NODE_PORTS[0]}" CLUSTER NODES | sort -t' ' -k2 >"$RESULTS/cluster-nodes.start.txt"
+      log "  cluster formed: $(awk '$3 ~ /master/ {split($2, a, "[:@]"); printf "%s%s (slots %s)", (n++ ? ", " : "primaries "), a[2], $9}' \
+        "$RESULTS/cluster-nodes.start.txt"); replicas linked"
+      return 0
+    fi
+    log "the cluster did not form (try $attempt of 3): $why"
+    stop_redis
+    [[ -z $CLUSTER_BASE ]] || die "the cluster did not form on CLUSTER_BASE=$CLUSTER_BASE"
+  done
+  die "the cluster did not form in 3 tries"
+}
+
+if [[ $REDIS == cluster ]]; then start_cluster; else start_single; fi
+# The one node the gateway is given: a cluster's other nodes are its to discover.
+RPORT=${NODE_PORTS[0]}
+GPORT=$(free_port)
+while [[ " ${NODE_PORTS[*]} " == *" $GPORT "* ]]; do GPORT=$(free_port); done
+URL=http://127.0.0.1:$GPORT
 
 CLIENT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
 TOKEN_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
@@ -189,6 +397,7 @@ TOKEN_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 start_gateway() {
   local port=$1 logfile=$2
   env AUTHGATE_REDIS_URL="redis://127.0.0.1:$RPORT/" \
+    ${OUTBOX_REPLICAS:+AUTHGATE_REDIS_OUTBOX_REPLICAS="$OUTBOX_REPLICAS"} \
     AUTHGATE_BIND="127.0.0.1:$port" \
     AUTHGATE_LOG=warn \
     AUTHGATE_LIMIT_REQUESTS_PER_USER=off \
@@ -234,7 +443,7 @@ if (( CONNECTIONS > 1 )); then
   # (19 MiB of memory each), which the process keeps (see the README), and no measured
   # phase sets passwords: so the measured gateway is started afresh after the setup.
   SPORT=$(free_port)
-  while [[ $SPORT == "$RPORT" || $SPORT == "$GPORT" ]]; do SPORT=$(free_port); done
+  while [[ " ${NODE_PORTS[*]} $GPORT " == *" $SPORT "* ]]; do SPORT=$(free_port); done
   log "setup replica on 127.0.0.1:$SPORT: creating $((CONNECTIONS - 1)) web phone users for the flow phase"
   start_gateway "$SPORT" "$TMP/setup-gateway.log"
   timeout 900 python3 "$BENCH/bench.py" seed "http://127.0.0.1:$SPORT" "$CLIENT_SECRET" "$((CONNECTIONS - 1))" \
@@ -281,6 +490,16 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ACCESS
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer not-a-token" "$URL/v1/auth/verify")
 [[ $code == 401 ]] || die "/v1/auth/verify answered $code to a bad token (expected 401)"
 export BENCH_BEARER_TOKEN=$ACCESS
+# Phase d over several sessions: each is its own key (its own cluster slot).
+# Not exported: static.lua serves phase a too, which must carry no token.
+BEARER_FILE=
+if (( VERIFY_TOKENS > 1 )); then
+  log "$VERIFY_TOKENS sessions of myuser for phase d (one more login each)"
+  { echo "$ACCESS"
+    timeout 300 python3 "$BENCH/bench.py" tokens "$URL" myuser@myapp.myaccount.voximplant.com $((VERIFY_TOKENS - 1)) \
+      "$BIN" hash --user myuser --password "$PASSWORD"; } >"$TMP/verify-tokens.txt" || die "logging in for the verify tokens failed"
+  BEARER_FILE=$TMP/verify-tokens.txt
+fi
 
 # Scheme B: a loopback webhook receiver, the demo's email integration disabled, a webhook
 # integration to the receiver, and OTP_USERS + OTP_CAL_USERS password-less users.
@@ -363,11 +582,26 @@ PY
 # ---------------------------------------------------------------- 3-5. phases
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime + stime of a process
-redis_cpu() { rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}'; }
+# Redis CPU seconds, summed over every node (a cluster's replicas included: applying the
+# replication stream is part of what the cluster costs).
+redis_cpu() { each_node INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}'; }
+# redis_dump STEM: each node's INFO replication/stats/commandstats (one command, so one socket
+# read of ours per node) into STEM.node-PORT.txt; bench.py nodes then writes STEM.commandstats.txt
+# and STEM.stats.txt summed over the primaries (housekeeping commands left out, see the README),
+# and nodes-STEM.json, per node (named so that no <phase>*.json glob matches it).
+redis_dump() {
+  local stem=$1 port
+  for port in "${NODE_PORTS[@]}"; do
+    ncli "$port" INFO replication stats commandstats >"$RESULTS/$stem.node-$port.txt"
+  done
+  python3 "$BENCH/bench.py" nodes "$RESULTS" "$stem" "${NODE_PORTS[@]}"
+}
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 # Busy CPU time of the whole machine outside interrupts (user nice system steal), in ticks.
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $9}' /proc/stat; }
+# Steal alone: time the hypervisor gave this VM's CPUs to someone else (part of "other").
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 # Time in interrupts (irq softirq), in ticks: on loopback this is mostly the network stack
 # delivering our own packets, which the kernel charges to no process.
 irq_ticks() { awk '/^cpu / {print $7 + $8}' /proc/stat; }
@@ -380,8 +614,8 @@ read_children_cpu() {
 }
 
 # snapshot N: the counters a measurement is the difference of, into the caller's (local)
-# gwN, rcN, chN, busyN, irqN and tN: gateway ticks, Redis CPU, children's CPU, busy and
-# interrupt ticks, and the wall clock. Runs in this shell (read_children_cpu must).
+# gwN, rcN, chN, busyN, irqN, stealN and tN: gateway ticks, Redis CPU, children's CPU, busy,
+# interrupt and steal ticks, and the wall clock. Runs in this shell (read_children_cpu must).
 snapshot() {
   printf -v "gw$1" '%s' "$(cpu_ticks "$GW_PID")"
   printf -v "rc$1" '%s' "$(redis_cpu)"
@@ -389,6 +623,7 @@ snapshot() {
   printf -v "ch$1" '%s' "$CHILD_CPU"
   printf -v "busy$1" '%s' "$(busy_ticks)"
   printf -v "irq$1" '%s' "$(irq_ticks)"
+  printf -v "steal$1" '%s' "$(steal_ticks)"
   printf -v "t$1" '%s' "$(date +%s.%N)"
 }
 
@@ -419,8 +654,8 @@ run_phase() {
   local envs=("$@")
   wait_quiet
   log "phase $name${ROUND_TAG:+ (round ${ROUND_TAG#.r} of $ROUNDS)}: wrk -t$threads -c$CONNECTIONS -d$DURATION ($script)"
-  rcli CONFIG RESETSTAT >/dev/null
-  local gw0 rc0 load0 busy0 irq0 t0 ch0 perf_pid=
+  each_node CONFIG RESETSTAT >/dev/null
+  local gw0 rc0 load0 busy0 irq0 steal0 t0 ch0 perf_pid=
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
   snapshot 0
   if [[ ",$PROFILE," == *",$name,"* ]]; then
@@ -434,10 +669,9 @@ run_phase() {
     die "wrk failed in phase $name"
   }
   check_gateway "in phase $name"
-  local gw1 rc1 busy1 irq1 t1 ch1
+  local gw1 rc1 busy1 irq1 steal1 t1 ch1
   snapshot 1
-  rcli INFO commandstats >"$RESULTS/$stem.commandstats.txt"
-  rcli INFO stats >"$RESULTS/$stem.stats.txt"
+  redis_dump "$stem"
   if [[ -n $perf_pid ]]; then
     wait "$perf_pid" || true
     PERF_PID=
@@ -450,17 +684,16 @@ run_phase() {
 
   # Calibration: one connection, so every store pipeline is its own socket read in Redis.
   local cal_threads=1
-  rcli CONFIG RESETSTAT >/dev/null
+  each_node CONFIG RESETSTAT >/dev/null
   env "${envs[@]}" BENCH_CAL=1 timeout $((CAL_S + 60)) wrk -t"$cal_threads" -c1 -d"$CALIBRATION" --timeout 10s \
     -s "$BENCH/lua/$script" "$URL" >"$RESULTS/$stem.cal.wrk.txt" 2>&1 || die "calibration wrk failed in phase $name"
-  rcli INFO commandstats >"$RESULTS/$stem.cal.commandstats.txt"
-  rcli INFO stats >"$RESULTS/$stem.cal.stats.txt"
+  redis_dump "$stem.cal"
 
   python3 - "$RESULTS" "$stem" "$CONNECTIONS" "$threads" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" "$load0" \
-    "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" <<'PY'
+    "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" "$(( steal1 - steal0 ))" <<'PY'
 import json, re, sys
 (d, stem, conns, threads, gw_ticks, clk, rc0, rc1, load0,
- busy, t0, t1, ch0, ch1, ncpu, irq) = sys.argv[1:]
+ busy, t0, t1, ch0, ch1, ncpu, irq, steal) = sys.argv[1:]
 
 name = stem.split(".")[0]
 health = "health" + stem[len(name):]  # the same round's phase a
@@ -533,6 +766,41 @@ r["cores"] = {
     "softirq": int(irq) / int(clk) / wall,
     # Everything else: other processes on the machine (builds, tests), the hypervisor's steal.
     "other": max(busy_s - gw_s - redis_s - wrk_s, 0) / wall,
+    # The steal alone (included in "other"): CPU time the hypervisor gave to other guests.
+    "steal": int(steal) / int(clk) / wall,
+}
+# Each primary's share of the phase's commands (a single server is one primary with all of
+# them), each node's background (measured in phase a, as above) taken off first.
+nodes = json.load(open(f"{d}/nodes-{stem}.json"))["nodes"]
+try:
+    node_bg = (json.load(open(f"{d}/{health}.json"))["spread"]["background_per_s"] if name != "health" else {})
+except (FileNotFoundError, KeyError):
+    node_bg = {}
+prim = []
+for x in nodes:
+    if x["role"] != "master":
+        continue
+    if name == "health":
+        work_n = 0
+    else:
+        nb = node_bg.get(str(x["port"]), {})
+        work_n = sum(max(v - nb.get(k, 0) * secs, 0) for k, v in x["calls"].items())
+    prim.append({"port": x["port"], "commands": work_n})
+ptotal = sum(p["commands"] for p in prim)
+for p in prim:
+    p["share"] = p["commands"] / ptotal if ptotal else None
+busiest = max(prim, key=lambda p: p["commands"]) if prim else None
+r["spread"] = {
+    "primaries": prim,
+    "busiest_port": busiest["port"] if busiest and ptotal else None,
+    "busiest_share": busiest["share"] if busiest and ptotal else None,
+    "background_per_s": (
+        {str(x["port"]): {k: v / secs for k, v in x["calls"].items()} for x in nodes} if name == "health" else node_bg
+    ),
+    # Read commands a replica ran: the gateway reading from replicas (never replicated, so
+    # none is expected unless the client sends reads there).
+    "replica_reads": sum(x.get("read_calls", 0) for x in nodes if x["role"] != "master"),
+    "replicas": sum(1 for x in nodes if x["role"] != "master"),
 }
 c = bench_line(f"{d}/{stem}.cal.wrk.txt")
 ccmds = cmdstats(f"{d}/{stem}.cal.commandstats.txt")
@@ -540,16 +808,16 @@ csecs = c["duration_us"] / 1e6
 creads = stat(f"{d}/{stem}.cal.stats.txt", "total_reads_processed") or 0
 cn = max(c["requests"], 1)
 if name == "health":
-    # No Redis work per request here: every read Redis counted (less the one of redis-cli's
-    # INFO stats) is the background's.
-    bg_reads_per_s = max(creads - 1, 0) / csecs
+    # No Redis work per request here: every read Redis counted is the background's (bench.py
+    # nodes already took off our own INFO and the replicas' REPLCONF ACKs).
+    bg_reads_per_s = creads / csecs
     reads_per_req = 0.0
 else:
     try:
         bg_reads_per_s = json.load(open(f"{d}/{health}.json"))["calibration"]["bg_reads_per_s"]
     except FileNotFoundError:
         bg_reads_per_s = 0.0
-    reads_per_req = max(creads - 1 - bg_reads_per_s * csecs, 0) / cn
+    reads_per_req = max(creads - bg_reads_per_s * csecs, 0) / cn
 r["calibration"] = {
     "requests": c["requests"],
     "rps": c["requests"] / csecs,
@@ -566,7 +834,14 @@ print(f"    -> {r['rps']:.0f} req/s, p50 {r['p50_us']/1000:.2f} ms, p99 {r['p99_
       file=sys.stderr)
 c = r["cores"]
 print(f"    -> cores used: gateway {c['gateway']:.2f}, redis {c['redis']:.2f}, wrk {c['wrk']:.2f}, "
-      f"softirq {c['softirq']:.2f}, other processes {c['other']:.2f} (of {c['available']})", file=sys.stderr)
+      f"softirq {c['softirq']:.2f}, other processes {c['other']:.2f} (steal {c['steal']:.2f}) (of {c['available']})",
+      file=sys.stderr)
+sp = r["spread"]
+if len(sp["primaries"]) > 1 and sp["busiest_share"] is not None:
+    print("    -> commands per primary: " + ", ".join(
+        f":{p['port']} {p['share'] * 100:.0f}%" for p in sp["primaries"]) +
+        f"; busiest {sp['busiest_share'] * 100:.0f}%" +
+        (f"; replicas ran {sp['replica_reads']} read commands" if sp["replica_reads"] else ""), file=sys.stderr)
 PY
   grep -q '^flows:\|^md5 self-test\|^some failed\|^exchanges:\|^otp requests:' "$RESULTS/$stem.wrk.txt" &&
     grep '^flows:\|^md5 self-test\|^some failed\|^exchanges:\|^otp requests:' "$RESULTS/$stem.wrk.txt" | sed 's/^/    /' >&2 || true
@@ -574,6 +849,11 @@ PY
 
 START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# All CPU time of the machine (user nice system idle iowait irq softirq steal), in ticks: with
+# steal_ticks, the share of the run's CPU time the hypervisor took away.
+all_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+STEAL_START=$(steal_ticks)
+ALL_START=$(all_ticks)
 
 log "warm-up: $WARMUP of key requests (not measured)"
 timeout $(( $(seconds "$WARMUP") + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" \
@@ -585,7 +865,8 @@ for round in $(seq "$ROUNDS"); do
   run_phase health "$THREADS" static.lua BENCH_PATH=/health/live
   run_phase keyreq "$THREADS" keyreq.lua
   run_phase flow "$CONNECTIONS" flow.lua
-  run_phase verify "$THREADS" static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN"
+  run_phase verify "$THREADS" static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN" \
+    BENCH_BEARER_FILE="$BEARER_FILE"
   run_phase otpreq "$THREADS" otpreq.lua BENCH_OTP_NAMES=100000
   # The decoy entries of (e) go through the outbox too: let the worker drain them.
   sleep 2
@@ -612,7 +893,8 @@ if (( PAIRS > 0 )); then
       h=$(slice_rps static.lua BENCH_PATH=/health/live)
       case $target in
         keyreq) p=$(slice_rps keyreq.lua) ;;
-        verify) p=$(slice_rps static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN") ;;
+        verify) p=$(slice_rps static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN" \
+          BENCH_BEARER_FILE="$BEARER_FILE") ;;
         otpreq) p=$(slice_rps otpreq.lua BENCH_OTP_NAMES=100000) ;;
       esac
       [[ -n $h && -n $p ]] || die "a paired slice of $target gave no figure"
@@ -668,7 +950,7 @@ fixed_run() {
   local name=$1 rate=$2 why=$3
   wait_quiet
   log "fixed rate ($name): key requests at $rate req/s ($why) for $DURATION, oha -c$CONNECTIONS --latency-correction"
-  local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 t0 t1 ch0 ch1
+  local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 steal0 steal1 t0 ch0 t1 ch1
   snapshot 0
   timeout $((DUR_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
     -z "$DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction \
@@ -745,6 +1027,21 @@ fi
 # ---------------------------------------------------------------- 5, 7. memory and summary
 
 check_gateway "before its memory was read"
+STEAL_PCT=$(awk -v s="$(( $(steal_ticks) - STEAL_START ))" -v a="$(( $(all_ticks) - ALL_START ))" \
+  'BEGIN {printf "%.1f", (a > 0 ? 100 * s / a : 0)}')
+TOPOLOGY=
+if [[ $REDIS == cluster ]]; then
+  ncli "$RPORT" CLUSTER NODES | sort -t' ' -k2 >"$RESULTS/cluster-nodes.end.txt" || true
+  # The primaries at the start and at the end (a failover in between would move the spread).
+  prim() { awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, "[:@]"); print a[2]}' "$1" | sort | tr '\n' ' '; }
+  TOPOLOGY="primaries $(prim "$RESULTS/cluster-nodes.start.txt")at the start"
+  if [[ $(prim "$RESULTS/cluster-nodes.start.txt") != "$(prim "$RESULTS/cluster-nodes.end.txt")" ]]; then
+    TOPOLOGY+=", $(prim "$RESULTS/cluster-nodes.end.txt")at the end: THE PRIMARIES CHANGED DURING THE RUN"
+    log "warning: the cluster's primaries changed during the run (see ${RESULTS#"$ROOT"/}/cluster-nodes.*.txt)"
+  else
+    TOPOLOGY+=", the same at the end"
+  fi
+fi
 VMHWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$GW_PID/status")
 VMRSS=$(awk '/^VmRSS:/ {print $2}' "/proc/$GW_PID/status")
 python3 - "$RESULTS/meta.json" <<PY
@@ -768,6 +1065,13 @@ json.dump({
     "setup_users": $(( CONNECTIONS - 1 )),
     "rss_timeline_mib": "$RSS_TIMELINE",
     "vmrss_kib": ${VMRSS:-0},
+    "redis_mode": "$REDIS",
+    "redis_nodes": [$(IFS=,; echo "${NODE_PORTS[*]}")],
+    "redis_seed": $RPORT,
+    "outbox_replicas": "${OUTBOX_REPLICAS:-default}",
+    "topology": "$TOPOLOGY",
+    "steal_pct": $STEAL_PCT,
+    "verify_tokens": $VERIFY_TOKENS,
 }, open(sys.argv[1], "w"), indent=1)
 PY
 
@@ -800,4 +1104,4 @@ PY
 grep 'Requests/sec\|Non-2xx' "$RESULTS/pwlogin.wrk.txt" | sed 's/^/    /' >&2 || true
 
 python3 "$BENCH/bench.py" summarize "$RESULTS" | tee "$RESULTS/latest.md"
-log "written: bench/results/latest.md (raw: bench/results/*.json, *.wrk.txt)"
+log "written: ${RESULTS#"$ROOT"/}/latest.md (raw: ${RESULTS#"$ROOT"/}/*.json, *.wrk.txt, *.node-PORT.txt)"
