@@ -553,3 +553,17 @@ pub fn hash(key: &str, user: &str, password: &str) -> String {
         &authgate_onetimekey::digest::ha1(user, password),
     )
 }
+
+/// Sends every request at once (each on a task of its own) and returns their
+/// statuses in order: for "exactly one winner" checks.
+pub async fn all_at_once(requests: Vec<reqwest::RequestBuilder>) -> Vec<reqwest::StatusCode> {
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|req| tokio::spawn(async move { req.send().await.expect("request").status() }))
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|status| status.expect("the request's task"))
+        .collect()
+}

@@ -60,13 +60,10 @@ impl Drop for Server {
     }
 }
 
-/// Installs rustls' `ring` provider as the process-wide default, once; a no-op
-/// when a default is already installed. Both `ring` and `aws-lc-rs` are in the
-/// dependency tree, so rustls cannot pick one by itself and the redis crate's TLS
-/// connections would panic without this. [`TestCa::new`] and the TLS starters
-/// call it; call it yourself before building TLS clients without them.
+/// Picks rustls' crypto provider for the process (the store's own choice), so
+/// that the helpers' TLS clients and the store agree.
 pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    authgate_core::store::ensure_tls_provider();
 }
 
 fn free_port() -> u16 {
@@ -359,7 +356,30 @@ impl TestRedis {
         if !has_redis_server() {
             return unavailable("this Redis test", "redis-server on PATH");
         }
-        let launch = Launch::default();
+        match Self::launch_at(&Launch::default(), port).await {
+            Ok(redis) => Some(redis),
+            Err(e) => panic!("redis-server on port {port}: {e}"),
+        }
+    }
+
+    async fn start_private(launch: Launch) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            match Self::launch_at(&launch, port).await {
+                Ok(redis) => return redis,
+                Err(e) => failures.push(format!("port {port}: {e}")),
+            }
+        }
+        panic!(
+            "redis-server is installed but did not start on a free port three times:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// One server as `launch` says on `port`, answering PING within 5 s.
+    async fn launch_at(launch: &Launch, port: u16) -> Result<Self, String> {
+        let tls = launch.tls.as_ref().map(|(_, certs)| certs.clone());
         let dir = std::env::temp_dir().join(format!(
             "authgate-redis-{port}-{}",
             uuid::Uuid::new_v4().simple()
@@ -374,68 +394,20 @@ impl TestRedis {
             args,
         };
         let url = launch.url(port);
-        let client = client_for(&url, None).expect("valid url");
-        if let Err(e) = wait_ready(
+        let client = client_for(&url, tls.as_ref()).expect("valid url");
+        wait_ready(
             &client,
             &mut server.child,
             &server.dir,
             Duration::from_secs(5),
         )
-        .await
-        {
-            panic!("redis-server on port {port}: {e}");
-        }
-        Some(Self {
+        .await?;
+        Ok(Self {
             url,
             prefix: new_prefix(),
             server: Some(server),
-            tls: None,
+            tls,
         })
-    }
-
-    async fn start_private(launch: Launch) -> Self {
-        let tls = launch.tls.as_ref().map(|(_, certs)| certs.clone());
-        let mut failures = Vec::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let dir = std::env::temp_dir().join(format!(
-                "authgate-redis-{port}-{}",
-                uuid::Uuid::new_v4().simple()
-            ));
-            std::fs::create_dir_all(&dir).expect("temp dir");
-            let args = launch.args(port, &dir);
-            let child = spawn_redis(&args, &dir).expect("redis-server starts");
-            let mut server = Server {
-                child,
-                port,
-                dir,
-                args,
-            };
-            let url = launch.url(port);
-            let client = client_for(&url, tls.as_ref()).expect("valid url");
-            match wait_ready(
-                &client,
-                &mut server.child,
-                &server.dir,
-                Duration::from_secs(5),
-            )
-            .await
-            {
-                Ok(()) => {
-                    return Self {
-                        url,
-                        prefix: new_prefix(),
-                        server: Some(server),
-                        tls,
-                    }
-                }
-                Err(e) => failures.push(format!("port {port}: {e}")),
-            }
-        }
-        panic!(
-            "redis-server is installed but did not start on a free port three times:\n{}",
-            failures.join("\n")
-        );
     }
 
     /// A client for this Redis (with the TLS settings of [`TestRedis::start_tls`]).

@@ -172,18 +172,12 @@ async fn two_gateways_on_one_cluster_share_keys_codes_and_limits() {
         let tries: Vec<_> = (0..24)
             .map(|i| {
                 let app = if i % 2 == 0 { &a } else { &b };
-                let req = app
-                    .http
+                app.http
                     .post(app.url("/v1/login/one-time-key"))
-                    .json(&json!({"username": u.username, "hash": h}));
-                tokio::spawn(async move { req.send().await.unwrap().status() })
+                    .json(&json!({"username": u.username, "hash": h}))
             })
             .collect();
-        let statuses: Vec<StatusCode> = futures::future::join_all(tries)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let statuses = authgate_tests::app::all_at_once(tries).await;
         let wins = statuses.iter().filter(|s| **s == StatusCode::OK).count();
         assert_eq!(wins, 1, "round {round}: {statuses:?}");
         assert!(
@@ -216,23 +210,17 @@ async fn two_gateways_on_one_cluster_share_keys_codes_and_limits() {
     let tries: Vec<_> = (0..16)
         .map(|i| {
             let app = if i % 2 == 0 { &a } else { &b };
-            let req = app
-                .http
+            app.http
                 .post(app.url("/v2/account-members/tokens"))
                 .bearer_auth(&s.implicit)
                 .json(
                     &json!({"data": {"type": "account_management_authentication_token",
                     "authentication_mechanism": "passwordless", "password_profile_id": s.profile,
                     "username": JOHN, "one_time_password_token": code}}),
-                );
-            tokio::spawn(async move { req.send().await.unwrap().status() })
+                )
         })
         .collect();
-    let statuses: Vec<StatusCode> = futures::future::join_all(tries)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let statuses = authgate_tests::app::all_at_once(tries).await;
     assert_eq!(
         statuses
             .iter()

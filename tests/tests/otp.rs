@@ -371,20 +371,15 @@ async fn concurrent_exchanges_of_one_code_across_two_instances_have_exactly_one_
     let tries: Vec<_> = (0..16)
         .map(|i| {
             let app = if i % 2 == 0 { &a } else { &b };
-            let req = app
+            app
                 .http
                 .post(app.url("/v2/account-members/tokens"))
                 .bearer_auth(&s.implicit)
                 .json(&json!({"data": {"type": "account_management_authentication_token", "authentication_mechanism": "passwordless",
-                    "password_profile_id": s.profile, "username": "john.doe@banks.com", "one_time_password_token": code}}));
-            tokio::spawn(async move { req.send().await.unwrap().status() })
+                    "password_profile_id": s.profile, "username": "john.doe@banks.com", "one_time_password_token": code}}))
         })
         .collect();
-    let statuses: Vec<StatusCode> = futures::future::join_all(tries)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let statuses = authgate_tests::app::all_at_once(tries).await;
     assert_eq!(
         statuses
             .iter()
