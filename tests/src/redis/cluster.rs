@@ -741,6 +741,195 @@ impl TestCluster {
     }
 }
 
+/// Bound on each step of moving a slot ([`TestCluster::migrate_slot`]), and on
+/// every node agreeing on its new owner afterwards.
+const MOVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// `MIGRATE`'s own timeout, in milliseconds.
+const MIGRATE_TIMEOUT_MS: u64 = 5_000;
+
+/// Moving slots between primaries, step by step as `redis-cli --cluster
+/// reshard` does, so that a test can act between the steps.
+impl TestCluster {
+    /// A connection to the node on `port` whose replies may take a while (a
+    /// `MIGRATE` waits for the target).
+    async fn patient_conn(&self, port: u16) -> MultiplexedConnection {
+        let config = quick_config().set_response_timeout(Some(MOVE_TIMEOUT));
+        self.node_client(port)
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap_or_else(|e| panic!("connection to node {port}: {e}"))
+    }
+
+    /// The node id of the node on `port` (`CLUSTER MYID`).
+    pub async fn node_id(&self, port: u16) -> String {
+        let mut c = self.patient_conn(port).await;
+        ::redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER MYID on {port}: {e}"))
+    }
+
+    /// The port of the primary serving `slot`, as the first primary of
+    /// [`primaries`](Self::primaries) sees it.
+    pub async fn owner_of(&self, slot: u16) -> u16 {
+        let asker = lock(&self.topology)
+            .primaries
+            .iter()
+            .min()
+            .copied()
+            .expect("a primary");
+        let mut c = self.patient_conn(asker).await;
+        let nodes: String = ::redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("CLUSTER NODES on {asker}: {e}"));
+        parse_nodes(&nodes)
+            .into_iter()
+            .find(|n| n.master && !n.failing && n.serves(u64::from(slot)))
+            .map(|n| n.port)
+            .unwrap_or_else(|| panic!("no primary serves slot {slot}:\n{nodes}"))
+    }
+
+    /// Step 1 of moving `slot` from the primary on `from` to the one on `to`:
+    /// `CLUSTER SETSLOT <slot> IMPORTING <from-id>` on `to`, then `CLUSTER
+    /// SETSLOT <slot> MIGRATING <to-id>` on `from`. From here on `from` answers
+    /// `ASK` for the slot's keys it no longer holds, and `to` serves them to
+    /// clients that say `ASKING` first.
+    pub async fn start_slot_migration(&self, slot: u16, from: u16, to: u16) {
+        let (from_id, to_id) = (self.node_id(from).await, self.node_id(to).await);
+        for (port, state, id) in [(to, "IMPORTING", &from_id), (from, "MIGRATING", &to_id)] {
+            let mut c = self.patient_conn(port).await;
+            ::redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(state)
+                .arg(id)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {state} on {port}: {e}"));
+        }
+    }
+
+    /// Step 2, in part: `MIGRATE 127.0.0.1 <to> "" 0 <timeout> KEYS <keys>`
+    /// on `from` (keys `from` does not hold are skipped by Redis).
+    pub async fn migrate_keys(&self, from: u16, to: u16, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut c = self.patient_conn(from).await;
+        let reply: ::redis::Value = ::redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(to)
+            .arg("")
+            .arg(0)
+            .arg(MIGRATE_TIMEOUT_MS)
+            .arg("KEYS")
+            .arg(keys)
+            .query_async(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("MIGRATE {keys:?} from {from} to {to}: {e}"));
+        assert!(
+            matches!(reply, ::redis::Value::Okay)
+                || matches!(&reply, ::redis::Value::SimpleString(s) if s == "OK" || s == "NOKEY"),
+            "MIGRATE {keys:?} from {from} to {to}: {reply:?}"
+        );
+    }
+
+    /// Step 2, the rest: migrates every key `from` still holds in `slot`
+    /// (`CLUSTER GETKEYSINSLOT`, 100 at a time); how many there were.
+    pub async fn migrate_remaining_keys(&self, slot: u16, from: u16, to: u16) -> usize {
+        let mut moved = 0;
+        let deadline = Instant::now() + MOVE_TIMEOUT;
+        loop {
+            let mut c = self.patient_conn(from).await;
+            let keys: Vec<String> = ::redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query_async(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER GETKEYSINSLOT {slot} on {from}: {e}"));
+            if keys.is_empty() {
+                return moved;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slot {slot}'s keys still on {from} after {MOVE_TIMEOUT:?}: {keys:?}"
+            );
+            self.migrate_keys(from, to, &keys).await;
+            moved += keys.len();
+        }
+    }
+
+    /// Step 3: `CLUSTER SETSLOT <slot> NODE <to-id>` on `to`, on `from`, then on
+    /// the other primaries; then waits until every live node sees `to` as the
+    /// slot's only owner. `from` must hold none of the slot's keys any more.
+    pub async fn finish_slot_migration(&self, slot: u16, from: u16, to: u16) {
+        let to_id = self.node_id(to).await;
+        let mut order = vec![to, from];
+        order.extend(
+            lock(&self.topology)
+                .primaries
+                .iter()
+                .filter(|p| **p != to && **p != from),
+        );
+        for port in order {
+            let mut c = self.patient_conn(port).await;
+            ::redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id)
+                .query_async::<()>(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} NODE on {port}: {e}"));
+        }
+        let deadline = Instant::now() + MOVE_TIMEOUT;
+        loop {
+            let mut last = String::new();
+            for p in self.live_ports() {
+                let mut c = self.patient_conn(p).await;
+                let nodes: String = ::redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_else(|e| panic!("CLUSTER NODES on {p}: {e}"));
+                let owners: Vec<u16> = parse_nodes(&nodes)
+                    .into_iter()
+                    .filter(|n| n.master && n.serves(u64::from(slot)))
+                    .map(|n| n.port)
+                    .collect();
+                if owners != [to] {
+                    last = format!("{p} sees slot {slot} served by {owners:?}");
+                    break;
+                }
+            }
+            if last.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slot {slot} not agreed on {MOVE_TIMEOUT:?} after the move to {to}: {last}\n{}",
+                self.views().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Moves `slot` and its keys from the primary on `from` to the one on `to`,
+    /// all three steps ([`start_slot_migration`](Self::start_slot_migration),
+    /// [`migrate_remaining_keys`](Self::migrate_remaining_keys),
+    /// [`finish_slot_migration`](Self::finish_slot_migration)); how many keys moved.
+    pub async fn migrate_slot(&self, slot: u16, from: u16, to: u16) -> usize {
+        self.start_slot_migration(slot, from, to).await;
+        let moved = self.migrate_remaining_keys(slot, from, to).await;
+        self.finish_slot_migration(slot, from, to).await;
+        moved
+    }
+}
+
 fn node_args(port: u16, dir: &Path, tls: Option<&ClusterTls<'_>>) -> Vec<String> {
     let mut args = base_args(dir);
     let path = |p: &Path| p.to_string_lossy().into_owned();
