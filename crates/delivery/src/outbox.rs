@@ -436,7 +436,11 @@ mod tests {
             assert_eq!(slots.len(), 1, "{username}: {keys:?}");
             touched.push(keys.len());
         }
-        assert_eq!(touched, [3, 3, 3], "index, stream and decoys, known or not");
+        assert_eq!(
+            touched,
+            [4, 4, 4],
+            "index, stream and decoys, then the wait for a replica on the stream's slot, known or not"
+        );
         let taken = outbox
             .take("w1", 100, None)
             .await
