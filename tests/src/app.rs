@@ -26,6 +26,9 @@ pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 pub struct TestApp<S = Arc<AppState>> {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves `/metrics` and the health probes apart, when
+    /// `metrics_bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its shared state.
     pub state: S,
     /// A client without cookies or redirects.
@@ -111,6 +114,27 @@ pub async fn spawn_config(config: Config) -> TestApp {
     app.with_state(state)
 }
 
+/// A client for a gateway that runs elsewhere (another process) at `addr`: the
+/// same API helpers, without a gateway to stop.
+pub fn client_for(addr: SocketAddr) -> TestApp<()> {
+    TestApp {
+        addr,
+        metrics_addr: None,
+        state: (),
+        http: client(),
+        stop: None,
+        task: None,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 /// Starts a gateway with `config` whether or not its store answers yet (the
 /// gateway then answers 503 until it does); `Err` when `Application::build`
 /// fails (a misconfigured store, a bad listener). Bounded: a build that takes
@@ -120,6 +144,7 @@ pub async fn spawn_starting(config: Config) -> anyhow::Result<StartingApp> {
         .await
         .map_err(|_| anyhow::anyhow!("Application::build took over 30 s"))??;
     let addr = app.addr();
+    let metrics_addr = app.metrics_addr();
     let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -129,13 +154,10 @@ pub async fn spawn_starting(config: Config) -> anyhow::Result<StartingApp> {
             })
             .await;
     });
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    let http = client();
     Ok(TestApp {
         addr,
+        metrics_addr,
         state,
         http,
         stop: Some(tx),
@@ -144,10 +166,34 @@ pub async fn spawn_starting(config: Config) -> anyhow::Result<StartingApp> {
 }
 
 impl<S> TestApp<S> {
+    /// Asks the gateway to shut down as a signal would (graceful, within its
+    /// `shutdown_grace`) and returns at once; [`TestApp::stopped`] waits for the end.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits, at most `within`, for the gateway to have shut down; whether it had.
+    pub async fn stopped(&mut self, within: Duration) -> bool {
+        self.shut_down();
+        match self.task.as_mut() {
+            Some(task) => {
+                let done = tokio::time::timeout(within, task).await.is_ok();
+                if done {
+                    self.task = None;
+                }
+                done
+            }
+            None => true,
+        }
+    }
+
     /// The same running gateway, holding `state` instead.
     fn with_state<T>(mut self, state: T) -> TestApp<T> {
         TestApp {
             addr: self.addr,
+            metrics_addr: self.metrics_addr,
             state,
             http: self.http.clone(),
             stop: self.stop.take(),
@@ -525,6 +571,20 @@ impl<S> TestApp<S> {
             .send()
             .await
             .expect("token request");
+        parts(resp).await
+    }
+
+    /// Introspects `token` as the API client does (HTTP Basic with the client id
+    /// and secret, a JSON body): the status and the body.
+    pub async fn introspect(&self, token: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(self.url("/v1/tokens/introspect"))
+            .basic_auth("authgate", Some(CLIENT_SECRET))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .expect("introspection");
         parts(resp).await
     }
 

@@ -431,9 +431,7 @@ async fn verify_and_introspect_answer_for_live_tokens_only() {
         "client tokens are not user sessions"
     );
 
-    let (status, body) = app
-        .post("/v1/tokens/introspect", &json!({"token": access}))
-        .await;
+    let (status, body) = app.introspect(access).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["active"], true);
     assert_eq!(body["sub"], u.user_id.as_str());
@@ -446,13 +444,9 @@ async fn verify_and_introspect_answer_for_live_tokens_only() {
         .unwrap()
         .as_secs() as i64;
     assert!((exp - now - 48 * 3600).abs() < 60, "exp {exp}");
-    let (_, body) = app
-        .post("/v1/tokens/introspect", &json!({"token": admin}))
-        .await;
+    let (_, body) = app.introspect(&admin).await;
     assert_eq!(body["scheme"], "client");
-    let (_, body) = app
-        .post("/v1/tokens/introspect", &json!({"token": "garbage"}))
-        .await;
+    let (_, body) = app.introspect("garbage").await;
     assert_eq!(body, json!({"active": false}));
 }
 

@@ -204,9 +204,7 @@ async fn passwordless_login_end_to_end_with_the_webhook_body_field_for_field() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-auth-scheme"], "account-management");
     assert_eq!(resp.headers()["x-auth-user-id"], s.user_id.as_str());
-    let (_, intro) = app
-        .post("/v1/tokens/introspect", &json!({"token": token}))
-        .await;
+    let (_, intro) = app.introspect(token).await;
     assert_eq!(intro["active"], true);
     assert_eq!(intro["scheme"], "account-management");
 
@@ -424,6 +422,73 @@ async fn unknown_and_throttled_requests_get_the_same_202_and_send_nothing() {
     assert!(hook.received().iter().all(|d| d.body["payload"]
         ["user_authentication_password_profile_info"]["username"]
         == "john.doe@banks.com"));
+}
+
+/// The count of `stage` in the codes' funnel, from `/metrics`.
+async fn funnel_count(app: &TestApp, stage: &str) -> u64 {
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    let line = format!(r#"authgate_funnel_total{{scheme="one_time_password",stage="{stage}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn past_the_per_address_limit_a_code_request_still_gets_its_202_and_sends_nothing() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    // Two requests per address and minute; the test's calls from 127.0.0.1 say
+    // in X-Forwarded-For which address they stand for.
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.limits.per_ip = limit(2, 60);
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let s = shop(&app, &hook.url).await;
+    const JOHN: &str = "john.doe@banks.com";
+    const UNKNOWN_PROFILE: &str = "00000000-0000-4000-8000-000000000000";
+    let from = |address: &'static str, profile: &str, username: &str| {
+        app.http
+            .post(app.url(&format!(
+                "/v2/authentication-realms/{}/password-profiles/{profile}/one-time-password-token-request",
+                s.realm
+            )))
+            .header("x-forwarded-for", address)
+            .bearer_auth(&s.implicit)
+            .json(&json!({"data": {"type": "one_time_password_token_request", "username": username,
+                "purpose": "passwordless_authentication"}}))
+            .send()
+    };
+    for n in 1..=2 {
+        let resp = from("203.0.113.5", &s.profile, JOHN).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        assert_eq!(hook.wait_for(n, Duration::from_secs(5)).await.len(), n);
+    }
+    let live = code_of(&hook.received()[1]);
+    let throttled = funnel_count(&app, "throttled").await;
+
+    // Past the limit: the same empty 202, for a known username and an unknown one.
+    for name in [JOHN, "nobody@banks.com", JOHN] {
+        let resp = from("203.0.113.5", &s.profile, name).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{name}");
+        assert!(!resp.headers().contains_key("retry-after"), "{name}");
+        assert!(resp.text().await.unwrap().is_empty(), "{name}");
+    }
+    // What does not depend on a limit is answered as ever.
+    let resp = from("203.0.113.5", UNKNOWN_PROFILE, JOHN).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Nothing more was sent, the funnel counted each as throttled, and John's
+    // live code was not replaced.
+    let got = hook.wait_for(3, Duration::from_secs(1)).await;
+    assert_eq!(got.len(), 2, "a limited request sent something");
+    assert_eq!(funnel_count(&app, "throttled").await, throttled + 3);
+    let (status, body) = app.exchange_code(&s, JOHN, &live).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Another address is not limited.
+    let resp = from("203.0.113.6", &s.profile, JOHN).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(hook.wait_for(3, Duration::from_secs(5)).await.len(), 3);
 }
 
 #[tokio::test]

@@ -271,9 +271,17 @@ impl OtpScheme {
         if stored.get()?.written {
             return Ok(true);
         }
+        self.request_throttled();
+        Ok(false)
+    }
+
+    /// Records a code request that a limit stopped before anything was stored or
+    /// sent: the username's ([`OtpScheme::request_stored`]), or one the caller
+    /// keeps, such as the gateway's per-address limit, where the caller drops the
+    /// prepared batch unsent and still answers as usual.
+    pub fn request_throttled(&self) {
         tracing::info!(target: "authgate::audit", "one-time password token request throttled");
         self.funnel.saw(Stage::Throttled);
-        Ok(false)
     }
 
     /// Whether `code` is still the live code of (profile, username): not

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use authgate_core::directory::SelfManagement;
 use authgate_core::ids::{ProfileId, UserId};
+use authgate_core::limits::AddressCount;
 use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Role, Scheme, Subject, SubjectId};
 use authgate_otp::{OtpError, OtpScheme, Purpose};
@@ -71,8 +72,8 @@ pub struct CodeRequestBody {
 /// The answer to a code request.
 #[derive(Debug, ApiResponse)]
 pub enum CodeRequestResponse {
-    /// Accepted. The same answer whether or not the username exists, and when
-    /// the username's request limit is reached (then nothing is sent).
+    /// Accepted. The same answer whether or not the username exists, and under
+    /// every rate limit, the username's and the address's (then nothing is sent).
     #[oai(status = 202)]
     Accepted,
 }
@@ -224,8 +225,10 @@ impl AccountsApi {
     ///
     /// A six-character code, valid for ten minutes and one use, is sent through the
     /// enabled integrations observing `one-time-password-token-request.created`.
-    /// The answer is 202 with an empty body whether or not the username exists;
-    /// nothing is delivered inline. Needs any client token (implicit is enough).
+    /// The answer is 202 with an empty body whether or not the username exists,
+    /// and also past a rate limit (the username's or the address's: then nothing
+    /// is sent); nothing is delivered inline. Needs any client token (implicit is
+    /// enough).
     #[oai(
         path = "/v2/authentication-realms/:realm/password-profiles/:profile/one-time-password-token-request",
         method = "post",
@@ -252,8 +255,13 @@ impl AccountsApi {
             (Some(p), None) => Some(directory.profile_in(&mut batch, p)),
             _ => None,
         };
+        // Counted like every login-related request, but never answered with 429:
+        // over the per-address limit the request keeps its answer and sends
+        // nothing (like a username over its own limit), so that a 429 tells no one
+        // anything and the limit cannot be used to learn which requests went out.
         let counted = self.state.count_address(&mut batch, req, "login");
-        client_and(&self.state, &auth, batch, counted).await?;
+        client_and(&self.state, &auth, batch, AddressCount::default()).await?;
+        let address_limited = self.state.addresses.verdict(counted)?.is_err();
         directory.check_realm(&known(&realm)?)?;
         let d = &body.data;
         let purpose = Purpose::from(d.purpose);
@@ -272,6 +280,12 @@ impl AccountsApi {
         let otp = &self.state.otp;
         let mut batch = Batch::new();
         let (request, stored) = otp.prepare_request(&mut batch, &profile, &d.username, purpose)?;
+        if address_limited {
+            // The same checks and the same answer; the batch is dropped unsent, so
+            // no code replaces the username's live one and nothing is queued.
+            otp.request_throttled();
+            return Ok(CodeRequestResponse::Accepted);
+        }
         // Known or not, within the limit or not: the same two writes, the same
         // store work, the same answer. The worker finds out who, if anyone, gets
         // the code.

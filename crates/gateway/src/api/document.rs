@@ -49,10 +49,12 @@ error_statuses! {
     StoreOnly = [500, 503];
     /// A public operation with a JSON or form body that counts against the address.
     PublicBody = [400, 401, 413, 415, 429, 500, 503];
-    /// A public operation with a JSON body that is not counted.
-    PublicUncounted = [400, 413, 415, 500, 503];
-    /// The code request: the profile may be missing or not allow codes.
-    CodeRequest = [400, 401, 404, 413, 415, 422, 429, 500, 503];
+    /// Introspection: a JSON or form body, counted against the address (its 401,
+    /// with the challenges, is in its success type).
+    Introspect = [400, 413, 415, 429, 500, 503];
+    /// The code request: the profile may be missing or not allow codes. No 429:
+    /// over any limit it answers its usual 202 and sends nothing.
+    CodeRequest = [400, 401, 404, 413, 415, 422, 500, 503];
     /// An admin read with nothing in its path that can be missing.
     AdminPlain = [401, 403, 500, 503];
     /// An admin read of a list with paging parameters, nothing in its path.

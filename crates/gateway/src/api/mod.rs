@@ -25,7 +25,7 @@ use authgate_core::limits::AddressCount;
 use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Check, Principal, Role, Scheme};
 use poem::{Request, RequestBody};
-use poem_openapi::auth::{ApiKey, Bearer};
+use poem_openapi::auth::{ApiKey, Basic, BasicAuthorization, Bearer};
 use poem_openapi::payload::Json;
 use poem_openapi::registry::Registry;
 use poem_openapi::types::ToJSON;
@@ -77,8 +77,82 @@ pub struct BearerToken(pub Bearer);
 )]
 pub struct AccountManagementToken(pub ApiKey);
 
+/// `Authorization: Basic base64(client_id:client_secret)`: the API client's own
+/// credentials (RFC 7617; RFC 6749 §2.3.1), for `POST /v1/tokens/introspect`.
+#[derive(SecurityScheme)]
+#[oai(ty = "basic")]
+pub struct ClientSecretBasic(pub Basic);
+
 /// The member token's header.
 pub const MEMBER_TOKEN_HEADER: &str = "EP-Account-Management-Authentication-Token";
+
+/// How a caller of `POST /v1/tokens/introspect` says it is the API client, read
+/// from `Authorization` without failing: the operation decides what a missing or
+/// wrong one means (401 with its challenges).
+#[derive(Default)]
+pub enum ClientCaller {
+    /// No `Authorization` header, or one of another scheme.
+    #[default]
+    Missing,
+    /// HTTP Basic: the client id and secret.
+    Basic {
+        /// The user-id part.
+        client_id: String,
+        /// The password part.
+        client_secret: String,
+    },
+    /// `Authorization: Bearer`: a client token, it is hoped.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for ClientCaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret or the token.
+        f.write_str(match self {
+            Self::Missing => "Missing",
+            Self::Basic { .. } => "Basic",
+            Self::Bearer(_) => "Bearer",
+        })
+    }
+}
+
+impl ClientCaller {
+    fn read(req: &Request) -> Self {
+        if let Some(token) = req.header("authorization").and_then(bearer_token) {
+            return Self::Bearer(token.to_owned());
+        }
+        match <Basic as BasicAuthorization>::from_request(req) {
+            Ok(b) => Self::Basic {
+                client_id: b.username,
+                client_secret: b.password,
+            },
+            Err(_) => Self::Missing,
+        }
+    }
+}
+
+impl<'a> ApiExtractor<'a> for ClientCaller {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <ClientSecretBasic as ApiExtractor>::register(registry);
+        <BearerToken as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec!["ClientSecretBasic", "BearerToken"]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        Ok(Self::read(req))
+    }
+}
 
 /// The token of `Authorization: Bearer <token>`, if that is the header's form.
 pub fn bearer_token(value: &str) -> Option<&str> {
@@ -321,6 +395,7 @@ durable outbox, retried, logged) and is exchanged once, within ten minutes, at `
 for an account management authentication token, for passwordless login or a password reset.
 
 **Token checks.** `GET /v1/auth/verify` is a forward-auth endpoint for reverse proxies; \
-`POST /v1/tokens/introspect` answers RFC 7662-style. Revocation takes effect at once on every replica.
+`POST /v1/tokens/introspect` answers the API client (HTTP Basic or a client credentials token) per RFC 7662. \
+Revocation takes effect at once on every replica.
 
 State lives in Redis (or, for trying it out, an embedded store), so any number of replicas can share it.";
