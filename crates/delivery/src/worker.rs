@@ -143,7 +143,13 @@ impl Worker {
         self
     }
 
-    /// Runs until `stop` turns true or its sender is dropped.
+    /// Runs until `stop` turns true or its sender is dropped, then waits for the
+    /// deliveries under way (the caller bounds how long by dropping the future).
+    ///
+    /// Once stopped it starts nothing new: entries of the current batch that have
+    /// not started stay pending in the outbox, unacknowledged, and another worker
+    /// (or this replica's next one) claims them once they have been idle for
+    /// `claim_after`. A delivery cut short the same way is made again; none is lost.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let me = Arc::new(self);
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
@@ -179,7 +185,7 @@ impl Worker {
                 _ => None,
             };
             if !entries.is_empty() {
-                me.dispatch(entries, &slots).await;
+                me.dispatch(entries, &slots, &stop).await;
             }
             if let Some(pause) = pause {
                 tokio::select! {
@@ -188,13 +194,21 @@ impl Worker {
                 }
             }
         }
+        // Every delivery under way holds a slot until it has been settled.
+        let _ = slots.acquire_many(CONCURRENCY as u32).await;
+        tracing::debug!(consumer = %me.consumer, "delivery worker stopped");
     }
 
     /// Sorts out a batch of entries: code requests get their recipients resolved
     /// together (a few store round trips per batch, not per entry); those with
     /// none, and leftovers of earlier versions, are acknowledged together; each
     /// delivery runs in its own task, within the worker's concurrency.
-    async fn dispatch(self: &Arc<Self>, entries: Vec<Taken>, slots: &Arc<Semaphore>) {
+    async fn dispatch(
+        self: &Arc<Self>,
+        entries: Vec<Taken>,
+        slots: &Arc<Semaphore>,
+        stop: &watch::Receiver<bool>,
+    ) {
         let mut requests = Vec::new();
         let mut found = Vec::new();
         let mut work: Vec<(EntryId, Work)> = Vec::new();
@@ -236,10 +250,22 @@ impl Worker {
         if let Err(e) = self.outbox.ack(settled).await {
             tracing::warn!(error = %e, "could not acknowledge outbox entries; they will be claimed again");
         }
+        let mut left = work.len();
         for (id, job) in work {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let permit = if *stop.borrow() {
+                None
+            } else {
+                slots.clone().acquire_owned().await.ok()
+            };
+            // Stopping: the rest stay pending, for a worker to claim later.
+            let Some(permit) = permit.filter(|_| !*stop.borrow()) else {
+                tracing::info!(
+                    left,
+                    "stopping: deliveries not started stay pending in the outbox"
+                );
                 break;
             };
+            left -= 1;
             let me = self.clone();
             tokio::spawn(async move {
                 let outcome = match job {

@@ -19,6 +19,8 @@
 //! - [`demo`]: the `--demo` seed data.
 //! - [`metrics`]: Prometheus metrics of requests and of the schemes' funnels.
 //! - [`platform`]: the web phone SDK's `/platform` WebSocket (scheme A, SPEC §1b).
+//! - [`server`]: the HTTP server under the routes: connection timeouts, the cap on
+//!   open connections, graceful shutdown.
 
 pub mod api;
 pub mod config;
@@ -27,6 +29,7 @@ pub mod demo;
 pub mod errors;
 pub mod metrics;
 pub mod platform;
+pub mod server;
 pub mod startup;
 pub mod state;
 

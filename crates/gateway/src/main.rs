@@ -99,26 +99,45 @@ fn init_logs(json: bool) {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM, naming it.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "SIGINT",
+            Err(_) => std::future::pending().await,
+        }
     };
     #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
+                "SIGTERM"
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(_) => std::future::pending().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = std::future::pending::<&'static str>();
     tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        name = ctrl_c => name,
+        name = term => name,
     }
-    tracing::info!("shutting down");
+}
+
+/// The first signal starts a graceful shutdown (see `Application::run_until`),
+/// after which the process exits 0; a second one exits at once, with 1.
+async fn until_signalled() {
+    let name = shutdown_signal().await;
+    tracing::info!(
+        signal = name,
+        "shutting down gracefully; a second signal exits at once"
+    );
+    tokio::spawn(async {
+        let name = shutdown_signal().await;
+        tracing::warn!(signal = name, "exiting at once");
+        std::process::exit(1);
+    });
 }
 
 async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
@@ -139,7 +158,7 @@ async fn serve(demo_data: bool, config: Option<PathBuf>) -> anyhow::Result<()> {
         app.seed_demo_data().await?;
     }
     app.announce();
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(until_signalled()).await?;
     Ok(())
 }
 

@@ -12,26 +12,48 @@
 //! a binary frame (1003), a frame over [`MAX_FRAME_BYTES`] (1009), more than
 //! [`MAX_FRAMES_PER_SECOND`] frames in a second or more than [`MAX_PENDING`]
 //! unanswered requests (1008), nothing for [`IDLE_TIMEOUT`] (1000), or frames
-//! that break the WebSocket protocol (1002).
+//! that break the WebSocket protocol (1002). A socket beyond
+//! [`Options::per_address`] open ones from the same client address is closed at
+//! once (1008), and every socket is closed when the gateway shuts down (1001).
+//!
+//! The upgrade is done here rather than by poem's `WebSocket`, for one reason: a
+//! frame so large that the transport refuses it unread (over four times
+//! [`MAX_FRAME_BYTES`]) leaves its payload unread in the connection, and closing a
+//! connection with unread input resets it, taking the 1009 close frame with it
+//! (browsers report 1006). With the transport in hand, such a socket sends its
+//! close frame, ends its side of the stream and reads the rest away (for at most
+//! the close grace) before it closes, so the client reads the 1009.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authgate_core::tokens::IssuedTokens;
 use authgate_onetimekey::{Failure, KeyScheme, LoggedIn};
 use futures::future::{BoxFuture, OptionFuture};
 use futures::{SinkExt, StreamExt};
-use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
-use poem::{Endpoint, FromRequest, IntoResponse, Request, Response};
+use poem::error::WebSocketError;
+use poem::http::header::{self, HeaderValue};
+use poem::http::{Method, StatusCode};
+use poem::{Endpoint, Request, Response, Upgraded};
 use poem_openapi::OperationId;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{sleep_until, Instant, Sleep};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::api::webphone::LoginTokens;
 use crate::errors::WebPhoneFailure;
+use crate::server::Stopping;
 use crate::state::AppState;
+
+/// One socket's transport.
+type Socket = WebSocketStream<Upgraded>;
 
 /// The largest text frame answered (bytes); a larger one closes the socket (1009).
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
@@ -56,31 +78,132 @@ const MAX_HASH: usize = 64;
 const MAX_PASSWORD: usize = 1024;
 const MAX_TOKEN: usize = 256;
 
+/// What the endpoint needs besides the shared state.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Open sockets per client address; one more is closed at once with 1008.
+    pub per_address: usize,
+    /// Turns to a deadline when the gateway shuts down: every socket then closes with 1001.
+    pub stopping: Stopping,
+}
+
 /// The `/platform` endpoint: upgrades to a WebSocket and serves the SDK's protocol.
-pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
-    Platform { state }
+pub fn endpoint(state: Arc<AppState>, options: Options) -> impl Endpoint {
+    Platform {
+        state,
+        sockets: Arc::new(Sockets {
+            per_address: options.per_address.max(1),
+            open: Mutex::default(),
+        }),
+        stopping: options.stopping,
+    }
 }
 
 struct Platform {
     state: Arc<AppState>,
+    sockets: Arc<Sockets>,
+    stopping: Stopping,
+}
+
+/// Open sockets per client address.
+struct Sockets {
+    per_address: usize,
+    open: Mutex<HashMap<String, usize>>,
+}
+
+impl Sockets {
+    /// A place for one more socket from `ip`, or `None` when it has its share.
+    fn admit(self: &Arc<Self>, ip: &str) -> Option<Place> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(ip.to_owned()).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(Place {
+            sockets: self.clone(),
+            ip: ip.to_owned(),
+        })
+    }
+}
+
+/// One socket's place among its address's; given back when dropped.
+struct Place {
+    sockets: Arc<Sockets>,
+    ip: String,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.sockets.open.lock() {
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// The handshake's key, when `req` is a WebSocket upgrade (RFC 6455 §4.2.1).
+fn handshake_key(req: &Request) -> Option<HeaderValue> {
+    let headers = req.headers();
+    let has = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let upgrade = req.method() == Method::GET
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
+        && headers.get(header::SEC_WEBSOCKET_VERSION) == Some(&HeaderValue::from_static("13"));
+    upgrade
+        .then(|| headers.get(header::SEC_WEBSOCKET_KEY).cloned())
+        .flatten()
 }
 
 impl Endpoint for Platform {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        let ws = WebSocket::from_request_without_body(&req).await?;
+        let key = handshake_key(&req).ok_or(WebSocketError::InvalidProtocol)?;
+        let on_upgrade = req.take_upgrade().map_err(WebSocketError::from)?;
         // The address is taken from the upgrade request: a socket keeps it.
         let ip = self.state.client_ip(&req);
+        let place = self.sockets.admit(&ip);
         let scheme = self.state.key_scheme.clone();
         let metrics = self.state.metrics.clone();
+        let stopping = self.stopping.clone();
         let config = WebSocketConfig::default()
             .max_message_size(Some(TRANSPORT_LIMIT))
             .max_frame_size(Some(TRANSPORT_LIMIT));
-        let mut resp = ws
-            .config(config)
-            .on_upgrade(move |socket| serve(socket, scheme, ip, metrics))
-            .into_response();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let socket =
+                WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(config)).await;
+            match place {
+                Some(place) => serve(socket, scheme, ip, metrics, stopping, place).await,
+                None => {
+                    tracing::debug!(target: "authgate::platform", %ip, "too many sockets from one address");
+                    close(socket, Closing::Crowded, &ip).await;
+                }
+            }
+        });
+        let mut resp = Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(
+                header::SEC_WEBSOCKET_ACCEPT,
+                derive_accept_key(key.as_bytes()),
+            )
+            .finish();
         resp.set_data(OperationId(OPERATION_ID));
         Ok(resp)
     }
@@ -95,19 +218,39 @@ enum Closing {
     Flood,
     Backlog,
     Idle,
+    /// Too many sockets from the same address.
+    Crowded,
+    /// The gateway is shutting down.
+    GoingAway,
+    /// The transport refused what it read (too large, not UTF-8, not WebSocket):
+    /// the rest of the input is unread, and must be read away before closing.
+    Refused(Refusal),
+}
+
+/// What the transport refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    TooLarge,
+    Malformed,
     Protocol,
 }
 
 impl Closing {
     fn frame(self) -> (CloseCode, &'static str) {
         match self {
-            Closing::Malformed => (CloseCode::Invalid, "malformed frame"),
+            Closing::Malformed | Closing::Refused(Refusal::Malformed) => {
+                (CloseCode::Invalid, "malformed frame")
+            }
             Closing::Binary => (CloseCode::Unsupported, "text frames only"),
-            Closing::TooLarge => (CloseCode::Size, "frame too large"),
+            Closing::TooLarge | Closing::Refused(Refusal::TooLarge) => {
+                (CloseCode::Size, "frame too large")
+            }
             Closing::Flood => (CloseCode::Policy, "too many frames"),
             Closing::Backlog => (CloseCode::Policy, "too many unanswered requests"),
             Closing::Idle => (CloseCode::Normal, "idle timeout"),
-            Closing::Protocol => (CloseCode::Protocol, "protocol error"),
+            Closing::Refused(Refusal::Protocol) => (CloseCode::Protocol, "protocol error"),
+            Closing::Crowded => (CloseCode::Policy, "too many sockets from this address"),
+            Closing::GoingAway => (CloseCode::Away, "the server is shutting down"),
         }
     }
 }
@@ -187,11 +330,14 @@ impl FloodGate {
 }
 
 async fn serve(
-    mut socket: WebSocketStream,
+    mut socket: Socket,
     scheme: KeyScheme,
     ip: String,
     metrics: Arc<crate::metrics::Metrics>,
+    mut stopping: Stopping,
+    place: Place,
 ) {
+    let _place = place;
     tracing::debug!(target: "authgate::platform", %ip, "web phone socket opened");
     if socket
         .send(Message::text(out("__connectionSuccessful", json!([]))))
@@ -225,6 +371,8 @@ async fn serve(
                 }
             }
             () = idle.as_mut() => break Some(Closing::Idle),
+            // A dropped sender means the server is gone without a shutdown: the same.
+            _ = crate::server::stopped(&mut stopping) => break Some(Closing::GoingAway),
             frame = socket.next() => {
                 let msg = match frame {
                     None => break None,
@@ -245,12 +393,12 @@ async fn serve(
                     Message::Binary(_) => break Some(Closing::Binary),
                     Message::Close(_) => break None,
                     // The transport answers pings itself.
-                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 };
                 if text.len() > MAX_FRAME_BYTES {
                     break Some(Closing::TooLarge);
                 }
-                match parse(&text) {
+                match parse(text.as_str()) {
                     None => break Some(Closing::Malformed),
                     Some(Frame::Ping) => {
                         if socket.send(Message::text(out("__pong", json!([])))).await.is_err() {
@@ -272,42 +420,59 @@ async fn serve(
         }
     };
     match closing {
-        Some(why) => {
-            let (code, reason) = why.frame();
-            tracing::debug!(target: "authgate::platform", %ip, ?why, "closing a web phone socket");
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                socket.send(Message::close_with(code, reason)).await?;
-                // Read until the client's close answer, so the TCP close is clean.
-                while let Some(Ok(msg)) = socket.next().await {
-                    if msg.is_close() {
-                        break;
-                    }
-                }
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
-        }
+        Some(why) => close(socket, why, &ip).await,
         None => {
-            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close()).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.close(None)).await;
         }
     }
     tracing::debug!(target: "authgate::platform", %ip, "web phone socket closed");
 }
 
-/// Whether and how to close after a failed read. The transport's errors arrive
-/// as text (poem wraps them), except those of the connection itself.
-fn read_failure(e: &std::io::Error) -> Option<Closing> {
-    if e.kind() != std::io::ErrorKind::Other {
-        return None; // The connection is gone: nobody to tell.
-    }
-    let text = e.to_string();
-    Some(if text.starts_with("Space limit exceeded") {
-        Closing::TooLarge
-    } else if text.contains("UTF-8") {
-        Closing::Malformed
-    } else {
-        Closing::Protocol
+/// Closes `socket` with the close frame `why` stands for, within [`CLOSE_GRACE`].
+///
+/// After a frame the transport read whole, it waits for the client's close frame,
+/// as the protocol has it. After one it refused, the rest of the input is not
+/// frames: it sends its close frame, ends its side of the stream, and reads and
+/// drops whatever comes until the client closes too, so that the connection is
+/// closed with nothing unread (which would reset it, the close frame with it).
+async fn close(mut socket: Socket, why: Closing, ip: &str) {
+    let (code, reason) = why.frame();
+    tracing::debug!(target: "authgate::platform", %ip, ?why, "closing a web phone socket");
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let sent = socket.send(frame).await;
+        if let Closing::Refused(_) = why {
+            // The transport may have queued a close of its own instead of ours.
+            let _ = socket.flush().await;
+            let io = socket.get_mut();
+            io.shutdown().await?;
+            let mut sink = vec![0u8; 16 * 1024];
+            while io.read(&mut sink).await? > 0 {}
+        } else if sent.is_ok() {
+            // Read until the client's close answer, so the TCP close is clean.
+            while let Some(Ok(msg)) = socket.next().await {
+                if msg.is_close() {
+                    break;
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(())
     })
+    .await;
+}
+
+/// Whether and how to close after a failed read.
+fn read_failure(e: &WsError) -> Option<Closing> {
+    match e {
+        WsError::Capacity(_) => Some(Closing::Refused(Refusal::TooLarge)),
+        WsError::Utf8(_) => Some(Closing::Refused(Refusal::Malformed)),
+        WsError::Protocol(_) | WsError::AttackAttempt => Some(Closing::Refused(Refusal::Protocol)),
+        // The connection is gone: nobody to tell.
+        _ => None,
+    }
 }
 
 /// An outgoing frame.

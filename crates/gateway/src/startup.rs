@@ -1,9 +1,11 @@
 //! Building and running one gateway instance.
 //!
 //! [`Application::build`] connects the store, bootstraps shared values and binds the
-//! listener (port 0 picks a free port, which [`Application::port`] reports);
-//! [`Application::run_until`] serves until the caller's shutdown future resolves.
-//! Nothing is global, so a test can run as many instances as it likes.
+//! listener (port 0 picks a free port, which [`Application::port`] reports), and the
+//! metrics listener when `AUTHGATE_METRICS_BIND` is set;
+//! [`Application::run_until`] serves until the caller's shutdown future resolves,
+//! then shuts down gracefully (see there). Nothing is global, so a test can run as
+//! many instances as it likes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,15 +22,18 @@ use poem::http::{Method, StatusCode};
 use poem::listener::{
     Acceptor, AcceptorExt, BoxAcceptor, Listener, RustlsCertificate, RustlsConfig, TcpListener,
 };
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Route, Server};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Route};
 use secrecy::ExposeSecret;
 use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::api;
 use crate::api::document::Routes;
 use crate::config::Config;
 use crate::cors::{cors, CorsPolicy};
 use crate::errors::{dialect_body, dialect_errors};
+use crate::server::{self, Limits, Stats, Stopping};
 use crate::state::{AppState, Generated};
 
 /// A bound, ready-to-run gateway.
@@ -41,16 +46,25 @@ pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     tls: bool,
+    /// The metrics address's listener, when `AUTHGATE_METRICS_BIND` is set.
+    metrics: Option<(BoxAcceptor, SocketAddr)>,
     config: Config,
     /// The served app once the store answered; 503s until then.
     served: Arc<OnceLock<Served>>,
     seed_demo: bool,
+    /// Set to the shutdown's deadline when shutdown begins; the servers and the
+    /// `/platform` sockets watch it.
+    stop: watch::Sender<Option<Instant>>,
+    /// The public listener's connection counters.
+    stats: Arc<Stats>,
 }
 
 /// What serves once the store answered.
 struct Served {
     state: Arc<AppState>,
     app: BoxEndpoint<'static>,
+    /// `/metrics`: the request and funnel metrics, and the connection counters.
+    scrape: Arc<BoxEndpoint<'static>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -58,6 +72,7 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("addr", &self.addr)
             .field("tls", &self.tls)
+            .field("metrics_addr", &self.metrics.as_ref().map(|(_, a)| a))
             .field("ready", &self.served.get().is_some())
             .finish_non_exhaustive()
     }
@@ -94,9 +109,11 @@ fn retry_after(mut resp: poem::Response) -> poem::Response {
 }
 
 /// Serves the app once there is one, 503s (in the dialect of the path) before.
+/// Without `metrics_here`, `/metrics` is not found, before as after.
 fn gate(
     served: Arc<OnceLock<Served>>,
     store: &'static str,
+    metrics_here: bool,
 ) -> impl Endpoint<Output = poem::Response> {
     poem::endpoint::make(move |req: Request| {
         let served = served.clone();
@@ -118,6 +135,9 @@ fn gate(
                     .status(StatusCode::SERVICE_UNAVAILABLE)
                     .content_type("application/json; charset=utf-8")
                     .body(waiting.to_string()),
+                "/metrics" if !metrics_here => {
+                    dialect_body(path, StatusCode::NOT_FOUND, "not found")
+                }
                 _ => dialect_body(
                     path,
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -129,61 +149,129 @@ fn gate(
     })
 }
 
+/// The metrics address's endpoint: `/metrics` and the health probes (answered by
+/// the main app, as on the main address); anything else is not found.
+fn metrics_gate(
+    served: Arc<OnceLock<Served>>,
+    public: Arc<BoxEndpoint<'static>>,
+    stats: Arc<Stats>,
+) -> impl Endpoint<Output = poem::Response> {
+    poem::endpoint::make(move |req: Request| {
+        let (served, public, stats) = (served.clone(), public.clone(), stats.clone());
+        async move {
+            let resp = match req.uri().path() {
+                "/metrics" if req.method() == Method::GET => match served.get() {
+                    Some(s) => s.scrape.get_response(req).await,
+                    // Before the store answers there are only the connection counters.
+                    None => scrape_text(None, &stats),
+                },
+                "/health/live" | "/health/ready" => public.get_response(req).await,
+                _ => poem::Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .finish(),
+            };
+            Ok::<_, poem::Error>(resp)
+        }
+    })
+}
+
+/// The Prometheus text: the request and funnel metrics, then the connection counters.
+fn scrape_text(metrics: Option<&crate::metrics::Metrics>, stats: &Stats) -> poem::Response {
+    let mut text = metrics.map(|m| m.render()).unwrap_or_default();
+    stats.render(&mut text);
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
 impl Served {
-    async fn build(config: &Config) -> anyhow::Result<(Self, Generated)> {
+    async fn build(config: &Config, edges: Edges) -> anyhow::Result<(Self, Generated)> {
         let (state, generated) = AppState::build(config).await?;
         let policy = CorsPolicy::new(
             config.cors_allowed_origins.iter().cloned(),
             config.cors_allow_credentials,
         );
-        let app = routes(state.clone(), config.max_body_bytes, Some(policy))?.boxed();
-        Ok((Self { state, app }, generated))
+        let scrape = {
+            let (metrics, stats) = (state.metrics.clone(), edges.stats.clone());
+            Arc::new(
+                poem::endpoint::make_sync(move |_| scrape_text(Some(&metrics), &stats)).boxed(),
+            )
+        };
+        let options = RouteOptions {
+            max_body_bytes: config.max_body_bytes,
+            cors: Some(policy),
+            platform: crate::platform::Options {
+                per_address: config.platform_sockets_per_address,
+                stopping: edges.stopping,
+            },
+            metrics: config.metrics_bind.is_none().then(|| scrape.clone()),
+        };
+        let app = routes(state.clone(), options)?.boxed();
+        Ok((Self { state, app, scrape }, generated))
     }
+}
+
+/// What the routes share with the server: its shutdown signal and counters.
+#[derive(Clone)]
+struct Edges {
+    stopping: Stopping,
+    stats: Arc<Stats>,
+}
+
+/// How [`routes`] is put together.
+pub struct RouteOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// CORS for browser frontends; `None` sends no CORS headers.
+    pub cors: Option<CorsPolicy>,
+    /// The `/platform` socket's per-address cap and shutdown signal.
+    pub platform: crate::platform::Options,
+    /// `/metrics`, when served on this address.
+    pub metrics: Option<Arc<BoxEndpoint<'static>>>,
 }
 
 /// All routes of the gateway: CORS outermost (so errors carry it too), then the
 /// dialects' error shapes, metrics, and the body limit.
 pub fn routes(
     state: Arc<AppState>,
-    max_body_bytes: usize,
-    cors_policy: Option<CorsPolicy>,
+    options: RouteOptions,
 ) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
+    let RouteOptions {
+        max_body_bytes,
+        cors: cors_policy,
+        platform,
+        metrics: scrape,
+    } = options;
     let metrics = state.metrics.clone();
-    let scrape = {
-        let metrics = metrics.clone();
-        poem::endpoint::make_sync(move |_| {
-            poem::Response::builder()
-                .content_type("text/plain; version=0.0.4")
-                .body(metrics.render())
-        })
-    };
     let api = api::service(state.clone());
     let document = api::document(&api)
         .map_err(|e| anyhow::anyhow!("the OpenAPI document is not valid JSON: {e}"))?;
     let docs = api::explorer::endpoint(&api.swagger_ui_html()).map_err(anyhow::Error::msg)?;
     let get_only: &[Method] = &[Method::GET];
-    let table = Arc::new(Routes::from_document(
-        &document,
-        &[
-            ("/openapi.json", get_only),
-            ("/metrics", get_only),
-            ("/platform", get_only),
-            ("/docs", get_only),
-            ("/docs/", get_only),
-            ("/docs/init.js", get_only),
-            ("/docs/swagger-ui.css", get_only),
-            ("/docs/swagger-ui-bundle.js", get_only),
-        ],
-    ));
+    let mut extra = vec![
+        ("/openapi.json", get_only),
+        ("/platform", get_only),
+        ("/docs", get_only),
+        ("/docs/", get_only),
+        ("/docs/init.js", get_only),
+        ("/docs/swagger-ui.css", get_only),
+        ("/docs/swagger-ui-bundle.js", get_only),
+    ];
+    if scrape.is_some() {
+        extra.push(("/metrics", get_only));
+    }
+    let table = Arc::new(Routes::from_document(&document, &extra));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
             .body(document.clone())
     });
-    let app = Route::new()
-        .at("/openapi.json", poem::get(spec))
-        .at("/metrics", poem::get(scrape))
-        .at("/platform", crate::platform::endpoint(state))
+    let mut app = Route::new().at("/openapi.json", poem::get(spec));
+    if let Some(scrape) = scrape {
+        app = app.at("/metrics", poem::get(scrape));
+    }
+    let app = app
+        .at("/platform", crate::platform::endpoint(state, platform))
         .nest("/docs", docs)
         .nest("/", api);
     Ok(cors(
@@ -230,7 +318,7 @@ fn limit_body<E: Endpoint + 'static>(ep: E, max: usize) -> impl Endpoint {
 }
 
 impl Application {
-    /// Binds the listener and, when the store answers, bootstraps shared values.
+    /// Binds the listener(s) and, when the store answers, bootstraps shared values.
     /// A store that does not answer yet is waited for (see [`Application`]); a
     /// misconfigured one fails here.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -253,8 +341,28 @@ impl Application {
             }
             _ => (listener.boxed(), false),
         };
+        let metrics = match config.metrics_bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind).into_acceptor().await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on AUTHGATE_METRICS_BIND={bind}: {e}")
+                })?;
+                let addr = listener
+                    .local_addr()
+                    .first()
+                    .and_then(|a| a.as_socket_addr().copied())
+                    .ok_or_else(|| anyhow::anyhow!("the metrics listener has no address"))?;
+                Some((listener.boxed(), addr))
+            }
+            None => None,
+        };
+        let (stop, _) = watch::channel(None);
+        let stats = Arc::new(Stats::default());
+        let edges = Edges {
+            stopping: stop.subscribe(),
+            stats: stats.clone(),
+        };
         let served = Arc::new(OnceLock::new());
-        match Served::build(&config).await {
+        match Served::build(&config, edges).await {
             Ok((ready, generated)) => {
                 announce_generated(&ready.state, &generated);
                 let _ = served.set(ready);
@@ -268,9 +376,12 @@ impl Application {
             acceptor,
             addr,
             tls,
+            metrics,
             config,
             served,
             seed_demo: false,
+            stop,
+            stats,
         })
     }
 
@@ -295,6 +406,11 @@ impl Application {
         self.addr
     }
 
+    /// The metrics address actually bound, when `AUTHGATE_METRICS_BIND` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Whether it serves HTTPS.
     pub fn is_tls(&self) -> bool {
         self.tls
@@ -314,35 +430,109 @@ impl Application {
             "memory"
         };
         tracing::info!(addr = %self.addr, store, ready = self.served.get().is_some(), "authgate listening on {scheme}://{}", self.addr);
+        if let Some(addr) = self.metrics_addr() {
+            tracing::info!(%addr, "metrics and health probes on http://{addr}");
+        }
         if store == "memory" {
             tracing::warn!("running on the embedded in-memory store: every user, key and session is gone at exit; set AUTHGATE_REDIS_URL for real use");
         }
     }
 
-    /// Serves until `shutdown` resolves, then drains for up to five seconds.
+    /// Serves until `shutdown` resolves, then shuts down gracefully within
+    /// `AUTHGATE_SHUTDOWN_GRACE_SECS`: it stops accepting at once, closes idle
+    /// connections and `/platform` sockets (1001), lets requests in flight finish,
+    /// then stops the delivery worker, which finishes the deliveries it has under
+    /// way and leaves the rest pending in the outbox, for this replica's next start
+    /// or any other replica to claim (nothing accepted is lost). Whatever still runs
+    /// at the deadline is dropped; the worker gets at least a second.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let store = if self.config.redis_url.is_some() {
+        let Self {
+            acceptor,
+            tls,
+            metrics,
+            config,
+            served,
+            seed_demo,
+            stop,
+            stats,
+            ..
+        } = self;
+        let (stop_worker, worker_stopped) = watch::channel(false);
+        let store = if config.redis_url.is_some() {
             "redis"
         } else {
             "memory"
         };
-        let app = gate(self.served.clone(), store);
-        let background = tokio::spawn(background(
-            self.served.clone(),
-            self.config.clone(),
-            self.seed_demo,
-            stopped,
+        let limits = Limits::from_config(&config);
+        let grace = config.shutdown_grace;
+        let public = Arc::new(gate(served.clone(), store, metrics.is_none()).boxed());
+        let mut background = tokio::spawn(background(
+            served.clone(),
+            config,
+            seed_demo,
+            Edges {
+                stopping: stop.subscribe(),
+                stats: stats.clone(),
+            },
+            worker_stopped,
         ));
-        let served = Server::new_with_acceptor(self.acceptor)
-            .idle_timeout(Duration::from_secs(120))
-            .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(5)))
-            .await;
-        let _ = stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(12), background).await;
-        served
+        let servers = async {
+            let main = server::serve(
+                acceptor,
+                tls,
+                public.clone(),
+                limits,
+                stats.clone(),
+                stop.subscribe(),
+            );
+            match metrics {
+                Some((acceptor, _)) => {
+                    let ep = Arc::new(
+                        metrics_gate(served.clone(), public.clone(), stats.clone()).boxed(),
+                    );
+                    let limits = Limits {
+                        max_connections: limits.max_connections.min(METRICS_CONNECTIONS),
+                        ..limits
+                    };
+                    let other = server::serve(
+                        acceptor,
+                        false,
+                        ep,
+                        limits,
+                        Arc::default(),
+                        stop.subscribe(),
+                    );
+                    futures::future::join(main, other).await;
+                }
+                None => main.await,
+            }
+        };
+        let signal = async {
+            shutdown.await;
+            let deadline = Instant::now() + grace;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections; finishing requests in flight"
+            );
+            stop.send_replace(Some(deadline));
+            deadline
+        };
+        let (deadline, ()) = futures::future::join(signal, servers).await;
+        let _ = stop_worker.send(true);
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1));
+        if tokio::time::timeout(left, &mut background).await.is_err() {
+            tracing::warn!("the delivery worker did not finish in time; its unfinished deliveries stay pending for the next worker to claim");
+            background.abort();
+        }
+        tracing::info!("stopped");
+        Ok(())
     }
 }
+
+/// The metrics address's own cap on connections.
+const METRICS_CONNECTIONS: usize = 256;
 
 /// Says once what the operator must know of generated secrets.
 fn announce_generated(state: &AppState, generated: &Generated) {
@@ -366,7 +556,8 @@ async fn background(
     served: Arc<OnceLock<Served>>,
     config: Config,
     seed_demo: bool,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    edges: Edges,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let mut wait = Duration::from_millis(200);
     let mut attempt = 0u32;
@@ -376,7 +567,7 @@ async fn background(
             _ = stopped.changed() => return,
         }
         attempt += 1;
-        match Served::build(&config).await {
+        match Served::build(&config, edges.clone()).await {
             Ok((ready, generated)) => {
                 tracing::info!(attempt, "the store answers; serving");
                 announce_generated(&ready.state, &generated);

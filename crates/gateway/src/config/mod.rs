@@ -57,12 +57,14 @@ use authgate_core::limits::Limits;
 use secrecy::SecretString;
 
 use settings::{
-    ACCESS_TOKEN_TTL, BIND, CLIENT_ID, CLIENT_SECRET, CLIENT_TOKEN_TTL, CORS_ALLOWED_ORIGINS,
-    CORS_ALLOW_CREDENTIALS, DELIVERY_WORKER, EMAIL_FROM, EMAIL_TEMPLATES, LIMIT_GUESSES_PER_USER,
-    LIMIT_PER_IP, LIMIT_REQUESTS_PER_USER, LOGIN_KEY_TTL, LOG_FORMAT, MAX_BODY_BYTES, OTP_TTL,
-    REDIS_CA_CERT, REDIS_CLIENT_CERT, REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS,
-    REDIS_OUTBOX_WAIT, REDIS_PREFIX, REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SMTP_URL,
-    TLS_CERT, TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
+    ACCESS_TOKEN_TTL, BIND, BODY_READ_TIMEOUT, CLIENT_ID, CLIENT_SECRET, CLIENT_TOKEN_TTL,
+    CORS_ALLOWED_ORIGINS, CORS_ALLOW_CREDENTIALS, DELIVERY_WORKER, EMAIL_FROM, EMAIL_TEMPLATES,
+    HEADER_READ_TIMEOUT, IDLE_TIMEOUT, LIMIT_GUESSES_PER_USER, LIMIT_PER_IP,
+    LIMIT_REQUESTS_PER_USER, LOGIN_KEY_TTL, LOG_FORMAT, MAX_BODY_BYTES, MAX_CONNECTIONS,
+    METRICS_BIND, OTP_TTL, PLATFORM_SOCKETS_PER_ADDRESS, REDIS_CA_CERT, REDIS_CLIENT_CERT,
+    REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS, REDIS_OUTBOX_WAIT, REDIS_PREFIX,
+    REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SHUTDOWN_GRACE, SMTP_URL, TLS_CERT,
+    TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
 };
 use sources::{Defaults, Layered, Source};
 
@@ -115,6 +117,21 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Time a request head may take to arrive whole.
+    pub header_read_timeout: Duration,
+    /// Time a request body may take to arrive whole, from the end of its head.
+    pub body_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Open connections (WebSockets included) beyond which new ones are turned away.
+    pub max_connections: usize,
+    /// Open `/platform` sockets per client address.
+    pub platform_sockets_per_address: usize,
+    /// How long a shutdown waits for requests in flight and deliveries under way.
+    pub shutdown_grace: Duration,
+    /// A second address serving `/metrics` and the health probes; set, the main
+    /// address no longer serves `/metrics`.
+    pub metrics_bind: Option<SocketAddr>,
     /// SMTP server for email integrations.
     pub smtp_url: Option<SecretString>,
     /// Default sender of emails.
@@ -172,6 +189,13 @@ impl fmt::Debug for Config {
             limits,
             trusted_proxies,
             max_body_bytes,
+            header_read_timeout,
+            body_read_timeout,
+            idle_timeout,
+            max_connections,
+            platform_sockets_per_address,
+            shutdown_grace,
+            metrics_bind,
             smtp_url,
             email_from,
             email_templates,
@@ -212,6 +236,13 @@ impl fmt::Debug for Config {
             .field("limits", limits)
             .field("trusted_proxies", trusted_proxies)
             .field("max_body_bytes", max_body_bytes)
+            .field("header_read_timeout", header_read_timeout)
+            .field("body_read_timeout", body_read_timeout)
+            .field("idle_timeout", idle_timeout)
+            .field("max_connections", max_connections)
+            .field("platform_sockets_per_address", platform_sockets_per_address)
+            .field("shutdown_grace", shutdown_grace)
+            .field("metrics_bind", metrics_bind)
             .field("smtp_url", smtp_url)
             .field("email_from", email_from)
             .field("email_templates", email_templates)
@@ -298,6 +329,13 @@ fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
         },
         trusted_proxies: s.value(&TRUSTED_PROXIES)?,
         max_body_bytes: s.value(&MAX_BODY_BYTES)?,
+        header_read_timeout: s.value(&HEADER_READ_TIMEOUT)?,
+        body_read_timeout: s.value(&BODY_READ_TIMEOUT)?,
+        idle_timeout: s.value(&IDLE_TIMEOUT)?,
+        max_connections: s.value(&MAX_CONNECTIONS)?,
+        platform_sockets_per_address: s.value(&PLATFORM_SOCKETS_PER_ADDRESS)?,
+        shutdown_grace: s.value(&SHUTDOWN_GRACE)?,
+        metrics_bind: s.value(&METRICS_BIND)?,
         smtp_url: s.value(&SMTP_URL)?,
         email_from: s.value(&EMAIL_FROM)?,
         email_templates: s.value(&EMAIL_TEMPLATES)?,
@@ -384,6 +422,25 @@ mod tests {
         assert!(!api_only.delivery_worker);
         assert!(c.cors_allowed_origins.is_empty());
         assert!(!c.cors_allow_credentials);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.platform_sockets_per_address, 100);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+        assert!(c.metrics_bind.is_none());
+        let edges = Config::load_from(
+            None,
+            env(&[
+                ("AUTHGATE_HEADER_READ_TIMEOUT_MS", "2500"),
+                ("AUTHGATE_METRICS_BIND", "127.0.0.1:9090"),
+            ]),
+        )?;
+        assert_eq!(edges.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            edges.metrics_bind.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9090")
+        );
         Ok(())
     }
 
@@ -447,6 +504,13 @@ mod tests {
             ("AUTHGATE_WEBHOOK_RETRY_BASE_MS", "600001"),
             ("AUTHGATE_LOG_FORMAT", "xml"),
             ("AUTHGATE_TLS_CERT", "/etc/authgate/cert.pem"),
+            ("AUTHGATE_HEADER_READ_TIMEOUT_MS", "99"),
+            ("AUTHGATE_BODY_READ_TIMEOUT_MS", "0"),
+            ("AUTHGATE_IDLE_TIMEOUT_SECS", "0"),
+            ("AUTHGATE_MAX_CONNECTIONS", "0"),
+            ("AUTHGATE_PLATFORM_SOCKETS_PER_ADDRESS", "0"),
+            ("AUTHGATE_SHUTDOWN_GRACE_SECS", "0"),
+            ("AUTHGATE_METRICS_BIND", "9090"),
         ] {
             let err = Config::load_from(None, env(&[(k, v)]))
                 .err()

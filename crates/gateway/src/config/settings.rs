@@ -388,6 +388,98 @@ pub(super) const CORS_ALLOW_CREDENTIALS: Setting<Flag> = Setting {
     about: "let those origins use credentials mode (cookies, HTTP authentication)",
 };
 
+pub(super) const METRICS_BIND: Setting<Optional<Addr>> = Setting {
+    var: "AUTHGATE_METRICS_BIND",
+    key: Some("metrics_bind"),
+    format: Optional {
+        inner: Addr,
+        unset: "unset: /metrics on the main address",
+    },
+    default: || None,
+    about: "a second address (plain HTTP) serving /metrics, /health/live and /health/ready; \
+            set, the main address answers /metrics with 404",
+};
+
+pub(super) const HEADER_READ_TIMEOUT: Setting<Span> = Setting {
+    var: "AUTHGATE_HEADER_READ_TIMEOUT_MS",
+    key: Some("header_read_timeout_ms"),
+    format: Span {
+        unit: Unit::Milliseconds,
+        min: 100,
+        max: Some(600_000),
+    },
+    default: || Duration::from_secs(10),
+    about: "time a request's head may take to arrive whole, from the connection's opening \
+            (TLS handshake included) or from the first byte of a later request; then the \
+            connection is closed",
+};
+
+pub(super) const BODY_READ_TIMEOUT: Setting<Span> = Setting {
+    var: "AUTHGATE_BODY_READ_TIMEOUT_MS",
+    key: Some("body_read_timeout_ms"),
+    format: Span {
+        unit: Unit::Milliseconds,
+        min: 100,
+        max: Some(3_600_000),
+    },
+    default: || Duration::from_secs(30),
+    about: "time a request's body may take to arrive whole, from the end of its head; then \
+            the request gets 408 and the connection is closed",
+};
+
+pub(super) const IDLE_TIMEOUT: Setting<Span> = Setting {
+    var: "AUTHGATE_IDLE_TIMEOUT_SECS",
+    key: Some("idle_timeout_secs"),
+    format: Span {
+        unit: Unit::Seconds,
+        min: 1,
+        max: Some(3600),
+    },
+    default: || Duration::from_secs(120),
+    about: "a keep-alive connection waiting this long for its next request is closed (keep \
+            it above the idle timeout of a proxy in front)",
+};
+
+pub(super) const MAX_CONNECTIONS: Setting<Whole<usize>> = Setting {
+    var: "AUTHGATE_MAX_CONNECTIONS",
+    key: Some("max_connections"),
+    format: Whole {
+        min: 1,
+        max: Some(1_000_000),
+        unit: "connections",
+    },
+    default: || 10_000,
+    about: "open connections, WebSockets included; one more is answered 503 with \
+            Retry-After (HTTPS: closed) at once; keep it below the open-file limit \
+            (ulimit -n)",
+};
+
+pub(super) const PLATFORM_SOCKETS_PER_ADDRESS: Setting<Whole<usize>> = Setting {
+    var: "AUTHGATE_PLATFORM_SOCKETS_PER_ADDRESS",
+    key: Some("platform_sockets_per_address"),
+    format: Whole {
+        min: 1,
+        max: Some(1_000_000),
+        unit: "sockets",
+    },
+    default: || 100,
+    about: "open /platform WebSockets per client address (as AUTHGATE_TRUSTED_PROXIES \
+            determines it); one more is closed with 1008 at once",
+};
+
+pub(super) const SHUTDOWN_GRACE: Setting<Span> = Setting {
+    var: "AUTHGATE_SHUTDOWN_GRACE_SECS",
+    key: Some("shutdown_grace_secs"),
+    format: Span {
+        unit: Unit::Seconds,
+        min: 1,
+        max: Some(3600),
+    },
+    default: || Duration::from_secs(10),
+    about: "on SIGTERM or SIGINT, the longest the gateway waits for requests in flight \
+            and the delivery worker's current sends before it exits",
+};
+
 /// Every variable the gateway reads, in the order of `authgate serve --help`.
 pub const SETTINGS: &[&dyn Describe] = &[
     &BIND,
@@ -415,6 +507,13 @@ pub const SETTINGS: &[&dyn Describe] = &[
     &LIMIT_PER_IP,
     &TRUSTED_PROXIES,
     &MAX_BODY_BYTES,
+    &HEADER_READ_TIMEOUT,
+    &BODY_READ_TIMEOUT,
+    &IDLE_TIMEOUT,
+    &MAX_CONNECTIONS,
+    &PLATFORM_SOCKETS_PER_ADDRESS,
+    &SHUTDOWN_GRACE,
+    &METRICS_BIND,
     &SMTP_URL,
     &EMAIL_FROM,
     &EMAIL_TEMPLATES,
