@@ -821,10 +821,17 @@ async fn an_unreachable_redis_gives_503_and_the_gateway_recovers_by_itself() {
         .send()
         .await
         .unwrap();
+    // Every 503 tells the client when to try again.
+    assert_eq!(
+        resp.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
     let (status, body) = parts(resp).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["errors"][0]["status"], "503");
-    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+    let probe = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(probe.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(probe.headers().contains_key("retry-after"), "readiness 503");
     redis.restart().await;
     let mut recovered = false;
     for _ in 0..50 {
