@@ -179,9 +179,43 @@ pub fn finish(raw: &str) -> Result<String, String> {
         }
     }
     walk(&mut doc);
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut().filter_map(Value::as_object_mut) {
+                form_only(op);
+            }
+        }
+    }
     serde_json::to_string_pretty(&doc)
         .map(|s| s + "\n")
         .map_err(|e| e.to_string())
+}
+
+/// A body accepted both as a form and as JSON with the same schema (RFC 7662's
+/// introspection) is documented as the form, the standard's own, and its
+/// description says JSON works too. Generators given both media types of one
+/// schema make clients that cannot tell them apart (openapi-python-client
+/// 0.29 sends the form anyway, and its module fails to import).
+fn form_only(op: &mut Map<String, Value>) {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    const JSON: &str = "application/json";
+    let Some(body) = op.get_mut("requestBody").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let same = matches!((content.get(FORM), content.get(JSON)), (Some(f), Some(j)) if f == j);
+    if !same {
+        return;
+    }
+    content.remove(JSON);
+    let note = "The same fields as a JSON object (`application/json`) are accepted too.";
+    let description = match body.get("description").and_then(Value::as_str) {
+        Some(d) => format!("{d} {note}"),
+        None => note.to_owned(),
+    };
+    body.insert("description".into(), Value::String(description));
 }
 
 fn security(op: &mut Map<String, Value>) {

@@ -79,7 +79,7 @@ pub struct IntrospectRequest {
     pub token_type_hint: Option<String>,
 }
 
-/// The body of an introspection: RFC 7662's form, or the same fields as JSON.
+/// The body of an introspection: RFC 7662's form (`token=...`).
 #[derive(Debug, ApiRequest)]
 pub enum IntrospectBody {
     /// `token=...&token_type_hint=...`, as RFC 7662 §2.1 sends it.
