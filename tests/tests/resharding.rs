@@ -822,6 +822,39 @@ async fn user_and_slot(app: &TestApp, prefix: &str) -> (WebUser, String, u16) {
     (u, key, s)
 }
 
+/// A gateway on `cluster`, a web phone user, the name of their login key, its
+/// slot, the primary serving it and another primary to move it to.
+struct Setup {
+    prefix: String,
+    app: TestApp,
+    u: WebUser,
+    key_name: String,
+    moving: u16,
+    from: u16,
+    to: u16,
+}
+
+async fn setup(cluster: &TestCluster) -> Setup {
+    let prefix = fresh_prefix();
+    let app = spawn_app_on(&cluster.seed_url(), &prefix, roomy).await;
+    let (u, key_name, moving) = user_and_slot(&app, &prefix).await;
+    let from = cluster.owner_of(moving).await;
+    let to = another_primary(cluster, from);
+    eprintln!(
+        "{}'s key, in slot {moving}, moves from port {from} to port {to}",
+        u.username
+    );
+    Setup {
+        prefix,
+        app,
+        u,
+        key_name,
+        moving,
+        from,
+        to,
+    }
+}
+
 /// A gateway on a cluster whose slot holding a user's key moves to another
 /// primary keeps logging the user in, with no restart: a key requested
 /// before the move logs in after it (once), keys requested after it are
@@ -832,15 +865,15 @@ async fn a_gateway_follows_a_user_s_slot_to_another_primary() {
         return;
     };
     let started = Instant::now();
-    let prefix = fresh_prefix();
-    let app = spawn_app_on(&cluster.seed_url(), &prefix, roomy).await;
-    let (u, key_name, moving) = user_and_slot(&app, &prefix).await;
-    let from = cluster.owner_of(moving).await;
-    let to = another_primary(&cluster, from);
-    eprintln!(
-        "{}'s key, in slot {moving}, moves from port {from} to port {to}",
-        u.username
-    );
+    let Setup {
+        app,
+        u,
+        key_name,
+        moving,
+        from,
+        to,
+        ..
+    } = setup(&cluster).await;
 
     let key = request_key(&app, &u).await.expect("a key before the move");
     login_with(&app, &u, &key)
@@ -904,15 +937,15 @@ async fn a_gateway_logs_in_while_the_user_s_slot_is_migrating() {
         return;
     };
     let started = Instant::now();
-    let prefix = fresh_prefix();
-    let app = spawn_app_on(&cluster.seed_url(), &prefix, roomy).await;
-    let (u, key_name, moving) = user_and_slot(&app, &prefix).await;
-    let from = cluster.owner_of(moving).await;
-    let to = another_primary(&cluster, from);
-    eprintln!(
-        "{}'s key, in slot {moving}, moves from port {from} to port {to}",
-        u.username
-    );
+    let Setup {
+        prefix,
+        app,
+        u,
+        key_name,
+        moving,
+        from,
+        to,
+    } = setup(&cluster).await;
     let early = request_key(&app, &u).await.expect("a key before");
 
     cluster.start_slot_migration(moving, from, to).await;
