@@ -1,8 +1,8 @@
 //! Properties of what the gateway reads from the network, over arbitrary and
 //! structured input, in a bounded time on the stable toolchain:
 //!
-//! - every JSON request body type of both dialects (and the form of
-//!   `/oauth/access_token`), read from arbitrary bytes and from values shaped like
+//! - every JSON request body type of both dialects (and the form bodies of
+//!   `/oauth/access_token` and `/v1/tokens/introspect`), read from arbitrary bytes and from values shaped like
 //!   it, as the handlers read them: no panic, every documented length bound holds
 //!   for what is accepted, and what is accepted writes back to JSON that reads
 //!   back the same;
@@ -23,7 +23,7 @@ mod oracle;
 
 use authgate_gateway::platform::MAX_FRAME_BYTES;
 use authgate_tests::{spawn_app_with, TestApp, WebUser};
-use oracle::bodies::{check_token_form, Kind, BODIES, NO_BOUND};
+use oracle::bodies::{check_forms, Kind, BODIES, NO_BOUND};
 use oracle::bodies::{Bool, Obj, OneOf, Text, Texts, Uint};
 use oracle::bodies::{CODE_REQUEST, CREDENTIAL, INTEGRATION, INTROSPECT, KEY_LOGIN, KEY_REQUEST};
 use oracle::bodies::{LOGOUT, PASSWORD_LOGIN, PROFILE, SETTINGS, TOKEN_EXCHANGE, TOKEN_LOGIN};
@@ -202,20 +202,20 @@ fn every_json_body_type_reads_arbitrary_bytes_without_panic() {
         for (_, kind, check) in BODIES {
             check(*kind, &bytes);
         }
-        check_token_form(&bytes);
+        check_forms(&bytes);
         Ok(())
     });
     assert!(result.is_ok(), "{result:?}");
 }
 
 #[test]
-fn the_client_token_form_reads_any_bytes_without_panic() {
+fn the_form_bodies_read_any_bytes_without_panic() {
     let form = prop_oneof![
         vec(any::<u8>(), 0..128),
         (
             "grant_type=(client_credentials|implicit|[a-z_%]{0,12})",
             "client_id=[a-zA-Z0-9%+&=]{0,20}",
-            proptest::option::of("client_secret=\\PC{0,40}"),
+            proptest::option::of("client_secret=\\PC{0,40}|token=[a-zA-Z0-9%+.=_-]{0,80}"),
         )
             .prop_map(|(g, c, s)| {
                 let mut parts = vec![g, c];
@@ -225,7 +225,7 @@ fn the_client_token_form_reads_any_bytes_without_panic() {
     ];
     let mut runner = runner(512);
     let result = runner.run(&form, |bytes| {
-        check_token_form(&bytes);
+        check_forms(&bytes);
         Ok(())
     });
     assert!(result.is_ok(), "{result:?}");

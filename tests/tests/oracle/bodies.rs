@@ -198,11 +198,16 @@ pub fn check_body<T: ParseFromJSON + ToJSON>(kind: Kind, bytes: &[u8]) {
     }
 }
 
-/// Reads `bytes` as the form of `/oauth/access_token`: no panic.
-pub fn check_token_form(bytes: &[u8]) {
+/// Reads `bytes` as each form body (`/oauth/access_token`'s, and RFC 7662's of
+/// `/v1/tokens/introspect`) as `Form<T>` reads it for a handler: no panic.
+pub fn check_forms(bytes: &[u8]) {
     let req = request("application/x-www-form-urlencoded");
     let mut body = RequestBody::new(Body::from(bytes.to_vec()));
     let _ = futures::executor::block_on(<Form<TokenRequest> as ParsePayload>::from_request(
+        &req, &mut body,
+    ));
+    let mut body = RequestBody::new(Body::from(bytes.to_vec()));
+    let _ = futures::executor::block_on(<Form<IntrospectRequest> as ParsePayload>::from_request(
         &req, &mut body,
     ));
 }
