@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::capture;
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -58,26 +61,6 @@ fn a_malformed_setting_stops_serve_with_the_variable_named() {
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("AUTHGATE_LIMIT_PER_IP"), "{err}");
-}
-
-/// Reads the child's stderr into a shared buffer in the background.
-fn capture(child: &mut std::process::Child) -> std::sync::Arc<std::sync::Mutex<String>> {
-    use std::io::Read;
-    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    out
 }
 
 #[tokio::test]

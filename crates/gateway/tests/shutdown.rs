@@ -19,6 +19,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+use common::capture;
+
 use std::collections::{BTreeSet, HashMap};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -101,26 +104,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Reads the child's stderr into a shared buffer in the background.
-fn capture(child: &mut std::process::Child) -> Arc<Mutex<String>> {
-    use std::io::Read;
-    let out = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = out.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    out
 }
 
 /// Kills the child if the test ends before it has exited.
