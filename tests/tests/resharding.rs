@@ -355,7 +355,6 @@ impl Layout {
 /// during the migration reads back from the new owner, and every counted
 /// event counted exactly once.
 #[tokio::test]
-#[ignore = "known gap (issue 12): redis-rs redirects a whole pipeline on ASK with one ASKING, so a batch of two or more ops on a migrating slot fails, some ops run twice"]
 async fn a_batch_answers_while_its_slot_is_migrating() {
     let Some(cluster) = TestCluster::start().await else {
         return;
@@ -735,7 +734,6 @@ async fn a_batch_follows_a_slot_that_moved() {
 /// op of a batch there meets NOSCRIPT; the ops after it in the batch must
 /// still see its effect (a batch runs in order).
 #[tokio::test]
-#[ignore = "known gap (issue 12): an op answered NOSCRIPT is run again after the rest of its pipeline, so a later read of its key in the same batch sees the state before it"]
 async fn a_batch_on_a_slot_s_new_owner_runs_in_order() {
     let Some(cluster) = TestCluster::start().await else {
         return;
@@ -931,7 +929,6 @@ async fn a_gateway_follows_a_user_s_slot_to_another_primary() {
 /// on the old owner) logs in during it; a key requested during it logs in
 /// during it; and after it, the gateway carries on.
 #[tokio::test]
-#[ignore = "known gap (issue 12): the login's batch is two ops on the key's slot, so mid-migration it fails (503) and burns the key (see a_batch_answers_while_its_slot_is_migrating)"]
 async fn a_gateway_logs_in_while_the_user_s_slot_is_migrating() {
     let Some(cluster) = TestCluster::start().await else {
         return;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::{Pipeline, Value};
+use redis::{Cmd, Pipeline, Value};
 
 use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
 
@@ -87,13 +87,10 @@ struct Part {
 
 impl Part {
     fn new(slot: Option<u16>) -> Self {
-        let mut pipe = redis::pipe();
-        // Errors come back as values, so NOSCRIPT can be told from the rest.
-        pipe.ignore_errors();
         Self {
             slot,
             ops: Vec::new(),
-            pipe,
+            pipe: redis::pipe(),
             shapes: Vec::new(),
         }
     }
@@ -624,47 +621,248 @@ fn routing_key(op: &Op) -> Option<&str> {
     Some(key)
 }
 
-/// Sends one pipeline. Scripts run by their hash (EVALSHA), which spares Redis
-/// hashing the source on every call. A server that restarted, or a replica
-/// promoted by a failover, may not know them: the commands answered NOSCRIPT
-/// (and only those) run again with their source, and the server keeps it.
+/// The name of `cmd` (`GET`, `EVALSHA`, …).
+fn name(cmd: &Cmd) -> &[u8] {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(b)) => b,
+        _ => b"",
+    }
+}
+
+fn is_wait(cmd: &Cmd) -> bool {
+    name(cmd) == b"WAIT"
+}
+
+/// The arguments of `cmd` after its name.
+fn args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> {
+    cmd.args_iter().skip(1).map(|a| match a {
+        redis::Arg::Simple(b) => b,
+        _ => &b""[..],
+    })
+}
+
+/// The keys a script command names (after its hash and their count).
+fn script_keys(cmd: &Cmd) -> Vec<&[u8]> {
+    let mut rest = args(cmd).skip(1);
+    let count = rest
+        .next()
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    rest.take(count).collect()
+}
+
+/// `cmd` (an EVALSHA) with its script's source in place of its hash.
+fn with_source(cmd: &Cmd) -> Result<Cmd, StoreError> {
+    let mut rest = args(cmd);
+    let script = rest
+        .next()
+        .and_then(source)
+        .ok_or_else(|| StoreError::Protocol("NOSCRIPT for an unknown script".into()))?;
+    let mut again = redis::cmd("EVAL");
+    again.arg(script);
+    for a in rest {
+        again.arg(a);
+    }
+    Ok(again)
+}
+
+/// The commands of a pipeline, ready to send. Scripts go by their hash
+/// (EVALSHA), which spares Redis hashing the source on every call; a server
+/// that restarted, or a replica promoted by a failover, answers NOSCRIPT and
+/// the script is sent again with its source ([`query`]), after the rest of
+/// the pipeline has run. So a script followed in the same pipeline by a
+/// command on one of its keys goes with its source from the start: run again
+/// later, it would see that command's effect, or that command would miss its.
+fn prepared<'a>(cmds: impl Iterator<Item = &'a Cmd>) -> Result<Vec<Cmd>, StoreError> {
+    let cmds: Vec<&Cmd> = cmds.collect();
+    let mut out = Vec::with_capacity(cmds.len());
+    for (i, cmd) in cmds.iter().enumerate() {
+        let ordered = name(cmd) == b"EVALSHA" && {
+            let keys = script_keys(cmd);
+            cmds[i + 1..]
+                .iter()
+                .any(|later| args(later).any(|a| keys.contains(&a)))
+        };
+        out.push(if ordered {
+            with_source(cmd)?
+        } else {
+            (*cmd).clone()
+        });
+    }
+    Ok(out)
+}
+
+/// Sends `cmds` as one pipeline (a transaction when `atomic`), the replies of
+/// scripts the server did not know (NOSCRIPT) replaced by those of a second
+/// run with their source. A WAIT in the pipeline is sent once more after such
+/// a run (in the same pipeline, so to the same node), so that it covers the
+/// scripts' writes too.
 async fn query<C: ConnectionLike + Clone>(
     conn: &C,
-    pipe: &Pipeline,
-) -> Result<Vec<Value>, StoreError> {
-    if pipe.cmd_iter().next().is_none() {
+    cmds: &[Cmd],
+    atomic: bool,
+) -> Result<Vec<Value>, redis::RedisError> {
+    if cmds.is_empty() {
         // Nothing to send (every op had nothing to do).
         return Ok(Vec::new());
     }
+    let mut pipe = redis::pipe();
+    // Errors come back as values, so NOSCRIPT can be told from the rest.
+    pipe.ignore_errors();
+    if atomic {
+        pipe.atomic();
+    }
+    for cmd in cmds {
+        pipe.add_command(cmd.clone());
+    }
     let mut conn = conn.clone();
-    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-    for (value, cmd) in raw.iter_mut().zip(pipe.cmd_iter()) {
-        let Value::ServerError(err) = value else {
-            continue;
-        };
-        if err.code() != "NOSCRIPT" {
-            return Err(StoreError::Protocol(format!(
-                "{}: {}",
-                err.code(),
-                err.details().unwrap_or_default()
-            )));
+    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    // The scripts answered NOSCRIPT, with their source, then the WAITs: one
+    // pipeline, sent where the scripts' keys are.
+    let mut again = redis::pipe();
+    again.ignore_errors();
+    let mut at = Vec::new();
+    for (i, (value, cmd)) in raw.iter().zip(cmds).enumerate() {
+        if let Value::ServerError(err) = value {
+            if err.code() == "NOSCRIPT" {
+                if let Ok(with) = with_source(cmd) {
+                    again.add_command(with);
+                    at.push(i);
+                }
+            }
         }
-        let mut args = cmd.args_iter().skip(1).map(|a| match a {
-            redis::Arg::Simple(b) => b,
-            _ => &b""[..],
-        });
-        let script = args
-            .next()
-            .and_then(source)
-            .ok_or_else(|| StoreError::Protocol("NOSCRIPT for an unknown script".into()))?;
-        let mut again = redis::cmd("EVAL");
-        again.arg(script);
-        for a in args {
-            again.arg(a);
+    }
+    if at.is_empty() {
+        return Ok(raw);
+    }
+    for (i, cmd) in cmds.iter().enumerate() {
+        if is_wait(cmd) {
+            again.add_command(cmd.clone());
+            at.push(i);
         }
-        *value = again.query_async(&mut conn).await.map_err(unavailable)?;
+    }
+    let replies: Vec<Value> = again.query_async(&mut conn).await?;
+    for (i, reply) in at.into_iter().zip(replies) {
+        raw[i] = reply;
     }
     Ok(raw)
+}
+
+/// The replies of a pipeline, or the first error among them.
+fn checked(raw: Vec<Value>) -> Result<Vec<Value>, StoreError> {
+    if let Some(Value::ServerError(err)) = raw.iter().find(|v| matches!(v, Value::ServerError(_))) {
+        return Err(StoreError::Protocol(format!(
+            "{}: {}",
+            err.code(),
+            err.details().unwrap_or_default()
+        )));
+    }
+    Ok(raw)
+}
+
+/// Whether a transaction was refused because its slot is moving or has moved
+/// (ASK, MOVED, TRYAGAIN, CLUSTERDOWN): nothing in it ran, and each command
+/// alone can be redirected.
+fn refused_for_a_move(e: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind as K;
+    e.kind() == redis::ErrorKind::Server(K::ExecAbort)
+        && e.clone().into_server_errors().is_some_and(|errs| {
+            !errs.is_empty()
+                && errs.iter().all(|(_, err)| {
+                    matches!(
+                        err.kind(),
+                        Some(K::Ask | K::Moved | K::TryAgain | K::ClusterDown | K::MasterDown)
+                    )
+                })
+        })
+}
+
+/// Sends the commands of one slot to a cluster.
+///
+/// redis-rs follows a redirection by sending the whole pipeline again to the
+/// node named, after one ASKING: right for a pipeline of one command, wrong for
+/// several while their slot migrates, where the old owner runs the commands on
+/// the keys it still holds and answers ASK for the rest, so that the rest need
+/// the new owner and the first would run twice. So several commands of a slot
+/// go as a transaction: the old owner refuses it whole (EXECABORT) when any of
+/// its commands is redirected, nothing has run, and the commands are then sent
+/// one by one, each redirected on its own, in order. A WAIT cannot wait inside
+/// a transaction, so it follows it, on the slot's primary.
+async fn send_to_slot(
+    conn: &ClusterConnection,
+    slot: Option<u16>,
+    cmds: Vec<Cmd>,
+) -> Result<Vec<Value>, StoreError> {
+    let keyed = cmds.iter().filter(|c| !is_wait(c)).count();
+    if keyed < 2 {
+        return query(conn, &cmds, false).await.map_err(unavailable);
+    }
+    let (waits, work): (Vec<(usize, Cmd)>, Vec<(usize, Cmd)>) =
+        cmds.into_iter().enumerate().partition(|(_, c)| is_wait(c));
+    let work_cmds: Vec<Cmd> = work.iter().map(|(_, c)| c.clone()).collect();
+    let replies = match query(conn, &work_cmds, true).await {
+        Ok(replies) => replies,
+        Err(e) if refused_for_a_move(&e) => {
+            let mut replies = Vec::with_capacity(work_cmds.len());
+            for cmd in &work_cmds {
+                let cmd = if name(cmd) == b"EVALSHA" {
+                    with_source(cmd)?
+                } else {
+                    cmd.clone()
+                };
+                replies.push(one(conn, &cmd).await?);
+            }
+            replies
+        }
+        Err(e) => return Err(unavailable(e)),
+    };
+    let mut raw: Vec<Option<Value>> = vec![None; work.len() + waits.len()];
+    for ((at, _), reply) in work.iter().zip(replies) {
+        raw[*at] = Some(reply);
+    }
+    for (at, wait) in waits {
+        let route = match slot {
+            Some(slot) => redis::cluster_routing::RoutingInfo::SingleNode(
+                redis::cluster_routing::SingleNodeRoutingInfo::SpecificNode(
+                    redis::cluster_routing::Route::new(
+                        slot,
+                        redis::cluster_routing::SlotAddr::Master,
+                    ),
+                ),
+            ),
+            None => redis::cluster_routing::RoutingInfo::SingleNode(
+                redis::cluster_routing::SingleNodeRoutingInfo::Random,
+            ),
+        };
+        raw[at] = Some(
+            conn.clone()
+                .route_command(wait, route)
+                .await
+                .map_err(unavailable)?,
+        );
+    }
+    raw.into_iter()
+        .map(|v| v.ok_or_else(|| StoreError::Protocol("a command got no reply".into())))
+        .collect()
+}
+
+/// One command on a cluster, its server error (other than a redirection,
+/// which redis-rs follows) as a value like a pipeline's.
+async fn one(conn: &ClusterConnection, cmd: &Cmd) -> Result<Value, StoreError> {
+    use redis::ServerErrorKind as K;
+    match cmd.query_async::<Value>(&mut conn.clone()).await {
+        Ok(v) => Ok(v),
+        Err(e) => match e.kind() {
+            redis::ErrorKind::Server(K::Ask | K::Moved | K::TryAgain | K::ClusterDown) => {
+                Err(unavailable(e))
+            }
+            redis::ErrorKind::Server(_) => match e.clone().into_server_errors() {
+                Some(errs) if errs.len() == 1 => Ok(Value::ServerError(errs[0].1.clone())),
+                _ => Err(unavailable(e)),
+            },
+            _ => Err(unavailable(e)),
+        },
+    }
 }
 
 impl RedisStore {
@@ -721,10 +919,12 @@ impl RedisStore {
     }
 
     async fn send(&self, part: &Part) -> Result<Vec<Value>, StoreError> {
-        match &self.conn {
-            Connection::Server(conn) => query(conn, &part.pipe).await,
-            Connection::Cluster(conn) => query(conn, &part.pipe).await,
-        }
+        let cmds = prepared(part.pipe.cmd_iter())?;
+        let raw = match &self.conn {
+            Connection::Server(conn) => query(conn, &cmds, false).await.map_err(unavailable)?,
+            Connection::Cluster(conn) => send_to_slot(conn, part.slot, cmds).await?,
+        };
+        checked(raw)
     }
 }
 
