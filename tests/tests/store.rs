@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use authgate_core::store::slot::slot;
 use authgate_core::store::{
-    CodeCheck, Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt,
+    CodeCheck, GuessLimit, Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt,
 };
 use authgate_tests::{TestCluster, TestRedis};
 use futures::FutureExt;
@@ -143,6 +143,7 @@ both!(
     lists_keep_the_newest_items,
     a_repeated_wrong_code_spends_one_try,
     a_repeated_event_counts_once_per_window,
+    a_guarded_code_check_counts_wrong_guesses_and_stops_at_the_limit,
 );
 
 async fn a_repeated_wrong_code_spends_one_try(s: Shared, k: Keys) {
@@ -517,6 +518,79 @@ async fn a_code_matches_once_and_burns_after_the_last_wrong_try(s: Shared, k: Ke
         Reply::Code(CodeCheck::Missing),
         "burnt"
     );
+}
+
+/// The code check and the guess limit in one op: wrong guesses are counted
+/// (a repeated one once), a right code still matches under the limit, and at
+/// the limit nothing is checked, so a right code stays usable for later.
+async fn a_guarded_code_check_counts_wrong_guesses_and_stops_at_the_limit(s: Shared, k: Keys) {
+    let key = k.user("p", "u", "code");
+    let guesses = k.user("p", "u", "guesses");
+    let window = Duration::from_secs(60);
+    let check = |d: &str| Op::CheckCodeGuarded {
+        key: key.clone(),
+        digest: d.into(),
+        max_tries: 10,
+        guard: GuessLimit {
+            guesses: guesses.clone(),
+            seen: k.user("p", "u", "guessed"),
+            limit: 3,
+            window,
+        },
+    };
+    let count = |s: Shared| {
+        let guesses = guesses.clone();
+        async move {
+            match s.one(Op::Peek(guesses)).await.unwrap() {
+                Reply::Counter { count, .. } => count,
+                other => panic!("a counter, not {other:?}"),
+            }
+        }
+    };
+    let put = Op::Set {
+        key: key.clone(),
+        value: b"right".to_vec(),
+        ttl: Some(Duration::from_secs(600)),
+    };
+    // No code: not a guess.
+    assert_eq!(
+        s.one(check("w0")).await.unwrap(),
+        Reply::Code(CodeCheck::Missing)
+    );
+    assert_eq!(count(s.clone()).await, 0, "a missing code counts no guess");
+    s.one(put.clone()).await.unwrap();
+    for (guess, counted) in [("w1", 1), ("w1", 1), ("w2", 2)] {
+        assert_eq!(
+            s.one(check(guess)).await.unwrap(),
+            Reply::Code(CodeCheck::Wrong { burnt: false }),
+            "{guess}"
+        );
+        assert_eq!(count(s.clone()).await, counted, "after {guess}");
+    }
+    assert_eq!(
+        s.one(check("right")).await.unwrap(),
+        Reply::Code(CodeCheck::Matched),
+        "under the limit, the right code matches"
+    );
+    s.one(put).await.unwrap();
+    assert_eq!(
+        s.one(check("w3")).await.unwrap(),
+        Reply::Code(CodeCheck::Wrong { burnt: false })
+    );
+    assert_eq!(count(s.clone()).await, 3);
+    match s.one(check("right")).await.unwrap() {
+        Reply::Code(CodeCheck::Throttled { retry_after }) => assert!(
+            retry_after > Duration::ZERO && retry_after <= window,
+            "{retry_after:?}"
+        ),
+        other => panic!("at the limit: {other:?}"),
+    }
+    assert_eq!(
+        s.get(&key).await.unwrap().as_deref(),
+        Some(&b"right\nw3"[..]),
+        "at the limit the code is left alone"
+    );
+    assert_eq!(count(s.clone()).await, 3, "a refused check counts nothing");
 }
 
 async fn a_new_code_starts_with_no_tries(s: Shared, k: Keys) {

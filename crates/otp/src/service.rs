@@ -18,7 +18,7 @@ use authgate_core::ids::{CredentialId, ProfileId, UserId};
 use authgate_core::limits::{Limits, Throttled};
 use authgate_core::password;
 use authgate_core::store::{
-    Batch, CodeCheck, Count, Handle, Keys, Limited, Mapped, Store, StoreError, StoreExt,
+    Batch, CodeCheck, Count, GuessLimit, Handle, Keys, Limited, Mapped, Store, StoreError, StoreExt,
 };
 
 use crate::code::{OneTimeCode, Purpose};

@@ -51,16 +51,17 @@ impl Directory {
         format!("{profile_id}\u{0}{username}")
     }
 
-    /// Indexes `username` in a profile as credential `id`'s, or Conflict when
-    /// another credential holds it.
+    /// Indexes `username` in a profile as credential `id`'s (of user
+    /// `user_id`), or Conflict when another credential holds it.
     async fn claim_username(
         &self,
         profile_id: &ProfileId,
         username: &str,
         id: &CredentialId,
+        user_id: &UserId,
     ) -> Result<()> {
         let field = Self::name_field(profile_id, username);
-        if self.claim(NAMES, field, id.as_str()).await? {
+        if self.claim(NAMES, field, &name_entry(id, user_id)).await? {
             Ok(())
         } else {
             Err(DirectoryError::Conflict(format!(
@@ -119,7 +120,8 @@ impl Directory {
             check_password(p)?;
         }
         let id = CredentialId::new();
-        self.claim_username(&profile.id, &username, &id).await?;
+        self.claim_username(&profile.id, &username, &id, user_id)
+            .await?;
         let (password_hash, ha1_sealed) = match password {
             Some(p) => {
                 let (h, a) = self
@@ -186,7 +188,13 @@ impl Directory {
             .flatten();
         // The second read happens for unknown usernames too (of an id that cannot
         // exist), so a lookup costs the same whether or not the username exists.
-        let id = id.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let id = id.map(|b| {
+            let entry = String::from_utf8_lossy(&b).into_owned();
+            match entry.split_once(' ') {
+                Some((id, _)) => id.to_owned(),
+                None => entry,
+            }
+        });
         let found = self
             .doc::<Credential>(CREDENTIALS, id.as_deref().unwrap_or("-"), "credential")
             .await;
@@ -215,7 +223,8 @@ impl Directory {
         if let Some(u) = username {
             let u = Self::check_username(&profile, u)?;
             if u != c.username {
-                self.claim_username(&profile.id, &u, &c.id).await?;
+                self.claim_username(&profile.id, &u, &c.id, &c.user_id)
+                    .await?;
                 let (index, field) = self.name_index(&profile.id, &c.username);
                 let mut ops = vec![Op::MapDelete(index, vec![field])];
                 if let Some(app) = &profile.voximplant_application {
@@ -344,5 +353,27 @@ mod tests {
             Directory::check_username(&p, &canonical).ok(),
             Some(canonical.clone())
         );
+    }
+}
+
+/// The names index's entry for a credential: its id and, after a space, its
+/// user's (read by [`Directory::credential_ids_in`]), so that the user can be
+/// read with the credential. Entries written before the user's id was added
+/// hold the credential's id alone, and still read.
+fn name_entry(id: &CredentialId, user_id: &UserId) -> String {
+    format!("{} {}", id.as_str(), user_id.as_str())
+}
+
+/// The ids in a names index entry: the credential's, and its user's when the
+/// entry has it.
+pub(super) fn name_entry_ids(
+    bytes: &[u8],
+) -> std::result::Result<(CredentialId, Option<UserId>), crate::store::StoreError> {
+    match bytes.iter().position(|b| *b == b' ') {
+        Some(at) => Ok((
+            super::records::stored_id(&bytes[..at])?,
+            Some(super::records::stored_id(&bytes[at + 1..])?),
+        )),
+        None => Ok((super::records::stored_id(bytes)?, None)),
     }
 }

@@ -348,7 +348,28 @@ impl Directory {
     ) -> Handle<Option<CredentialId>> {
         let (index, field) = self.name_index(profile_id, username);
         batch.push(Op::MapGet(index, field), |reply| {
-            reply.into_value()?.map(|b| stored_id(&b)).transpose()
+            reply
+                .into_value()?
+                .map(|b| credentials::name_entry_ids(&b).map(|(id, _)| id))
+                .transpose()
+        })
+    }
+
+    /// Queues the read of the ids of the credential with `username` in a
+    /// profile and of its user (`None` for an entry indexed before the user's
+    /// id was kept with it), so that both records can be read in one trip.
+    pub fn credential_ids_in(
+        &self,
+        batch: &mut Batch,
+        profile_id: &ProfileId,
+        username: &str,
+    ) -> Handle<Option<(CredentialId, Option<UserId>)>> {
+        let (index, field) = self.name_index(profile_id, username);
+        batch.push(Op::MapGet(index, field), |reply| {
+            reply
+                .into_value()?
+                .map(|b| credentials::name_entry_ids(&b))
+                .transpose()
         })
     }
 
@@ -473,6 +494,11 @@ mod tests {
         assert_eq!(found.map(|p| p.id), Some(profile.id.clone()));
         let by_name = dir.credential_by_username(&profile.id, "jo").await?;
         assert_eq!(by_name.map(|c| c.id), Some(credential.id.clone()));
+        // An entry written before the user's id was kept with it.
+        let mut batch = Batch::new();
+        let ids = dir.credential_ids_in(&mut batch, &profile.id, "jo");
+        dir.store.run(batch).await?;
+        assert_eq!(ids.get()?, Some((credential.id.clone(), None)));
         let account = dir.account(&user.id).await?;
         assert_eq!(account.as_str(), ACCOUNT, "the existing account is kept");
         assert_eq!(dir.credentials(&user.id).await?.len(), 1);
@@ -521,6 +547,44 @@ mod tests {
             }
         }
         assert!(shards.len() > 8, "40 users over {} shards", shards.len());
+        Ok(())
+    }
+
+    /// The names index gives the credential's and the user's ids in one read,
+    /// also after a change of username.
+    #[tokio::test]
+    async fn the_names_index_holds_the_credential_and_its_user() -> Result<()> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let dir = open(store, Keys::new("t:")).await?;
+        let profile = dir
+            .create_profile("Customers", UsernameFormat::Any, true, None)
+            .await?;
+        let user = dir.create_user("Jo", None).await?;
+        let c = dir
+            .create_credential(&user.id, &profile.id, "jo", Some("correct horse"))
+            .await?;
+        let ids = |name: &'static str| {
+            let mut batch = Batch::new();
+            let h = dir.credential_ids_in(&mut batch, &profile.id, name);
+            let dir = &dir;
+            async move {
+                dir.store.run(batch).await?;
+                h.get()
+            }
+        };
+        assert_eq!(
+            ids("jo").await?,
+            Some((c.id.clone(), Some(user.id.clone())))
+        );
+        dir.update_credential(&user.id, &c.id, Some("joanna"), None)
+            .await?;
+        assert_eq!(ids("jo").await?, None);
+        assert_eq!(
+            ids("joanna").await?,
+            Some((c.id.clone(), Some(user.id.clone())))
+        );
+        let by_name = dir.credential_by_username(&profile.id, "joanna").await?;
+        assert_eq!(by_name.map(|c| c.id), Some(c.id));
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{CodeCheck, Op, Reply, Rotation, StoreError};
+use super::{CodeCheck, GuessLimit, Op, Reply, Rotation, StoreError};
 
 type Sink = Box<dyn FnOnce(Result<Reply, StoreError>) + Send>;
 
@@ -287,6 +287,30 @@ impl Batch {
                 key,
                 digest,
                 max_tries,
+            },
+            |r| match r {
+                Reply::Code(c) => Ok(c),
+                other => Err(StoreError::Protocol(format!(
+                    "wanted a code check, got {other:?}"
+                ))),
+            },
+        )
+    }
+
+    /// Checks a one-time code's digest under a guess limit (see [`Op::CheckCodeGuarded`]).
+    pub fn check_code_guarded(
+        &mut self,
+        key: String,
+        digest: String,
+        max_tries: u64,
+        guard: GuessLimit,
+    ) -> Handle<CodeCheck> {
+        self.push(
+            Op::CheckCodeGuarded {
+                key,
+                digest,
+                max_tries,
+                guard,
             },
             |r| match r {
                 Reply::Code(c) => Ok(c),

@@ -129,6 +129,21 @@ pub enum Op {
         /// Wrong tries that burn the code.
         max_tries: u64,
     },
+    /// [`Op::CheckCode`] under a guess limit, in one step: when `guard`'s
+    /// counter has reached its limit the code is left alone and the reply is
+    /// [`CodeCheck::Throttled`]; a wrong digest is counted as a guess once per
+    /// window (as [`Op::HitUnlessSeen`] counts). Replies [`Reply::Code`].
+    /// `guard`'s keys share the code's hash tag.
+    CheckCodeGuarded {
+        /// The code's key.
+        key: String,
+        /// The digest presented.
+        digest: String,
+        /// Wrong tries that burn the code.
+        max_tries: u64,
+        /// The guess limit.
+        guard: GuessLimit,
+    },
     /// Append an entry to a stream (the outbox). Replies [`Reply::Value`] with its id.
     StreamAdd {
         /// The stream.
@@ -303,6 +318,24 @@ pub enum CodeCheck {
     },
     /// No live code.
     Missing,
+    /// The guess limit is reached: the code was not checked.
+    Throttled {
+        /// Time until the limit's window ends.
+        retry_after: Duration,
+    },
+}
+
+/// The guess limit of an [`Op::CheckCodeGuarded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuessLimit {
+    /// The counter of wrong guesses.
+    pub guesses: String,
+    /// The guesses counted in this window (so a repeated one counts once).
+    pub seen: String,
+    /// The most wrong guesses in a window (at least 1).
+    pub limit: u64,
+    /// The window's length.
+    pub window: Duration,
 }
 
 /// The answer to one [`Op`].

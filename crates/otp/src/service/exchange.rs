@@ -113,6 +113,9 @@ impl OtpScheme {
         self.counted(self.check_code(profile_id, username, code, along).await)
     }
 
+    /// Two round trips when the code matches: the check (with the guess limit,
+    /// and counting a wrong guess, in one script) together with the ids of the
+    /// credential and its user; then both records with what `along` queues.
     async fn check_code<A>(
         &self,
         profile_id: &ProfileId,
@@ -120,43 +123,71 @@ impl OtpScheme {
         code: &str,
         along: impl FnOnce(&mut Batch, &UserId) -> A,
     ) -> Result<(Member, A), OtpError> {
-        let (profile, username, code) = self
-            .exchange_start(profile_id, username, OneTimeCode::parse(code).ok())
-            .await?;
+        let profile = self.exchange_profile(profile_id).await?;
+        let username = Self::username(&profile, username)?;
+        let code = OneTimeCode::parse(code).map_err(|_| OtpError::Unauthorized)?;
         let digest = self.digest(&profile.id, &username, &code);
-        // The credential's id is read with the check, whatever its outcome: a
-        // matched code then needs only the credential and the user.
         let mut batch = Batch::new();
-        let check = batch.check_code(
-            self.key(&profile.id, &username, CODE),
-            digest.clone(),
-            self.config.max_tries,
-        );
-        let id = self
+        let limit = self.config.limits.guesses_per_user;
+        let key = self.key(&profile.id, &username, CODE);
+        let check = if limit.is_off() {
+            batch.check_code(key, digest, self.config.max_tries)
+        } else {
+            batch.check_code_guarded(
+                key,
+                digest,
+                self.config.max_tries,
+                GuessLimit {
+                    guesses: self.key(&profile.id, &username, GUESSES),
+                    seen: self.key(&profile.id, &username, GUESSED),
+                    limit: limit.count,
+                    window: limit.window,
+                },
+            )
+        };
+        // The ids are read with the check, whatever its outcome: a matched code
+        // then needs one more trip.
+        let ids = self
             .directory
-            .credential_id_in(&mut batch, &profile.id, &username);
+            .credential_ids_in(&mut batch, &profile.id, &username);
         self.store.run(batch).await?;
         match check.get()? {
             CodeCheck::Matched => {
-                let id = id.get()?.ok_or(OtpError::Unauthorized)?;
+                let (id, user_id) = ids.get()?.ok_or(OtpError::Unauthorized)?;
+                let Some(user_id) = user_id else {
+                    // Indexed before the user's id was kept with the credential's.
+                    let mut batch = Batch::new();
+                    let credential = self.directory.credential_in(&mut batch, &id);
+                    self.store.run(batch).await?;
+                    let credential = credential.get()?.ok_or(OtpError::Unauthorized)?;
+                    return self.member(credential, along).await;
+                };
                 let mut batch = Batch::new();
                 let credential = self.directory.credential_in(&mut batch, &id);
+                let user = self.directory.user_in(&mut batch, &user_id);
+                let theirs = along(&mut batch, &user_id);
                 self.store.run(batch).await?;
                 let credential = credential.get()?.ok_or(OtpError::Unauthorized)?;
-                self.member(credential, along).await
+                let user = user.get()?.ok_or(OtpError::Unauthorized)?;
+                if credential.user_id != user_id || !user.enabled {
+                    return Err(OtpError::Unauthorized);
+                }
+                Ok((Member { user, credential }, theirs))
             }
             CodeCheck::Wrong { burnt } => {
                 if burnt {
                     self.funnel.saw(Stage::Burnt);
                     tracing::info!(target: "authgate::audit", "one-time password token burnt after too many wrong tries");
                 }
-                self.wrong_guess(&profile.id, &username, digest).await?;
                 Err(OtpError::Unauthorized)
             }
             // No live code: not a guess.
             CodeCheck::Missing => {
                 self.funnel.saw(Stage::Expired);
                 Err(OtpError::Unauthorized)
+            }
+            CodeCheck::Throttled { retry_after } => {
+                Err(OtpError::Throttled(Throttled { retry_after }))
             }
         }
     }

@@ -274,6 +274,40 @@ impl Inner {
                 }
                 Reply::Code(CodeCheck::Wrong { burnt })
             }
+            Op::CheckCodeGuarded {
+                key,
+                digest,
+                max_tries,
+                guard,
+            } => {
+                if let Reply::Counter { count, reset } =
+                    self.apply(Op::Peek(guard.guesses.clone()), now)?
+                {
+                    if count >= guard.limit {
+                        return Ok(Reply::Code(CodeCheck::Throttled { retry_after: reset }));
+                    }
+                }
+                let checked = self.apply(
+                    Op::CheckCode {
+                        key,
+                        digest: digest.clone(),
+                        max_tries,
+                    },
+                    now,
+                )?;
+                if matches!(checked, Reply::Code(CodeCheck::Wrong { .. })) {
+                    self.apply(
+                        Op::HitUnlessSeen {
+                            key: guard.guesses,
+                            seen: guard.seen,
+                            member: digest,
+                            window: guard.window,
+                        },
+                        now,
+                    )?;
+                }
+                checked
+            }
             op @ (Op::StreamAdd { .. }
             | Op::StreamAddIfPresent { .. }
             | Op::StreamRead { .. }

@@ -23,8 +23,8 @@ mod scripts;
 
 pub use connect::{ensure_tls_provider, without_credentials, RedisMode, RedisOptions};
 use scripts::{
-    sha, source, CHECK_CODE, HIT, HIT_UNLESS_SEEN, RELEASE, ROTATE, SET_ADD, SET_UNDER_LIMIT,
-    STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
+    sha, source, CHECK_CODE, CHECK_CODE_GUARDED, HIT, HIT_UNLESS_SEEN, RELEASE, ROTATE, SET_ADD,
+    SET_UNDER_LIMIT, STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
 };
 
 /// A store on a Redis server or a Redis Cluster, reconnecting by itself when a
@@ -233,6 +233,24 @@ impl RedisStore {
                     .arg(key)
                     .arg(digest)
                     .arg(max_tries);
+                shapes.push(Shape::Code);
+            }
+            Op::CheckCodeGuarded {
+                key,
+                digest,
+                max_tries,
+                guard,
+            } => {
+                pipe.cmd("EVALSHA")
+                    .arg(sha(CHECK_CODE_GUARDED))
+                    .arg(3)
+                    .arg(key)
+                    .arg(guard.guesses)
+                    .arg(guard.seen)
+                    .arg(digest)
+                    .arg(max_tries)
+                    .arg(guard.limit)
+                    .arg(ms(guard.window));
                 shapes.push(Shape::Code);
             }
             Op::StreamAdd { stream, entry } => {
@@ -527,12 +545,25 @@ fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Re
             }
             Reply::Members(out)
         }
-        Shape::Code => Reply::Code(match int(&next()?)? {
-            1 => CodeCheck::Matched,
-            2 => CodeCheck::Wrong { burnt: false },
-            3 => CodeCheck::Wrong { burnt: true },
-            _ => CodeCheck::Missing,
-        }),
+        Shape::Code => {
+            // CHECK_CODE answers the outcome; CHECK_CODE_GUARDED {outcome, ms left}.
+            let (outcome, left) = match next()? {
+                Value::Array(items) => (
+                    items.first().map(int).transpose()?.unwrap_or(0),
+                    items.get(1).map(int).transpose()?.unwrap_or(0),
+                ),
+                v => (int(&v)?, 0),
+            };
+            Reply::Code(match outcome {
+                1 => CodeCheck::Matched,
+                2 => CodeCheck::Wrong { burnt: false },
+                3 => CodeCheck::Wrong { burnt: true },
+                4 => CodeCheck::Throttled {
+                    retry_after: millis(left),
+                },
+                _ => CodeCheck::Missing,
+            })
+        }
         Shape::Entries => {
             // XREADGROUP: [[stream, [[id, [field, value]], ...]]]; XAUTOCLAIM's list: [[id, [field, value]], ...]
             let outer = array(next()?)?;
@@ -603,6 +634,7 @@ fn routing_key(op: &Op) -> Option<&str> {
         | Op::HitUnlessSeen { key, .. }
         | Op::SetUnderLimit { key, .. }
         | Op::CheckCode { key, .. }
+        | Op::CheckCodeGuarded { key, .. }
         | Op::ListPush { key, .. }
         | Op::ListRange { key, .. }
         | Op::MapSet { key, .. }

@@ -33,27 +33,62 @@ return {n, t, 0}
 "
 );
 
+/// The code check both code scripts share, as a Lua function of the code's key
+/// and the digest presented: 0 no code, 1 matched (and deleted), 2 wrong, 3 wrong
+/// and burnt. The value is the code's digest, then "\n" and a digest for each
+/// wrong try counted. Digests are keyed HMACs, so comparing them here in
+/// variable time leaks nothing.
+macro_rules! check_code_fn {
+    () => {
+        r"
+local function check(key, d, max)
+  local v = redis.call('GET', key)
+  if not v then return 0 end
+  local cut = string.find(v, '\n', 1, true)
+  if (cut and string.sub(v, 1, cut - 1) or v) == d then
+    redis.call('DEL', key)
+    return 1
+  end
+  if string.find(v .. '\n', '\n' .. d .. '\n', 1, true) then return 2 end
+  local _, tries = string.gsub(v, '\n', '')
+  if tries + 1 >= tonumber(max) then
+    redis.call('DEL', key)
+    return 3
+  end
+  redis.call('APPEND', key, '\n' .. d)
+  return 2
+end
+"
+    };
+}
+
 /// Checks a one-time code digest: single use on a match, burnt after the last wrong try.
-/// The value is the code's digest, then "\n" and a digest for each wrong try counted.
-/// Digests are keyed HMACs, so comparing them here in variable time leaks nothing.
-pub(super) const CHECK_CODE: &str = r"
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-local d = ARGV[1]
-local cut = string.find(v, '\n', 1, true)
-if (cut and string.sub(v, 1, cut - 1) or v) == d then
-  redis.call('DEL', KEYS[1])
-  return 1
+pub(super) const CHECK_CODE: &str = concat!(
+    check_code_fn!(),
+    "return check(KEYS[1], ARGV[1], ARGV[2])\n"
+);
+
+/// The code check under a guess limit: nothing is checked once the counter
+/// (`KEYS[2]`) has reached `ARGV[3]`; a wrong digest is counted once per window
+/// of `ARGV[4]` ms (the set `KEYS[3]` remembers the digests counted). Answers
+/// {outcome, ms left of the limit's window}, outcome 4 when limited.
+pub(super) const CHECK_CODE_GUARDED: &str = concat!(
+    check_code_fn!(),
+    r"
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n >= tonumber(ARGV[3]) then
+  return {4, redis.call('PTTL', KEYS[2])}
 end
-if string.find(v .. '\n', '\n' .. d .. '\n', 1, true) then return 2 end
-local _, tries = string.gsub(v, '\n', '')
-if tries + 1 >= tonumber(ARGV[2]) then
-  redis.call('DEL', KEYS[1])
-  return 3
+local r = check(KEYS[1], ARGV[1], ARGV[2])
+if r >= 2 and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[4]) end
+  redis.call('INCR', KEYS[2])
+  if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
 end
-redis.call('APPEND', KEYS[1], '\n' .. d)
-return 2
-";
+return {r, 0}
+"
+);
 
 /// Counts an event unless the same member was counted in this window.
 pub(super) const HIT_UNLESS_SEEN: &str = concat!(
@@ -146,8 +181,9 @@ return 1
 ";
 
 /// Every script this store runs.
-const SCRIPTS: [&str; 10] = [
+const SCRIPTS: [&str; 11] = [
     HIT,
+    CHECK_CODE_GUARDED,
     SET_UNDER_LIMIT,
     CHECK_CODE,
     HIT_UNLESS_SEEN,
