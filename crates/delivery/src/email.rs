@@ -11,6 +11,10 @@
 //! `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (implicit TLS),
 //! each with optional `user:password@`; or `log` to write each message to the log
 //! instead (what `--demo` does when nothing else is set).
+//!
+//! An integration without `passwordless_url` or `reset_password_url` links to the
+//! gateway's own pages (`<public URL>/ui/sign-in/confirm`, `<public URL>/ui/reset-password`)
+//! once the gateway has told the mailer its public URL ([`Mailer::with_public_url`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,6 +75,8 @@ pub struct Mailer {
     transport: Transport,
     from: Option<String>,
     templates: Option<PathBuf>,
+    /// The gateway's public URL, for links to its own pages.
+    public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -109,6 +115,30 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The gateway's own page for `purpose` under `public_url`, naming the password
+/// profile (and the integration's locale) so the page needs no guess.
+pub fn own_page(
+    public_url: &str,
+    purpose: Purpose,
+    profile_id: &str,
+    locale: Option<&str>,
+) -> String {
+    let page = match purpose {
+        Purpose::ResetPassword => "ui/reset-password",
+        Purpose::PasswordlessAuthentication => "ui/sign-in/confirm",
+    };
+    let mut url = format!(
+        "{}/{page}?profile={}",
+        public_url.trim_end_matches('/'),
+        percent_encode(profile_id)
+    );
+    if let Some(l) = locale.filter(|l| !l.is_empty()) {
+        url.push_str("&locale=");
+        url.push_str(&percent_encode(l));
+    }
+    url
+}
+
 /// `base` with `username` and `token` query parameters.
 pub fn link(base: &str, username: &str, token: &str) -> String {
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -145,7 +175,15 @@ impl Mailer {
             transport,
             from,
             templates,
+            public_url: None,
         })
+    }
+
+    /// The same mailer linking to the gateway's own pages under `public_url`
+    /// (e.g. `https://auth.example.com`) when an integration names no page.
+    pub fn with_public_url(mut self, public_url: Option<String>) -> Self {
+        self.public_url = public_url.map(|u| u.trim_end_matches('/').to_owned());
+        self
     }
 
     /// The same mailer writing to the log when it has no transport (for `--demo`).
@@ -190,10 +228,20 @@ impl Mailer {
         let purpose = payload.purpose.as_str();
         let username = &payload.user_authentication_password_profile_info.username;
         let code = payload.one_time_password_token.as_str();
-        let base = match payload.purpose {
+        let configured = match payload.purpose {
             Purpose::ResetPassword => &config.reset_password_url,
             Purpose::PasswordlessAuthentication => &config.passwordless_url,
         };
+        let base = configured.clone().or_else(|| {
+            self.public_url.as_deref().map(|public| {
+                own_page(
+                    public,
+                    payload.purpose,
+                    payload.password_profile_id.as_str(),
+                    config.locale.as_deref(),
+                )
+            })
+        });
         let user = &payload.user_authentication_info;
         let context = minijinja::context! {
             code => code,
@@ -415,6 +463,49 @@ mod tests {
             link("https://x.test/r?a=1", "u", "t"),
             "https://x.test/r?a=1&username=u&token=t"
         );
+    }
+
+    #[test]
+    fn without_a_configured_page_the_link_points_at_the_gateways_own_pages() -> Result<(), String> {
+        let mailer = Mailer::new(None, None, None)
+            .map_err(|e| e.to_string())?
+            .with_public_url(Some("http://gw.test:8080/".into()));
+        let p = payload(Purpose::PasswordlessAuthentication, "Jo")?;
+        let profile = p.password_profile_id.as_str().to_owned();
+        let r = mailer
+            .render(&p, &EmailSettings::default(), 10)
+            .map_err(|e| e.to_string())?;
+        let want = format!(
+            "http://gw.test:8080/ui/sign-in/confirm?profile={profile}&username=jo%2B1%40example.com&token=ab12cd"
+        );
+        assert!(r.text.contains(&want), "{}", r.text);
+        let fr = EmailSettings {
+            locale: Some("fr".into()),
+            ..EmailSettings::default()
+        };
+        let r = mailer
+            .render(&payload(Purpose::ResetPassword, "Jo")?, &fr, 10)
+            .map_err(|e| e.to_string())?;
+        assert!(
+            r.text.contains(&format!(
+                "http://gw.test:8080/ui/reset-password?profile={profile}&locale=fr&username="
+            )),
+            "{}",
+            r.text
+        );
+        // A configured page wins over the gateway's own.
+        let own = EmailSettings {
+            passwordless_url: Some("https://shop.test/in".into()),
+            ..EmailSettings::default()
+        };
+        let r = mailer.render(&p, &own, 10).map_err(|e| e.to_string())?;
+        assert!(
+            r.text.contains("https://shop.test/in?username="),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("gw.test"), "{}", r.text);
+        Ok(())
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! `authgate serve --demo`: the documentation's example users, ready to log in.
+//!
+//! The demo's email integration names no page of its own, so its links open the
+//! gateway's hosted pages (`/ui/sign-in/confirm`, `/ui/reset-password`), and
+//! members may reset their own password there (`account_member_self_management`
+//! is `update_only`): the emailed code works end to end with nothing else running.
 
-use authgate_core::directory::{DirectoryError, UsernameFormat};
+use authgate_core::directory::{DirectoryError, SelfManagement, UsernameFormat};
 use authgate_core::integrations::{IntegrationInput, IntegrationType};
 
 use crate::state::AppState;
@@ -44,15 +49,19 @@ pub async fn seed(state: &AppState) -> Result<(), DirectoryError> {
         .create(IntegrationInput {
             name: Some("Demo email".to_owned()),
             description: Some(
-                "Sends codes by email (to the log unless AUTHGATE_SMTP_URL is set)".to_owned(),
+                "Sends codes by email (to the log unless AUTHGATE_SMTP_URL is set), linking to \
+                 the gateway's own pages under /ui/"
+                    .to_owned(),
             ),
             integration_type: Some(IntegrationType::Email),
-            reset_password_url: Some("http://localhost:3000/reset-password".to_owned()),
-            passwordless_url: Some("http://localhost:3000/sign-in".to_owned()),
             ..IntegrationInput::default()
         })
         .await?;
     dir.create_credential(&john.id, &customers.id, CUSTOMER, Some(PASSWORD))
+        .await?;
+    // The hosted reset page, like the API's member PUT, needs members to be
+    // allowed to change their own password.
+    dir.update_settings(Some(SelfManagement::UpdateOnly), None)
         .await?;
     tracing::info!(
         realm = dir.realm_id().as_str(),

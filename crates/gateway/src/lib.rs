@@ -21,6 +21,8 @@
 //! - [`platform`]: the web phone SDK's `/platform` WebSocket (scheme A, SPEC §1b).
 //! - [`server`]: the HTTP server under the routes: connection timeouts, the cap on
 //!   open connections, graceful shutdown.
+//! - [`ui`]: the hosted pages under `/ui/` (sign in with a code, confirm an
+//!   emailed link, reset a password), server-rendered, outside the OpenAPI document.
 
 pub mod api;
 pub mod config;
@@ -32,6 +34,7 @@ pub mod platform;
 pub mod server;
 pub mod startup;
 pub mod state;
+pub mod ui;
 
 pub use config::Config;
 pub use startup::Application;

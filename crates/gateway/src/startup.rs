@@ -205,6 +205,7 @@ impl Served {
                 stopping: edges.stopping,
             },
             metrics: config.metrics_bind.is_none().then(|| scrape.clone()),
+            ui: crate::ui::Options::from_config(config)?,
         };
         let app = routes(state.clone(), options)?.boxed();
         Ok((Self { state, app, scrape }, generated))
@@ -228,6 +229,8 @@ pub struct RouteOptions {
     pub platform: crate::platform::Options,
     /// `/metrics`, when served on this address.
     pub metrics: Option<Arc<BoxEndpoint<'static>>>,
+    /// The hosted pages under `/ui/`.
+    pub ui: crate::ui::Options,
 }
 
 /// All routes of the gateway: CORS outermost (so errors carry it too), then the
@@ -241,6 +244,7 @@ pub fn routes(
         cors: cors_policy,
         platform,
         metrics: scrape,
+        ui,
     } = options;
     let metrics = state.metrics.clone();
     let api = api::service(state.clone());
@@ -260,6 +264,7 @@ pub fn routes(
     if scrape.is_some() {
         extra.push(("/metrics", get_only));
     }
+    extra.extend_from_slice(crate::ui::ROUTES);
     let table = Arc::new(Routes::from_document(&document, &extra));
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
@@ -271,7 +276,11 @@ pub fn routes(
         app = app.at("/metrics", poem::get(scrape));
     }
     let app = app
-        .at("/platform", crate::platform::endpoint(state, platform))
+        .at(
+            "/platform",
+            crate::platform::endpoint(state.clone(), platform),
+        )
+        .nest("/ui", crate::ui::endpoint(state, ui))
         .nest("/docs", docs)
         .nest("/", api);
     Ok(cors(
@@ -341,6 +350,11 @@ impl Application {
             }
             _ => (listener.boxed(), false),
         };
+        let mut config = config;
+        if config.public_url.is_none() {
+            // Emailed links need an absolute URL: without one configured, this listener's.
+            config.public_url = Some(crate::ui::default_public_url(addr, tls));
+        }
         let metrics = match config.metrics_bind {
             Some(bind) => {
                 let listener = TcpListener::bind(bind).into_acceptor().await.map_err(|e| {

@@ -153,7 +153,9 @@ impl AppState {
             config.smtp_url.as_ref(),
             config.email_from.clone(),
             config.email_templates.clone(),
-        )?;
+        )?
+        // Integrations that name no page link to the hosted pages (`crate::ui`).
+        .with_public_url(config.public_url.clone());
         if config.redis_url.is_none() {
             // Trying the gateway on the embedded store needs no mail server either.
             mailer = mailer.or_log();

@@ -170,8 +170,11 @@ async fn the_demo_writes_code_emails_to_the_log() {
         seen.contains("Your code to sign in as john.doe@banks.com"),
         "{seen}"
     );
+    // The demo's integration names no page: the link opens the gateway's own.
     assert!(
-        seen.contains("sign-in?username=john.doe%40banks.com&token="),
+        seen.contains(&format!(
+            "{gw}/ui/sign-in/confirm?profile={profile}&username=john.doe%40banks.com&token="
+        )),
         "{seen}"
     );
 }

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use authgate_core::directory::SelfManagement;
-use authgate_core::ids::{ProfileId, UserId};
+use authgate_core::directory::{Directory, DirectoryError, SelfManagement, Settings};
+use authgate_core::ids::{AccountId, ProfileId, UserId};
 use authgate_core::limits::AddressCount;
-use authgate_core::store::{Batch, StoreExt};
+use authgate_core::store::{Batch, Handle, StoreExt};
 use authgate_core::tokens::{Role, Scheme, Subject, SubjectId};
-use authgate_otp::{OtpError, OtpScheme, Purpose};
+use authgate_otp::{Member, OtpError, OtpScheme, Purpose};
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -321,15 +321,7 @@ impl AccountsApi {
         client_and(&self.state, &auth, batch, counted).await?;
         let d = body.0.data;
         let otp = &self.state.otp;
-        let directory = &self.state.directory;
-        // The settings and the member's account are read with the member's user
-        // record, in one round trip.
-        let along = |batch: &mut Batch, user_id: &UserId| {
-            (
-                directory.settings_in(batch),
-                directory.account_in(batch, user_id),
-            )
-        };
+        let along = along(&self.state.directory);
         let proof = match d.authentication_mechanism {
             Mechanism::Passwordless => Proof::Code(
                 d.one_time_password_token
@@ -354,33 +346,7 @@ impl AccountsApi {
             }
         }
         .map_err(exchange_error)?;
-        let (settings, account) = along;
-        let settings = settings.get()?;
-        let account_id = match account.get()? {
-            Some(id) => id,
-            // The member's first token: the account is made now.
-            None => directory.account(&member.user.id).await?,
-        };
-        let subject = Subject {
-            id: SubjectId::User(member.user.id.clone()),
-            username: member.credential.username.clone(),
-            realm_id: self.state.directory.realm_id().clone(),
-            display_name: member.user.name.clone(),
-            scheme: Scheme::AccountManagement,
-            role: Role::User,
-        };
-        let self_management = match settings.account_member_self_management {
-            SelfManagement::Disabled => "disabled",
-            SelfManagement::UpdateOnly => "update_only",
-        };
-        let ttl = std::time::Duration::from_secs(
-            settings.account_management_authentication_token_timeout_secs,
-        );
-        let (token, exp) = self
-            .state
-            .tokens
-            .issue_account_token(&subject, ttl, &account_id, self_management)
-            .await?;
+        let (token, account_id, exp) = account_token(&self.state, &member, along).await?;
         let expires = time::OffsetDateTime::from_unix_timestamp(exp)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
@@ -413,4 +379,54 @@ impl AccountsApi {
             },
         })))
     }
+}
+
+/// What an exchange reads together with the member's user record: the
+/// realm's settings and the member's account.
+pub(crate) type Along = (Handle<Settings>, Handle<Option<AccountId>>);
+
+/// The reads every exchange batches with the member's user record (one round
+/// trip for all of them).
+pub(crate) fn along(directory: &Directory) -> impl FnOnce(&mut Batch, &UserId) -> Along + '_ {
+    move |batch, user_id| {
+        (
+            directory.settings_in(batch),
+            directory.account_in(batch, user_id),
+        )
+    }
+}
+
+/// The account management token of a member an exchange authenticated, from
+/// what [`along`] read: the token, the member's account and the token's expiry
+/// (Unix seconds). A member's first token makes their account.
+pub(crate) async fn account_token(
+    state: &AppState,
+    member: &Member,
+    (settings, account): Along,
+) -> Result<(String, AccountId, i64), DirectoryError> {
+    let settings = settings.get()?;
+    let account_id = match account.get()? {
+        Some(id) => id,
+        None => state.directory.account(&member.user.id).await?,
+    };
+    let subject = Subject {
+        id: SubjectId::User(member.user.id.clone()),
+        username: member.credential.username.clone(),
+        realm_id: state.directory.realm_id().clone(),
+        display_name: member.user.name.clone(),
+        scheme: Scheme::AccountManagement,
+        role: Role::User,
+    };
+    let self_management = match settings.account_member_self_management {
+        SelfManagement::Disabled => "disabled",
+        SelfManagement::UpdateOnly => "update_only",
+    };
+    let ttl = std::time::Duration::from_secs(
+        settings.account_management_authentication_token_timeout_secs,
+    );
+    let (token, exp) = state
+        .tokens
+        .issue_account_token(&subject, ttl, &account_id, self_management)
+        .await?;
+    Ok((token, account_id, exp))
 }

@@ -379,3 +379,39 @@ impl<F: Format> Format for Optional<F> {
         self.inner.accepts()
     }
 }
+
+/// An http(s) URL the gateway is reached at, without query or fragment; kept
+/// without a trailing slash.
+pub(super) struct PublicUrl;
+
+impl Format for PublicUrl {
+    type Value = String;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        crate::ui::returns::normalise_public_url(text)
+    }
+    fn show(&self, value: &String) -> Shown {
+        Shown::Value(value.clone())
+    }
+    fn accepts(&self) -> String {
+        "an http(s) URL, e.g. https://auth.example.com (a path prefix is kept)".to_owned()
+    }
+}
+
+/// An allowed `return_to` of the hosted pages: an http(s) URL (origin and path
+/// prefix), normalised as browsers parse it.
+pub(super) struct ReturnUrl;
+
+impl Format for ReturnUrl {
+    type Value = String;
+    const FILE_TYPE: Toml = Toml::String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        crate::ui::returns::normalise_allowed(text)
+    }
+    fn show(&self, value: &String) -> Shown {
+        Shown::Value(value.clone())
+    }
+    fn accepts(&self) -> String {
+        "http(s) URLs, scheme://host[:port]/path (no query or fragment)".to_owned()
+    }
+}

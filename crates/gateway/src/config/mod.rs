@@ -61,10 +61,11 @@ use settings::{
     CORS_ALLOWED_ORIGINS, CORS_ALLOW_CREDENTIALS, DELIVERY_WORKER, EMAIL_FROM, EMAIL_TEMPLATES,
     HEADER_READ_TIMEOUT, IDLE_TIMEOUT, LIMIT_GUESSES_PER_USER, LIMIT_PER_IP,
     LIMIT_REQUESTS_PER_USER, LOGIN_KEY_TTL, LOG_FORMAT, MAX_BODY_BYTES, MAX_CONNECTIONS,
-    METRICS_BIND, OTP_TTL, PLATFORM_SOCKETS_PER_ADDRESS, REDIS_CA_CERT, REDIS_CLIENT_CERT,
-    REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS, REDIS_OUTBOX_WAIT, REDIS_PREFIX,
-    REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SHUTDOWN_GRACE, SMTP_URL, TLS_CERT,
-    TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
+    METRICS_BIND, OTP_TTL, PLATFORM_SOCKETS_PER_ADDRESS, PUBLIC_URL, REDIS_CA_CERT,
+    REDIS_CLIENT_CERT, REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS, REDIS_OUTBOX_WAIT,
+    REDIS_PREFIX, REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SHUTDOWN_GRACE, SMTP_URL,
+    TLS_CERT, TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, UI_RETURN_URLS, UI_TEMPLATES,
+    WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
 };
 use sources::{Defaults, Layered, Source};
 
@@ -138,6 +139,14 @@ pub struct Config {
     pub email_from: Option<String>,
     /// A directory of email templates overriding the built-in ones.
     pub email_templates: Option<PathBuf>,
+    /// Where people reach the gateway (the base of emailed links to the hosted
+    /// pages); `None` until [`crate::Application::build`] derives it from the
+    /// listener.
+    pub public_url: Option<String>,
+    /// Where the hosted pages may return a signed-in user (`return_to` prefixes).
+    pub ui_return_urls: Vec<String>,
+    /// A directory of page templates overriding the hosted pages' built-in ones.
+    pub ui_templates: Option<PathBuf>,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// Tries per event and integration before a delivery is abandoned.
@@ -199,6 +208,9 @@ impl fmt::Debug for Config {
             smtp_url,
             email_from,
             email_templates,
+            public_url,
+            ui_return_urls,
+            ui_templates,
             log_format,
             webhook_max_attempts,
             webhook_retry_base,
@@ -246,6 +258,9 @@ impl fmt::Debug for Config {
             .field("smtp_url", smtp_url)
             .field("email_from", email_from)
             .field("email_templates", email_templates)
+            .field("public_url", public_url)
+            .field("ui_return_urls", ui_return_urls)
+            .field("ui_templates", ui_templates)
             .field("log_format", log_format)
             .field("webhook_max_attempts", webhook_max_attempts)
             .field("webhook_retry_base", webhook_retry_base)
@@ -339,6 +354,9 @@ fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
         smtp_url: s.value(&SMTP_URL)?,
         email_from: s.value(&EMAIL_FROM)?,
         email_templates: s.value(&EMAIL_TEMPLATES)?,
+        public_url: s.value(&PUBLIC_URL)?,
+        ui_return_urls: s.value(&UI_RETURN_URLS)?,
+        ui_templates: s.value(&UI_TEMPLATES)?,
         log_format: s.value(&LOG_FORMAT)?,
         webhook_max_attempts: s.value(&WEBHOOK_MAX_ATTEMPTS)?,
         webhook_retry_base: s.value(&WEBHOOK_RETRY_BASE)?,
@@ -511,6 +529,11 @@ mod tests {
             ("AUTHGATE_PLATFORM_SOCKETS_PER_ADDRESS", "0"),
             ("AUTHGATE_SHUTDOWN_GRACE_SECS", "0"),
             ("AUTHGATE_METRICS_BIND", "9090"),
+            ("AUTHGATE_PUBLIC_URL", "localhost:8080"),
+            ("AUTHGATE_PUBLIC_URL", "https://auth.test/?x=1"),
+            ("AUTHGATE_UI_RETURN_URLS", "https://app.test/cb#frag"),
+            ("AUTHGATE_UI_RETURN_URLS", "javascript:alert(1)"),
+            ("AUTHGATE_UI_RETURN_URLS", "https://user:pw@app.test/cb"),
         ] {
             let err = Config::load_from(None, env(&[(k, v)]))
                 .err()

@@ -9,8 +9,8 @@ use std::time::Duration;
 use authgate_core::limits::Limits;
 
 use super::formats::{
-    Addr, FilePath, Flag, Format, Ip, List, OneOf, Optional, Origin, RateLimit, Secret, Span, Text,
-    Unit, Whole,
+    Addr, FilePath, Flag, Format, Ip, List, OneOf, Optional, Origin, PublicUrl, RateLimit,
+    ReturnUrl, Secret, Span, Text, Unit, Whole,
 };
 
 pub(super) const BIND: Setting<Addr> = Setting {
@@ -307,6 +307,44 @@ pub(super) const EMAIL_TEMPLATES: Setting<Optional<FilePath>> = Setting {
     about: "a folder of email templates overriding the built-in ones",
 };
 
+pub(super) const PUBLIC_URL: Setting<Optional<PublicUrl>> = Setting {
+    var: "AUTHGATE_PUBLIC_URL",
+    key: Some("public_url"),
+    format: Optional {
+        inner: PublicUrl,
+        unset: "unset: http(s)://<listen address> (localhost for 0.0.0.0)",
+    },
+    default: || None,
+    about: "where people reach the gateway: the base of the links in code emails of \
+            integrations that name no page of their own (they then open the hosted pages \
+            under /ui/)",
+};
+
+pub(super) const UI_RETURN_URLS: Setting<List<ReturnUrl>> = Setting {
+    var: "AUTHGATE_UI_RETURN_URLS",
+    key: Some("ui_return_urls"),
+    format: List {
+        item: ReturnUrl,
+        empty: "none: the pages show the token",
+    },
+    default: Vec::new,
+    about: "where the hosted pages may send a signed-in user back (return_to): same scheme, \
+            host and port, and a path equal to or under the listed one; the token travels in \
+            the URL fragment",
+};
+
+pub(super) const UI_TEMPLATES: Setting<Optional<FilePath>> = Setting {
+    var: "AUTHGATE_UI_TEMPLATES",
+    key: Some("ui_templates"),
+    format: Optional {
+        inner: FilePath("path of a folder"),
+        unset: "built-in",
+    },
+    default: || None,
+    about: "a folder of page templates and style.css overriding the hosted pages' built-in \
+            ones, a subfolder per locale (e.g. fr/)",
+};
+
 pub(super) const LOG_FORMAT: Setting<OneOf> = Setting {
     var: "AUTHGATE_LOG_FORMAT",
     key: Some("log_format"),
@@ -517,6 +555,9 @@ pub const SETTINGS: &[&dyn Describe] = &[
     &SMTP_URL,
     &EMAIL_FROM,
     &EMAIL_TEMPLATES,
+    &PUBLIC_URL,
+    &UI_RETURN_URLS,
+    &UI_TEMPLATES,
     &LOG_FORMAT,
     &LOG,
     &CONFIG,
