@@ -320,6 +320,28 @@ impl Directory {
     }
 }
 
+/// The names index's entry for a credential: its id and, after a space, its
+/// user's (read by [`Directory::credential_ids_in`]), so that the user can be
+/// read with the credential. Entries written before the user's id was added
+/// hold the credential's id alone, and still read.
+fn name_entry(id: &CredentialId, user_id: &UserId) -> String {
+    format!("{} {}", id.as_str(), user_id.as_str())
+}
+
+/// The ids in a names index entry: the credential's, and its user's when the
+/// entry has it.
+pub(super) fn name_entry_ids(
+    bytes: &[u8],
+) -> std::result::Result<(CredentialId, Option<UserId>), crate::store::StoreError> {
+    match bytes.iter().position(|b| *b == b' ') {
+        Some(at) => Ok((
+            super::records::stored_id(&bytes[..at])?,
+            Some(super::records::stored_id(&bytes[at + 1..])?),
+        )),
+        None => Ok((super::records::stored_id(bytes)?, None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,27 +375,5 @@ mod tests {
             Directory::check_username(&p, &canonical).ok(),
             Some(canonical.clone())
         );
-    }
-}
-
-/// The names index's entry for a credential: its id and, after a space, its
-/// user's (read by [`Directory::credential_ids_in`]), so that the user can be
-/// read with the credential. Entries written before the user's id was added
-/// hold the credential's id alone, and still read.
-fn name_entry(id: &CredentialId, user_id: &UserId) -> String {
-    format!("{} {}", id.as_str(), user_id.as_str())
-}
-
-/// The ids in a names index entry: the credential's, and its user's when the
-/// entry has it.
-pub(super) fn name_entry_ids(
-    bytes: &[u8],
-) -> std::result::Result<(CredentialId, Option<UserId>), crate::store::StoreError> {
-    match bytes.iter().position(|b| *b == b' ') {
-        Some(at) => Ok((
-            super::records::stored_id(&bytes[..at])?,
-            Some(super::records::stored_id(&bytes[at + 1..])?),
-        )),
-        None => Ok((super::records::stored_id(bytes)?, None)),
     }
 }
