@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use authgate_core::funnel::{Observer, Stage};
+use authgate_core::store::ReadCache;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request};
 use poem_openapi::OperationId;
 
@@ -48,6 +49,8 @@ pub struct Metrics {
     requests: RwLock<Requests>,
     latency: RwLock<BTreeMap<&'static str, Arc<Histogram>>>,
     funnel: RwLock<BTreeMap<(&'static str, Stage), Arc<AtomicU64>>>,
+    /// The store's memory of sessions, when it keeps one.
+    cache: OnceLock<Arc<ReadCache>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +80,11 @@ impl Metrics {
     pub fn request(&self, operation: &'static str, status: u16, took: Duration) {
         slot(&self.requests, (operation, status)).fetch_add(1, Ordering::Relaxed);
         slot(&self.latency, operation).observe(took);
+    }
+
+    /// Reports on the store's memory of sessions too.
+    pub fn watch_cache(&self, cache: Arc<ReadCache>) {
+        let _ = self.cache.set(cache);
     }
 
     /// The Prometheus text format.
@@ -132,6 +140,34 @@ impl Metrics {
                     n.load(Ordering::Relaxed)
                 );
             }
+        }
+        if let Some(cache) = self.cache.get() {
+            let s = cache.stats();
+            let _ = write!(
+                out,
+                "# HELP authgate_verify_cache_live Whether this replica answers token checks from \
+                 memory (1), or reads every session from Redis (0: the memory is off while \
+                 Redis's change pushes are not known to flow).\n\
+                 # TYPE authgate_verify_cache_live gauge\n\
+                 authgate_verify_cache_live {}\n\
+                 # HELP authgate_verify_cache_entries Sessions held in memory.\n\
+                 # TYPE authgate_verify_cache_entries gauge\n\
+                 authgate_verify_cache_entries {}\n\
+                 # HELP authgate_verify_cache_hits_total Token checks answered from memory.\n\
+                 # TYPE authgate_verify_cache_hits_total counter\n\
+                 authgate_verify_cache_hits_total {}\n\
+                 # HELP authgate_verify_cache_misses_total Token checks that read Redis while the memory was live.\n\
+                 # TYPE authgate_verify_cache_misses_total counter\n\
+                 authgate_verify_cache_misses_total {}\n\
+                 # HELP authgate_verify_cache_invalidations_total Session changes pushed by Redis or made here.\n\
+                 # TYPE authgate_verify_cache_invalidations_total counter\n\
+                 authgate_verify_cache_invalidations_total {}\n",
+                u8::from(s.live),
+                s.entries,
+                s.hits,
+                s.misses,
+                s.invalidations
+            );
         }
         out
     }

@@ -79,11 +79,21 @@ pub struct Generated {
 impl AppState {
     /// Connects the store and builds the services from `config`.
     pub async fn build(config: &Config) -> anyhow::Result<(Arc<Self>, Generated)> {
+        let keys = Keys::new(&config.redis_prefix);
         let store: Arc<dyn Store> = match config.redis_options() {
-            Some(options) => Arc::new(RedisStore::connect_with(&options).await?),
+            Some(options) => {
+                let store = RedisStore::connect_with(&options).await?;
+                Arc::new(match config.verify_cache_entries {
+                    0 => store,
+                    entries => store.with_session_cache(
+                        keys.session_prefix(),
+                        entries,
+                        config.verify_cache_max_age,
+                    ),
+                })
+            }
             None => Arc::new(MemoryStore::new()),
         };
-        let keys = Keys::new(&config.redis_prefix);
         let mut generated = Generated::default();
 
         let token_secret = match &config.token_secret {
@@ -171,6 +181,9 @@ impl AppState {
         let senders = Senders::new(&delivery, mailer)?;
         let outbox = Outbox::new(store.clone(), keys.clone(), directory.realm_id().clone());
         let metrics = Arc::new(Metrics::default());
+        if let Some(cache) = store.read_cache() {
+            metrics.watch_cache(cache);
+        }
         let otp = OtpScheme::new(
             store.clone(),
             keys.clone(),

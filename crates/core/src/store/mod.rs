@@ -12,6 +12,7 @@
 //! [`Handle`] ([`StoreExt::run`]).
 
 mod batch;
+pub mod cache;
 mod memory;
 mod redis;
 pub mod slot;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
+pub use self::cache::{CacheStats, ReadCache};
 pub use self::memory::MemoryStore;
 pub use self::redis::{
     ensure_tls_provider, without_credentials, RedisMode, RedisOptions, RedisStore,
@@ -460,6 +462,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short name for logs and readiness output (`memory`, `redis`).
     fn kind(&self) -> &'static str;
+
+    /// This replica's memory of the token sessions it read, when the store
+    /// keeps one (see [`ReadCache`]); callers consult it before reading a
+    /// session and tell it about sessions they change.
+    fn read_cache(&self) -> Option<std::sync::Arc<ReadCache>> {
+        None
+    }
 }
 
 /// Typed batches and one-op conveniences over [`Store::exec`].
@@ -635,6 +644,11 @@ impl Keys {
     /// A session's map.
     pub fn session(&self, session_id: &str) -> String {
         format!("{}{{s:{session_id}}}", self.prefix)
+    }
+
+    /// What every session key starts with ([`Keys::session`]).
+    pub fn session_prefix(&self) -> String {
+        format!("{}{{s:", self.prefix)
     }
 
     /// The set of a directory user's sessions.

@@ -28,7 +28,9 @@ use std::time::Duration;
 use crate::crypto::{ct_eq, digest, random_token, Keyring};
 use crate::ids::{RealmId, SessionId, UserId};
 use crate::recent::Recent;
-use crate::store::{Batch, Handle, Keys, Op, Reply, Rotation, Store, StoreError, StoreExt};
+use crate::store::{
+    Batch, Handle, Keys, Op, ReadCache, Reply, Rotation, Store, StoreError, StoreExt,
+};
 
 pub use self::subject::{
     Check, IssuedTokens, Principal, Refresh, Role, Scheme, Subject, SubjectId,
@@ -92,26 +94,53 @@ pub struct PendingCheck {
     sid: SessionId,
     key: String,
     digest: String,
+    /// This replica's memory of sessions, when the store keeps one.
+    cache: Option<Arc<ReadCache>>,
 }
 
 impl PendingCheck {
     /// Queues the check's one read on `batch`; the handle holds the verdict.
+    /// A session this replica read lately, and which has not changed since
+    /// (the store's cache knows), is judged from memory: nothing is queued.
     pub fn check_in(&self, batch: &mut Batch) -> Handle<Check> {
-        let (sid, digest) = (self.sid.clone(), self.digest.clone());
+        let ticket = match &self.cache {
+            Some(cache) => {
+                if let Some(fields) = cache.get(&self.key) {
+                    return Handle::ready(self.judge(&fields));
+                }
+                cache.begin(&self.key).map(|t| (cache.clone(), t))
+            }
+            None => None,
+        };
+        let this = self.clone();
         batch.push(Op::MapGetAll(self.key.clone()), move |reply| {
             let map = reply.into_map()?;
-            let Some(current) = map.get("a") else {
-                return Ok(Check::Invalid);
-            };
-            if !ct_eq(current, digest.as_bytes()) {
-                return Ok(Check::Invalid);
+            let check = this.judge(&map);
+            if let Some((cache, ticket)) = ticket {
+                // Only sessions are worth keeping: not the absence of one.
+                if map.contains_key(ACCESS) {
+                    cache.finish(ticket, map);
+                } else {
+                    cache.abandon(ticket);
+                }
             }
-            Ok(match TokenService::principal(sid, &map, "ax") {
-                Some(p) if p.expires_at > now() => Check::Valid(p),
-                Some(_) => Check::Expired,
-                None => Check::Invalid,
-            })
+            Ok(check)
         })
+    }
+
+    /// The verdict on the token, given its session's map.
+    fn judge(&self, map: &HashMap<String, Vec<u8>>) -> Check {
+        let Some(current) = map.get(ACCESS) else {
+            return Check::Invalid;
+        };
+        if !ct_eq(current, self.digest.as_bytes()) {
+            return Check::Invalid;
+        }
+        match TokenService::principal(self.sid.clone(), map, "ax") {
+            Some(p) if p.expires_at > now() => Check::Valid(p),
+            Some(_) => Check::Expired,
+            None => Check::Invalid,
+        }
     }
 }
 
@@ -296,7 +325,9 @@ impl TokenService {
         };
         let mut batch = Batch::new();
         let check = pending.check_in(&mut batch);
-        self.store.run(batch).await?;
+        if !batch.is_empty() {
+            self.store.run(batch).await?;
+        }
         check.get()
     }
 
@@ -312,6 +343,7 @@ impl TokenService {
             key: self.keys.session(sid.as_str()),
             sid,
             digest: digest(token),
+            cache: self.store.read_cache(),
         })
     }
 
@@ -348,7 +380,9 @@ impl TokenService {
             fields,
             self.refresh_ttl.max(self.access_ttl),
         );
-        self.store.run(batch).await?;
+        let done = self.store.run(batch).await;
+        self.forget_session(&self.keys.session(sid.as_str()));
+        done?;
         let (before, outcome) = (before.get()?, rotation.get()?);
         Ok(match outcome {
             Rotation::Rotated => match Self::principal(sid.clone(), &before, "rx") {
@@ -401,10 +435,18 @@ impl TokenService {
     /// Deletes one session.
     pub async fn revoke_session(&self, sid: &SessionId) -> Result<(), StoreError> {
         self.clients.forget(sid.as_str());
-        self.store
-            .exec(vec![Op::Delete(vec![self.keys.session(sid.as_str())])])
-            .await
-            .map(drop)
+        let key = self.keys.session(sid.as_str());
+        let done = self.store.exec(vec![Op::Delete(vec![key.clone()])]).await;
+        // Seen here at once (other replicas hear of it from the store).
+        self.forget_session(&key);
+        done.map(drop)
+    }
+
+    /// Drops this replica's memory of the session at `key`.
+    fn forget_session(&self, key: &str) {
+        if let Some(cache) = self.store.read_cache() {
+            cache.invalidate(key);
+        }
     }
 
     /// Ends every session of a directory user (after a password change, a deletion).
@@ -424,7 +466,11 @@ impl TokenService {
             .map(|sid| Op::Delete(vec![self.keys.session(sid)]))
             .collect();
         ops.push(Op::Delete(vec![set]));
-        self.store.exec(ops).await?;
+        let done = self.store.exec(ops).await;
+        for sid in &members {
+            self.forget_session(&self.keys.session(sid));
+        }
+        done?;
         Ok(members.len())
     }
 }

@@ -65,7 +65,7 @@ use settings::{
     REDIS_CLIENT_CERT, REDIS_CLIENT_KEY, REDIS_MODE, REDIS_OUTBOX_REPLICAS, REDIS_OUTBOX_WAIT,
     REDIS_PREFIX, REDIS_URL, REFRESH_TOKEN_TTL, REVEAL_UNKNOWN_USERS, SHUTDOWN_GRACE, SMTP_URL,
     TLS_CERT, TLS_KEY, TOKEN_SECRET, TRUSTED_PROXIES, UI_RETURN_URLS, UI_TEMPLATES,
-    WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
+    VERIFY_CACHE_ENTRIES, VERIFY_CACHE_MAX_AGE, WEBHOOK_MAX_ATTEMPTS, WEBHOOK_RETRY_BASE,
 };
 use sources::{Defaults, Layered, Source};
 
@@ -88,6 +88,10 @@ pub struct Config {
     pub redis_outbox_replicas: Option<usize>,
     /// The longest that wait lasts.
     pub redis_outbox_wait: Duration,
+    /// Token sessions each replica remembers (0: none; only on Redis).
+    pub verify_cache_entries: usize,
+    /// The longest a remembered session is used.
+    pub verify_cache_max_age: Duration,
     /// Prefix of every key in Redis (lets several deployments share one server).
     pub redis_prefix: String,
     /// PEM certificate chain; with `tls_key`, the gateway serves HTTPS itself.
@@ -183,6 +187,8 @@ impl fmt::Debug for Config {
             redis_client_key,
             redis_outbox_replicas,
             redis_outbox_wait,
+            verify_cache_entries,
+            verify_cache_max_age,
             redis_prefix,
             tls_cert,
             tls_key,
@@ -233,6 +239,8 @@ impl fmt::Debug for Config {
             .field("redis_client_key", redis_client_key)
             .field("redis_outbox_replicas", redis_outbox_replicas)
             .field("redis_outbox_wait", redis_outbox_wait)
+            .field("verify_cache_entries", verify_cache_entries)
+            .field("verify_cache_max_age", verify_cache_max_age)
             .field("redis_prefix", redis_prefix)
             .field("tls_cert", tls_cert)
             .field("tls_key", tls_key)
@@ -325,6 +333,8 @@ fn build<S: Source>(s: &mut S) -> Result<Config, S::Error> {
         redis_client_key: s.value(&REDIS_CLIENT_KEY)?,
         redis_outbox_replicas: s.value(&REDIS_OUTBOX_REPLICAS)?,
         redis_outbox_wait: s.value(&REDIS_OUTBOX_WAIT)?,
+        verify_cache_entries: s.value(&VERIFY_CACHE_ENTRIES)?,
+        verify_cache_max_age: s.value(&VERIFY_CACHE_MAX_AGE)?,
         redis_prefix: s.value(&REDIS_PREFIX)?,
         tls_cert: s.value(&TLS_CERT)?,
         tls_key: s.value(&TLS_KEY)?,

@@ -100,6 +100,33 @@ pub(super) const REDIS_OUTBOX_WAIT: Setting<Span> = Setting {
     about: "the longest that wait lasts; the request is answered either way",
 };
 
+pub(super) const VERIFY_CACHE_ENTRIES: Setting<Whole<usize>> = Setting {
+    var: "AUTHGATE_VERIFY_CACHE_ENTRIES",
+    key: Some("verify_cache_entries"),
+    format: Whole {
+        min: 0,
+        max: Some(10_000_000),
+        unit: "sessions",
+    },
+    default: || 65_536,
+    about: "token sessions each replica remembers, so that checking a token seen lately \
+            (verify, introspection) needs no Redis round trip; Redis pushes every change of a \
+            session (CLIENT TRACKING), and while those pushes are not known to flow nothing is \
+            served from memory; 0 turns the memory off (about 1 KiB per session)",
+};
+
+pub(super) const VERIFY_CACHE_MAX_AGE: Setting<Span> = Setting {
+    var: "AUTHGATE_VERIFY_CACHE_MAX_AGE_SECS",
+    key: Some("verify_cache_max_age_secs"),
+    format: Span {
+        unit: Unit::Seconds,
+        min: 1,
+        max: Some(3600),
+    },
+    default: || Duration::from_secs(60),
+    about: "the longest a remembered session is used before it is read again, pushes or not",
+};
+
 pub(super) const REDIS_PREFIX: Setting<Text> = Setting {
     var: "AUTHGATE_REDIS_PREFIX",
     key: Some("redis_prefix"),
@@ -528,6 +555,8 @@ pub const SETTINGS: &[&dyn Describe] = &[
     &REDIS_CLIENT_KEY,
     &REDIS_OUTBOX_REPLICAS,
     &REDIS_OUTBOX_WAIT,
+    &VERIFY_CACHE_ENTRIES,
+    &VERIFY_CACHE_MAX_AGE,
     &REDIS_PREFIX,
     &TLS_CERT,
     &TLS_KEY,

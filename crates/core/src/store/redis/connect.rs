@@ -343,6 +343,8 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
         Ok(RedisStore {
             conn: Connection::Cluster(conn),
             replicate: wait(fewest_replicas(&nodes)),
+            node: clients[0].get_connection_info().clone(),
+            cache: None,
         })
     } else {
         let [client] = <[Client; 1]>::try_from(clients).map_err(|_| {
@@ -357,12 +359,15 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
+        let node = client.get_connection_info().clone();
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(refused)?;
         Ok(RedisStore {
             conn: Connection::Server(conn),
             replicate: wait(replicas),
+            node,
+            cache: None,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - `scripts`: the Lua.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,10 +17,11 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, Value};
 
-use super::{CodeCheck, Op, Reply, Rotation, Store, StoreError};
+use super::{CodeCheck, Op, ReadCache, Reply, Rotation, Store, StoreError};
 
 mod connect;
 mod scripts;
+mod tracking;
 
 pub use connect::{ensure_tls_provider, without_credentials, RedisMode, RedisOptions};
 use scripts::{
@@ -34,6 +36,10 @@ pub struct RedisStore {
     conn: Connection,
     /// Replicas a write that must survive a failover waits for ([`Op::Replicate`]), and how long.
     replicate: Option<(usize, Duration)>,
+    /// The settings of the node the store was given (for the tracking connections).
+    node: redis::ConnectionInfo,
+    /// This replica's memory of sessions ([`RedisStore::with_session_cache`]).
+    cache: Option<Arc<ReadCache>>,
 }
 
 #[derive(Clone)]
@@ -112,6 +118,27 @@ impl RedisStore {
     /// Whether this store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         matches!(self.conn, Connection::Cluster(_))
+    }
+
+    /// The same store, remembering the token sessions it reads (keys starting
+    /// with `prefix`, see [`crate::store::Keys::session_prefix`]): at most
+    /// `max_entries`, each at most `max_age`, kept true by Redis pushing every
+    /// change of a session (`CLIENT TRACKING`, on every primary). The memory
+    /// serves only while those pushes are known to flow. Needs a Tokio runtime.
+    pub fn with_session_cache(
+        mut self,
+        prefix: String,
+        max_entries: usize,
+        max_age: Duration,
+    ) -> Self {
+        let cache = Arc::new(ReadCache::new(max_entries, max_age));
+        let nodes = match &self.conn {
+            Connection::Server(_) => tracking::Nodes::Server(self.node.clone()),
+            Connection::Cluster(conn) => tracking::Nodes::Cluster(self.node.clone(), conn.clone()),
+        };
+        tokio::spawn(tracking::supervise(nodes, prefix, Arc::downgrade(&cache)));
+        self.cache = Some(cache);
+        self
     }
 
     /// How many replicas a write that must survive a failover waits for (0: none).
@@ -809,6 +836,9 @@ fn refused_for_a_move(e: &redis::RedisError) -> bool {
         })
 }
 
+/// A command and its place in its pipeline.
+type Numbered = (usize, Cmd);
+
 /// Sends the commands of one slot to a cluster.
 ///
 /// redis-rs follows a redirection by sending the whole pipeline again to the
@@ -829,7 +859,7 @@ async fn send_to_slot(
     if keyed < 2 {
         return query(conn, &cmds, false).await.map_err(unavailable);
     }
-    let (waits, work): (Vec<(usize, Cmd)>, Vec<(usize, Cmd)>) =
+    let (waits, work): (Vec<Numbered>, Vec<Numbered>) =
         cmds.into_iter().enumerate().partition(|(_, c)| is_wait(c));
     let work_cmds: Vec<Cmd> = work.iter().map(|(_, c)| c.clone()).collect();
     let replies = match query(conn, &work_cmds, true).await {
@@ -1051,5 +1081,9 @@ impl Store for RedisStore {
 
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn read_cache(&self) -> Option<Arc<ReadCache>> {
+        self.cache.clone()
     }
 }
