@@ -794,20 +794,25 @@ fn asset(Data(ui): Data<&Arc<Ui>>, poem::web::Path(name): poem::web::Path<String
     }
 }
 
-#[handler]
-async fn sign_in_form(Data(ui): Data<&Arc<Ui>>, req: &Request) -> Response {
+/// A page that only shows its form (the GET of a code request page).
+async fn form_page(ui: &Ui, req: &Request, page: &str, template: &str) -> Response {
     let v = ui.visit(req, Fields::query(req));
-    match ui.scope(&v, false, "/sign-in").await {
+    match ui.scope(&v, false, page).await {
         Ok(scope) => ui.render(
             &v,
             StatusCode::OK,
-            "sign_in.html",
+            template,
             Some(&scope),
             &Vec::new(),
             minijinja::context! {},
         ),
         Err(resp) => resp,
     }
+}
+
+#[handler]
+async fn sign_in_form(Data(ui): Data<&Arc<Ui>>, req: &Request) -> Response {
+    form_page(ui, req, "/sign-in", "sign_in.html").await
 }
 
 /// Both code requests: the form, checked; the request; a 303 to `next`.
@@ -986,18 +991,7 @@ async fn confirm_exchange(Data(ui): Data<&Arc<Ui>>, req: &Request, body: Body) -
 
 #[handler]
 async fn reset_request_form(Data(ui): Data<&Arc<Ui>>, req: &Request) -> Response {
-    let v = ui.visit(req, Fields::query(req));
-    match ui.scope(&v, false, "/reset-password/request").await {
-        Ok(scope) => ui.render(
-            &v,
-            StatusCode::OK,
-            "reset_request.html",
-            Some(&scope),
-            &Vec::new(),
-            minijinja::context! {},
-        ),
-        Err(resp) => resp,
-    }
+    form_page(ui, req, "/reset-password/request", "reset_request.html").await
 }
 
 #[handler]
