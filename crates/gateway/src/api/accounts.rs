@@ -386,12 +386,12 @@ impl AccountsApi {
 pub(crate) type Along = (Handle<Settings>, Handle<Option<AccountId>>);
 
 /// The reads every exchange batches with the member's user record (one round
-/// trip for all of them).
+/// trip for all of them); a member's first exchange makes their account there.
 pub(crate) fn along(directory: &Directory) -> impl FnOnce(&mut Batch, &UserId) -> Along + '_ {
     move |batch, user_id| {
         (
             directory.settings_in(batch),
-            directory.account_in(batch, user_id),
+            directory.account_made_in(batch, user_id),
         )
     }
 }
