@@ -69,16 +69,7 @@ function response(status, hdrs, body)
 end
 
 function done(summary, latency, requests)
-  local o, b, f, l, total, bs = 0, 0, nil, nil, 0, ""
-  for _, t in ipairs(threads) do
-    o = o + t:get("ok")
-    b = b + t:get("bad")
-    total = total + t:get("npairs")
-    bs = bs .. t:get("bad_status")
-    local tf, tl = t:get("first"), t:get("last")
-    if tf and (not f or tf < f) then f = tf end
-    if tl and (not l or tl > l) then l = tl end
-  end
+  local o, b, total, bs, f, l = report.tally(threads, "npairs")
   io.write(string.format("exchanges: %d ok (201), %d failed %s, of %d pairs\n", o, b, bs, total))
   if b > 0 or o + b < total then
     io.write("some failed or were not sent: INVALID\n")

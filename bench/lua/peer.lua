@@ -89,16 +89,7 @@ function response(status, hdrs, body)
 end
 
 function done(summary, latency, requests)
-  local o, b, f, l, total, bs = 0, 0, nil, nil, 0, ""
-  for _, t in ipairs(threads) do
-    o = o + t:get("ok")
-    b = b + t:get("bad")
-    total = total + t:get("nlist")
-    bs = bs .. t:get("bad_status")
-    local tf, tl = t:get("first"), t:get("last")
-    if tf and (not f or tf < f) then f = tf end
-    if tl and (not l or tl > l) then l = tl end
-  end
+  local o, b, total, bs, f, l = report.tally(threads, "nlist")
   io.write(string.format("peer %s: %d ok (200), %d failed %s%s\n", mode, o, b, bs,
     mode ~= "send" and string.format(", of %d in the list", total) or ""))
   local extra = { peer_ok = o, peer_bad = b, mode = mode }

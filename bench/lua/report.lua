@@ -54,4 +54,21 @@ function report.print(summary, latency, extra)
   io.write("BENCH ", json_value(out), "\n")
 end
 
+--- The threads' tallies of a script that walks a list once (the exchange's pairs, the
+--- peer's): answers ok and failed, the list's length (per-thread variable `count_name`),
+--- the failed statuses, and the first and last answer's times (clock.lua).
+function report.tally(threads, count_name)
+  local ok, bad, first, last, total, statuses = 0, 0, nil, nil, 0, ""
+  for _, t in ipairs(threads) do
+    ok = ok + t:get("ok")
+    bad = bad + t:get("bad")
+    total = total + t:get(count_name)
+    statuses = statuses .. t:get("bad_status")
+    local tf, tl = t:get("first"), t:get("last")
+    if tf and (not first or tf < first) then first = tf end
+    if tl and (not last or tl > last) then last = tl end
+  end
+  return ok, bad, total, statuses, first, last
+end
+
 return report
