@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use authgate_core::directory::{Directory, DirectoryError, SelfManagement, Settings};
+use authgate_core::directory::{
+    Directory, DirectoryError, PasswordProfile, SelfManagement, Settings,
+};
 use authgate_core::ids::{AccountId, ProfileId, UserId};
 use authgate_core::limits::AddressCount;
 use authgate_core::store::{Batch, Handle, StoreExt};
@@ -277,22 +279,7 @@ impl AccountsApi {
             // The id did not parse: there was no profile to read.
             (None, None) => return Err(OtpError::ProfileNotFound.into()),
         };
-        let otp = &self.state.otp;
-        let mut batch = Batch::new();
-        let (request, stored) = otp.prepare_request(&mut batch, &profile, &d.username, purpose)?;
-        if address_limited {
-            // The same checks and the same answer; the batch is dropped unsent, so
-            // no code replaces the username's live one and nothing is queued.
-            otp.request_throttled();
-            return Ok(CodeRequestResponse::Accepted);
-        }
-        // Known or not, within the limit or not: the same two writes, the same
-        // store work, the same answer. The worker finds out who, if anyone, gets
-        // the code.
-        let index = directory.name_index(&request.profile_id, &request.username);
-        let _queued = self.state.outbox.request_in(&mut batch, &request, index);
-        self.state.store.run(batch).await?;
-        otp.request_stored(stored)?;
+        send_code(&self.state, &profile, &d.username, purpose, address_limited).await?;
         Ok(CodeRequestResponse::Accepted)
     }
 
@@ -429,4 +416,32 @@ pub(crate) async fn account_token(
         .issue_account_token(&subject, ttl, &account_id, self_management)
         .await?;
     Ok((token, account_id, exp))
+}
+
+/// A code request once its checks are done (the API's and the hosted pages'):
+/// known or not, within the username's limit or not, the same two writes, the
+/// same store work; the worker finds out who, if anyone, gets the code. Over
+/// the address's limit (`address_limited`) the same checks run and nothing is
+/// written: no code replaces the username's live one, nothing is queued.
+pub(crate) async fn send_code(
+    state: &AppState,
+    profile: &PasswordProfile,
+    username: &str,
+    purpose: Purpose,
+    address_limited: bool,
+) -> Result<(), OtpError> {
+    let otp = &state.otp;
+    let mut batch = Batch::new();
+    let (request, stored) = otp.prepare_request(&mut batch, profile, username, purpose)?;
+    if address_limited {
+        otp.request_throttled();
+        return Ok(());
+    }
+    let index = state
+        .directory
+        .name_index(&request.profile_id, &request.username);
+    let _queued = state.outbox.request_in(&mut batch, &request, index);
+    state.store.run(batch).await?;
+    otp.request_stored(stored)?;
+    Ok(())
 }

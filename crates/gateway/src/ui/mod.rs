@@ -610,20 +610,7 @@ impl Ui {
         let counted = state.count_address(&mut batch, req, "login");
         state.store.run(batch).await?;
         let address_limited = state.addresses.verdict(counted)?.is_err();
-        let otp = &state.otp;
-        let mut batch = Batch::new();
-        let (request, stored) = otp.prepare_request(&mut batch, profile, username, purpose)?;
-        if address_limited {
-            otp.request_throttled();
-            return Ok(());
-        }
-        let index = state
-            .directory
-            .name_index(&request.profile_id, &request.username);
-        let _queued = state.outbox.request_in(&mut batch, &request, index);
-        state.store.run(batch).await?;
-        otp.request_stored(stored)?;
-        Ok(())
+        crate::api::accounts::send_code(state, profile, username, purpose, address_limited).await
     }
 
     /// Exchanges a code for its member and an account management token, as

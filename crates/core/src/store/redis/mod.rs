@@ -96,7 +96,7 @@ impl Part {
         Self {
             slot,
             ops: Vec::new(),
-            pipe: redis::pipe(),
+            pipe: pipeline(false),
             shapes: Vec::new(),
         }
     }
@@ -732,17 +732,23 @@ fn with_source(cmd: &Cmd) -> Result<Cmd, StoreError> {
 /// the pipeline has run. So a script followed in the same pipeline by a
 /// command on one of its keys goes with its source from the start: run again
 /// later, it would see that command's effect, or that command would miss its.
-fn prepared<'a>(cmds: impl Iterator<Item = &'a Cmd>) -> Result<Vec<Cmd>, StoreError> {
-    let cmds: Vec<&Cmd> = cmds.collect();
-    let mut out = Vec::with_capacity(cmds.len());
-    for (i, cmd) in cmds.iter().enumerate() {
-        let ordered = name(cmd) == b"EVALSHA" && {
+fn prepared(pipe: Pipeline) -> Result<Pipeline, StoreError> {
+    let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+    let ordered = |i: usize, cmd: &Cmd| {
+        name(cmd) == b"EVALSHA" && {
             let keys = script_keys(cmd);
             cmds[i + 1..]
                 .iter()
                 .any(|later| args(later).any(|a| keys.contains(&a)))
-        };
-        out.push(if ordered {
+        }
+    };
+    if !cmds.iter().enumerate().any(|(i, cmd)| ordered(i, cmd)) {
+        // The usual case: sent as it was built.
+        return Ok(pipe);
+    }
+    let mut out = pipeline(false);
+    for (i, cmd) in cmds.iter().enumerate() {
+        out.add_command(if ordered(i, cmd) {
             with_source(cmd)?
         } else {
             (*cmd).clone()
@@ -751,37 +757,36 @@ fn prepared<'a>(cmds: impl Iterator<Item = &'a Cmd>) -> Result<Vec<Cmd>, StoreEr
     Ok(out)
 }
 
-/// Sends `cmds` as one pipeline (a transaction when `atomic`), the replies of
-/// scripts the server did not know (NOSCRIPT) replaced by those of a second
-/// run with their source. A WAIT in the pipeline is sent once more after such
-/// a run (in the same pipeline, so to the same node), so that it covers the
-/// scripts' writes too.
-async fn query<C: ConnectionLike + Clone>(
-    conn: &C,
-    cmds: &[Cmd],
-    atomic: bool,
-) -> Result<Vec<Value>, redis::RedisError> {
-    if cmds.is_empty() {
-        // Nothing to send (every op had nothing to do).
-        return Ok(Vec::new());
-    }
+/// An empty pipeline (a transaction when `atomic`) whose errors come back as
+/// values, so that NOSCRIPT can be told from the rest.
+fn pipeline(atomic: bool) -> Pipeline {
     let mut pipe = redis::pipe();
-    // Errors come back as values, so NOSCRIPT can be told from the rest.
     pipe.ignore_errors();
     if atomic {
         pipe.atomic();
     }
-    for cmd in cmds {
-        pipe.add_command(cmd.clone());
+    pipe
+}
+
+/// Sends `pipe` (made by [`pipeline`]), the replies of scripts the server did
+/// not know (NOSCRIPT) replaced by those of a second run with their source. A
+/// WAIT in the pipeline is sent once more after such a run (in the same
+/// pipeline, so to the same node), so that it covers the scripts' writes too.
+async fn query<C: ConnectionLike + Clone>(
+    conn: &C,
+    pipe: &Pipeline,
+) -> Result<Vec<Value>, redis::RedisError> {
+    if pipe.is_empty() {
+        // Nothing to send (every op had nothing to do).
+        return Ok(Vec::new());
     }
     let mut conn = conn.clone();
     let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
     // The scripts answered NOSCRIPT, with their source, then the WAITs: one
     // pipeline, sent where the scripts' keys are.
-    let mut again = redis::pipe();
-    again.ignore_errors();
+    let mut again = pipeline(false);
     let mut at = Vec::new();
-    for (i, (value, cmd)) in raw.iter().zip(cmds).enumerate() {
+    for (i, (value, cmd)) in raw.iter().zip(pipe.cmd_iter()).enumerate() {
         if let Value::ServerError(err) = value {
             if err.code() == "NOSCRIPT" {
                 if let Ok(with) = with_source(cmd) {
@@ -794,7 +799,7 @@ async fn query<C: ConnectionLike + Clone>(
     if at.is_empty() {
         return Ok(raw);
     }
-    for (i, cmd) in cmds.iter().enumerate() {
+    for (i, cmd) in pipe.cmd_iter().enumerate() {
         if is_wait(cmd) {
             again.add_command(cmd.clone());
             at.push(i);
@@ -853,20 +858,26 @@ type Numbered = (usize, Cmd);
 async fn send_to_slot(
     conn: &ClusterConnection,
     slot: Option<u16>,
-    cmds: Vec<Cmd>,
+    pipe: Pipeline,
 ) -> Result<Vec<Value>, StoreError> {
-    let keyed = cmds.iter().filter(|c| !is_wait(c)).count();
+    let keyed = pipe.cmd_iter().filter(|c| !is_wait(c)).count();
     if keyed < 2 {
-        return query(conn, &cmds, false).await.map_err(unavailable);
+        return query(conn, &pipe).await.map_err(unavailable);
     }
-    let (waits, work): (Vec<Numbered>, Vec<Numbered>) =
-        cmds.into_iter().enumerate().partition(|(_, c)| is_wait(c));
-    let work_cmds: Vec<Cmd> = work.iter().map(|(_, c)| c.clone()).collect();
-    let replies = match query(conn, &work_cmds, true).await {
+    let (waits, work): (Vec<Numbered>, Vec<Numbered>) = pipe
+        .cmd_iter()
+        .cloned()
+        .enumerate()
+        .partition(|(_, c)| is_wait(c));
+    let mut tx = pipeline(true);
+    for (_, cmd) in &work {
+        tx.add_command(cmd.clone());
+    }
+    let replies = match query(conn, &tx).await {
         Ok(replies) => replies,
         Err(e) if refused_for_a_move(&e) => {
-            let mut replies = Vec::with_capacity(work_cmds.len());
-            for cmd in &work_cmds {
+            let mut replies = Vec::with_capacity(work.len());
+            for (_, cmd) in &work {
                 let cmd = if name(cmd) == b"EVALSHA" {
                     with_source(cmd)?
                 } else {
@@ -980,14 +991,58 @@ impl RedisStore {
         parts
     }
 
-    async fn send(&self, part: &Part) -> Result<Vec<Value>, StoreError> {
-        let cmds = prepared(part.pipe.cmd_iter())?;
+    async fn send(&self, slot: Option<u16>, pipe: Pipeline) -> Result<Vec<Value>, StoreError> {
+        let pipe = prepared(pipe)?;
         let raw = match &self.conn {
-            Connection::Server(conn) => query(conn, &cmds, false).await.map_err(unavailable)?,
-            Connection::Cluster(conn) => send_to_slot(conn, part.slot, cmds).await?,
+            Connection::Server(conn) => query(conn, &pipe).await.map_err(unavailable)?,
+            Connection::Cluster(conn) => send_to_slot(conn, slot, pipe).await?,
         };
         checked(raw)
     }
+}
+
+/// One range of slots as `CLUSTER SLOTS` reports it.
+pub(super) struct SlotRange {
+    /// Its first and last slot.
+    pub first: u16,
+    pub last: u16,
+    /// Its primary's host and port, when reported.
+    pub primary: Option<(String, u16)>,
+}
+
+/// The cluster's ranges of slots and their primaries (`CLUSTER SLOTS`).
+pub(super) async fn slot_ranges(conn: &ClusterConnection) -> Result<Vec<SlotRange>, StoreError> {
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn.clone())
+        .await
+        .map_err(unavailable)?;
+    let slot = |v: &Value| int(v).map(|n| u16::try_from(n).unwrap_or(0));
+    let mut ranges = Vec::new();
+    for range in array(reply)? {
+        let range = array(range)?;
+        let (Some(first), Some(last)) = (range.first(), range.get(1)) else {
+            continue;
+        };
+        let primary = match range.get(2).cloned().map(array).transpose()? {
+            Some(node) => {
+                let host = match node.first() {
+                    Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                    Some(Value::SimpleString(s)) => Some(s.clone()),
+                    _ => None,
+                };
+                let port = node.get(1).map(slot).transpose()?;
+                host.zip(port)
+            }
+            None => None,
+        };
+        ranges.push(SlotRange {
+            first: slot(first)?,
+            last: slot(last)?,
+            primary,
+        });
+    }
+    Ok(ranges)
 }
 
 /// The longest a readiness ping may take.
@@ -997,23 +1052,12 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// with one primary down cannot serve its slots, whatever the rest say. (A
 /// fan-out to "all primaries" would only reach those still connected.)
 async fn ping_every_primary(conn: &ClusterConnection) -> Result<(), StoreError> {
-    let mut c = conn.clone();
-    let ranges: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut c)
-        .await
-        .map_err(unavailable)?;
-    let mut covered = 0u32;
-    let mut starts = Vec::new();
-    for range in array(ranges)? {
-        let range = array(range)?;
-        let (Some(start), Some(end)) = (range.first(), range.get(1)) else {
-            continue;
-        };
-        let (start, end) = (int(start)?, int(end)?);
-        covered += u32::try_from(end - start + 1).unwrap_or(0);
-        starts.push(u16::try_from(start).unwrap_or(0));
-    }
+    let ranges = slot_ranges(conn).await?;
+    let covered: u32 = ranges
+        .iter()
+        .map(|r| u32::from(r.last.saturating_sub(r.first)) + 1)
+        .sum();
+    let starts: Vec<u16> = ranges.iter().map(|r| r.first).collect();
     if covered < u32::from(super::slot::SLOTS) {
         return Err(StoreError::Unavailable(format!(
             "the cluster serves {covered} of {} slots",
@@ -1038,8 +1082,11 @@ async fn ping_every_primary(conn: &ClusterConnection) -> Result<(), StoreError> 
 impl Store for RedisStore {
     async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError> {
         let count = ops.len();
-        let parts = self.split(ops);
-        let raws = futures::future::try_join_all(parts.iter().map(|p| self.send(p))).await?;
+        let mut parts = self.split(ops);
+        let sends = parts
+            .iter_mut()
+            .map(|p| self.send(p.slot, std::mem::replace(&mut p.pipe, pipeline(false))));
+        let raws = futures::future::try_join_all(sends).await?;
         let mut replies: Vec<Option<Reply>> = vec![None; count];
         for (part, raw) in parts.into_iter().zip(raws) {
             let mut raw = raw.into_iter();

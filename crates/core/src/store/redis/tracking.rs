@@ -25,7 +25,6 @@ use redis::{
     PushKind, Value,
 };
 
-use super::{array, int};
 use crate::store::{ReadCache, StoreError};
 
 /// How often each tracking connection is pinged.
@@ -62,34 +61,15 @@ impl Nodes {
     }
 }
 
-/// The (host, port) of every primary that serves slots (`CLUSTER SLOTS`).
+/// The (host, port) of every primary that serves slots.
 async fn cluster_primaries(
     conn: &ClusterConnection,
 ) -> Result<BTreeSet<(String, u16)>, StoreError> {
-    let ranges: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut conn.clone())
-        .await
-        .map_err(super::unavailable)?;
-    let mut found = BTreeSet::new();
-    for range in array(ranges)? {
-        let range = array(range)?;
-        let Some(primary) = range.get(2).cloned() else {
-            continue;
-        };
-        let primary = array(primary)?;
-        let host = match primary.first() {
-            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-            Some(Value::SimpleString(s)) => s.clone(),
-            _ => continue,
-        };
-        let port = match primary.get(1) {
-            Some(v) => u16::try_from(int(v)?).unwrap_or(0),
-            None => continue,
-        };
-        found.insert((host, port));
-    }
-    Ok(found)
+    Ok(super::slot_ranges(conn)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.primary)
+        .collect())
 }
 
 /// `template`'s settings (scheme, TLS, credentials) for the node at `host:port`.
