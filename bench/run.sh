@@ -15,6 +15,8 @@
 #   FIXED_RATE    req/s of the half-ceiling fixed-rate check of the key request (default: half
 #                 the ceiling measured in this run); the per-endpoint fixed-rate runs (key
 #                 request, verify, code request at half their own throughput) ignore it
+#   FIXED_DURATION length of each fixed-rate run (default: DURATION, but at least 10 s: in
+#                 a shorter open-loop run one scheduling stall is the p99)
 #   SKIP_FIXED=1  skip every fixed-rate run and (g) (and so the oha install)
 #   SKIP_BUILD=1  use the existing binary
 #   REV=<commit>  benchmark that commit instead of the working tree: a clean `git archive`
@@ -74,6 +76,7 @@ WARMUP=${WARMUP:-3s}
 KEY_USERS=${KEY_USERS:-100000}
 FIXED_RATE=${FIXED_RATE:-}
 SKIP_FIXED=${SKIP_FIXED:-0}
+FIXED_DURATION=${FIXED_DURATION:-}
 REVOCATIONS=${REVOCATIONS:-200}
 SKIP_BUILD=${SKIP_BUILD:-0}
 PROFILE=${PROFILE:-}
@@ -116,6 +119,11 @@ seconds() {
 }
 DUR_S=$(seconds "$DURATION")
 CAL_S=$(seconds "$CALIBRATION")
+if [[ -z $FIXED_DURATION ]]; then
+  FIXED_DURATION=$DURATION
+  (( DUR_S < 10 )) && FIXED_DURATION=10s
+fi
+FIXED_S=$(seconds "$FIXED_DURATION")
 [[ $DUR_S =~ ^[0-9]+$ && $DUR_S -ge 1 ]] || die "DURATION must look like 10s, 1m: got $DURATION"
 [[ $CONNECTIONS =~ ^[0-9]+$ && $CONNECTIONS -ge 1 ]] || die "CONNECTIONS must be a positive integer"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be a positive integer"
@@ -1228,7 +1236,7 @@ PY
 # ---------------------------------------------------------------- 6. fixed rate
 
 # fixed_run NAME ENDPOINT RATE GOAL_MS WHY: ENDPOINT (keyreq, verify or otpreq) at RATE req/s with
-# oha, open loop, for DURATION; the verdict is p99 < GOAL_MS (and at least 95% of the rate
+# oha, open loop, for FIXED_DURATION; the verdict is p99 < GOAL_MS (and at least 95% of the rate
 # achieved), or "noisy" with more than STEAL_LIMIT percent steal.
 fixed_run() {
   local name=$1 endpoint=$2 rate=$3 goal=$4 why=$5
@@ -1241,12 +1249,12 @@ fixed_run() {
   esac
   (( rate >= 1 )) || die "fixed_run $name: no rate (the phase it halves measured nothing?)"
   wait_quiet
-  log "fixed rate ($name): $endpoint at $rate req/s ($why) for $DURATION, oha -c$CONNECTIONS --latency-correction"
+  log "fixed rate ($name): $endpoint at $rate req/s ($why) for $FIXED_DURATION, oha -c$CONNECTIONS --latency-correction"
   local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 steal0 steal1 all0 all1 t0 ch0 t1 ch1
   each_node CONFIG RESETSTAT >/dev/null
   snapshot 0
-  timeout $((DUR_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
-    -z "$DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction "${req[@]}" >/dev/null 2>&1 ||
+  timeout $((FIXED_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
+    -z "$FIXED_DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction "${req[@]}" >/dev/null 2>&1 ||
     die "oha failed"
   check_gateway "in the fixed-rate check"
   snapshot 1

@@ -1021,6 +1021,148 @@ async fn a_member_keeps_one_account_and_a_disabled_member_gets_no_token() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 }
 
+/// The session keys in the store, sorted.
+async fn session_keys(redis: &TestRedis) -> Vec<String> {
+    let mut c = redis.conn().await;
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}{{s:*", redis.prefix))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// Socket reads Redis has done (`total_reads_processed`): one per round trip of
+/// a client, and one for this command itself.
+async fn reads(c: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_reads_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_passwordless_exchange_takes_two_round_trips() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    // The per-address counter is one more trip, before the code is looked at;
+    // the session cache's heartbeat would add reads of its own.
+    let app = spawn_app_with(Some(&redis), |c| {
+        c.limits.per_ip = authgate_core::limits::Limit::OFF;
+        c.verify_cache_entries = 0;
+    })
+    .await;
+    let s = shop(&app, &hook.url).await;
+    // The least of three: the delivery worker's polls can only add reads, and the
+    // first exchange may find the settings not yet remembered.
+    let mut trips = Vec::new();
+    for n in 1..=3 {
+        let code = johns_code(&app, &s, &hook, n).await;
+        let mut c = redis.conn().await;
+        let before = reads(&mut c).await;
+        let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        trips.push(reads(&mut c).await - before - 1);
+        let token = body["data"][0]["token"].as_str().unwrap();
+        assert_eq!(app.verify(token).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        trips.iter().min(),
+        Some(&2),
+        "round trips per exchange: {trips:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_exchange_refused_after_its_token_was_queued_leaves_no_session() {
+    let redis = redis_or_skip!();
+    let (hook, app, s) = johns_shop(&redis).await;
+    let code = johns_code(&app, &s, &hook, 1).await;
+    disable_member(&app, &s).await;
+    // Refused too; it reads the settings, which this replica then remembers for
+    // a second, so the code exchange just after queues its token's session with
+    // the member's records, before it finds the member disabled.
+    let (status, body) = with_password(&app, &s, "old-password-1").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // The API clients' sessions (the shop's tokens) stay.
+    let clients = session_keys(&redis).await;
+    reset_stats(&redis).await;
+    let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let seen = commands(&redis).await;
+    assert_eq!(
+        seen.get("hset"),
+        Some(&1),
+        "a session was written: {seen:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = session_keys(&redis).await;
+        if left == clients {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a session no token reaches was left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_member_whose_account_was_made_before_derived_ids_keeps_it() {
+    use base64::Engine;
+    let redis = redis_or_skip!();
+    let (hook, app, s) = johns_shop(&redis).await;
+    // An account made by an earlier version: a random id, not the derived one.
+    let old = "0b6f3a52-7c1d-4e8f-9a2b-3c4d5e6f7a8b";
+    let key = authgate_core::store::Keys::new(&redis.prefix).sharded("accounts", &s.user_id);
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg(&s.user_id)
+        .arg(old)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let clients = session_keys(&redis).await;
+    for n in 1..=2 {
+        let code = johns_code(&app, &s, &hook, n).await;
+        let (status, body) = app.exchange_code(&s, "john.doe@banks.com", &code).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"][0]["account_id"], old);
+        let token = body["data"][0]["token"].as_str().unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["scope"], old);
+        assert_eq!(app.verify(token).await.0, StatusCode::OK);
+    }
+    // Each exchange leaves its own session, and not the one queued for the
+    // derived account, which it deleted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let mine = session_keys(&redis).await.len() - clients.len();
+        if mine == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{mine} sessions, not 2"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn retries_stop_once_the_code_has_expired() {
     let redis = redis_or_skip!();

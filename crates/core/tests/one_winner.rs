@@ -103,7 +103,6 @@ fn subject() -> Subject {
         id: SubjectId::User(UserId::new()),
         username: "jo".into(),
         realm_id: RealmId::new(),
-        display_name: "Jo".into(),
         scheme: Scheme::OneTimeKey,
         role: Role::User,
     }

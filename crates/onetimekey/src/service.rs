@@ -474,7 +474,6 @@ impl KeyScheme {
             id: SubjectId::User(r.user_id.clone()),
             username: who.to_string(),
             realm_id: r.realm_id.clone(),
-            display_name: r.display_name.clone(),
             scheme: Scheme::OneTimeKey,
             role: Role::User,
         };

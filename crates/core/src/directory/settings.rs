@@ -31,9 +31,28 @@ impl Directory {
         let _made = batch.map_put_if_absent(
             self.key(ACCOUNTS, user_id.as_str()),
             user_id.as_str().to_owned(),
-            AccountId::new().as_str().as_bytes().to_vec(),
+            self.personal_account(user_id).as_str().as_bytes().to_vec(),
         );
         self.account_in(batch, user_id)
+    }
+
+    /// The id member `user_id`'s personal account gets when it is made: a keyed
+    /// digest of the user id, so an exchange knows it (for its token's `scope`)
+    /// before the store answers. Accounts made before keep their random ids,
+    /// which the store's answer then gives.
+    pub fn personal_account(&self, user_id: &UserId) -> AccountId {
+        let mac = self
+            .keyring
+            .mac("personal account", &[user_id.as_str().as_bytes()]);
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&mac[..16]);
+        AccountId::from_digest(bytes)
+    }
+
+    /// The settings as this replica read them within the last
+    /// [`super::PROFILE_MEMORY`], if it did.
+    pub fn recent_settings(&self) -> Option<Settings> {
+        self.settings.get(SETTINGS)
     }
 
     /// The account authentication settings, read from the store (the hot path

@@ -12,7 +12,53 @@ use sha2::Sha256;
 use super::{now, session_fields, Subject, TokenService};
 use crate::crypto::ct_eq;
 use crate::ids::{AccountId, SessionId};
-use crate::store::StoreError;
+use crate::store::{Batch, Handle, StoreError, StoreExt};
+
+/// An account token whose session is queued on a batch
+/// ([`TokenService::account_token_in`]), not yet handed out. The caller runs
+/// the batch, checks what it read along with it (the member is still enabled,
+/// the account is the one in the token), then [`PendingAccountToken::keep`]s
+/// it. Dropped unkept, its session is deleted: a token nobody was given must
+/// not leave a session behind.
+#[derive(Debug)]
+#[must_use = "an unkept account token's session is deleted when it is dropped"]
+pub struct PendingAccountToken {
+    token: String,
+    exp: i64,
+    sid: SessionId,
+    written: Vec<Handle<()>>,
+    /// `None` once kept.
+    service: Option<TokenService>,
+}
+
+impl PendingAccountToken {
+    /// The token and its expiry (Unix time), once its session's writes are done.
+    pub fn keep(mut self) -> Result<(String, i64), StoreError> {
+        std::mem::take(&mut self.written)
+            .into_iter()
+            .try_for_each(Handle::get)?;
+        self.service = None;
+        Ok((std::mem::take(&mut self.token), self.exp))
+    }
+}
+
+impl Drop for PendingAccountToken {
+    fn drop(&mut self) {
+        let Some(service) = self.service.take() else {
+            return;
+        };
+        let sid = self.sid.clone();
+        // Without a runtime (nothing ran the batch either) there is nothing to undo
+        // but a session no token reaches, which expires with its lifetime.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = service.revoke_session(&sid).await {
+                    tracing::warn!(error = %e, "could not delete the session of an account token that was not handed out; it expires with its lifetime");
+                }
+            });
+        }
+    }
+}
 
 impl TokenService {
     fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
@@ -50,6 +96,22 @@ impl TokenService {
         account_id: &AccountId,
         self_management: &str,
     ) -> Result<(String, i64), StoreError> {
+        let mut batch = Batch::new();
+        let pending = self.account_token_in(&mut batch, subject, ttl, account_id, self_management);
+        self.store.run(batch).await?;
+        pending.keep()
+    }
+
+    /// [`TokenService::issue_account_token`] with the session's writes queued on
+    /// `batch`, so that they share a round trip with the caller's reads.
+    pub fn account_token_in(
+        &self,
+        batch: &mut Batch,
+        subject: &Subject,
+        ttl: Duration,
+        account_id: &AccountId,
+        self_management: &str,
+    ) -> PendingAccountToken {
         let sid = SessionId::new();
         let iat = now();
         let exp = iat + ttl.as_secs() as i64;
@@ -66,9 +128,20 @@ impl TokenService {
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let input = format!("{header}.{payload}");
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
-        self.store_session(sid, subject, session_fields(subject, &token, exp), ttl)
-            .await?;
-        Ok((token, exp))
+        let written = self.session_in(
+            batch,
+            &sid,
+            subject,
+            session_fields(subject, &token, exp),
+            ttl,
+        );
+        PendingAccountToken {
+            token,
+            exp,
+            sid,
+            written,
+            service: Some(self.clone()),
+        }
     }
 }
 

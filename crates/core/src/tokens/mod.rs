@@ -16,7 +16,8 @@
 //!   ([`Subject`], [`SubjectId`], [`Scheme`], [`Role`], [`Principal`],
 //!   [`IssuedTokens`], [`Check`], [`Refresh`]);
 //! - `jwt`: the account management authentication token, an HS256 JWT
-//!   ([`TokenService::issue_account_token`]) and reading its session back.
+//!   ([`TokenService::issue_account_token`], or queued on a caller's batch as a
+//!   [`PendingAccountToken`]) and reading its session back.
 
 mod jwt;
 mod subject;
@@ -32,6 +33,7 @@ use crate::store::{
     Batch, Handle, Keys, Op, ReadCache, Reply, Rotation, Store, StoreError, StoreExt,
 };
 
+pub use self::jwt::PendingAccountToken;
 pub use self::subject::{
     Check, IssuedTokens, Principal, Refresh, Role, Scheme, Subject, SubjectId,
 };
@@ -144,7 +146,9 @@ impl PendingCheck {
     }
 }
 
-/// A session's fields: who it belongs to, and its access token's digest and expiry.
+/// A session's fields: who it belongs to, and its access token's digest and
+/// expiry. Only what a check answers with: no display name, so that an exchange
+/// can write its session in the same round trip that reads the user's record.
 fn session_fields(subject: &Subject, access: &str, access_exp: i64) -> Vec<(String, Vec<u8>)> {
     vec![
         ("sub".to_owned(), subject.id.as_str().as_bytes().to_vec()),
@@ -153,7 +157,6 @@ fn session_fields(subject: &Subject, access: &str, access_exp: i64) -> Vec<(Stri
             "realm".to_owned(),
             subject.realm_id.as_str().as_bytes().to_vec(),
         ),
-        ("name".to_owned(), subject.display_name.clone().into_bytes()),
         (
             "scheme".to_owned(),
             subject.scheme.as_str().as_bytes().to_vec(),
@@ -218,19 +221,41 @@ impl TokenService {
         fields: Vec<(String, Vec<u8>)>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let mut ops = vec![Op::MapSet {
-            key: self.keys.session(sid.as_str()),
-            fields,
-            ttl: Some(ttl),
-        }];
+        let mut batch = Batch::new();
+        let written = self.session_in(&mut batch, &sid, subject, fields, ttl);
+        self.store.run(batch).await?;
+        written.into_iter().try_for_each(Handle::get)
+    }
+
+    /// Queues [`TokenService::store_session`]'s writes on `batch`; the handles
+    /// say whether they were done.
+    fn session_in(
+        &self,
+        batch: &mut Batch,
+        sid: &SessionId,
+        subject: &Subject,
+        fields: Vec<(String, Vec<u8>)>,
+        ttl: Duration,
+    ) -> Vec<Handle<()>> {
+        let mut written = vec![batch.push(
+            Op::MapSet {
+                key: self.keys.session(sid.as_str()),
+                fields,
+                ttl: Some(ttl),
+            },
+            |_| Ok(()),
+        )];
         if let SubjectId::User(user) = &subject.id {
-            ops.push(Op::SetAdd {
-                key: self.keys.user_sessions(user.as_str()),
-                member: sid.into(),
-                ttl,
-            });
+            written.push(batch.push(
+                Op::SetAdd {
+                    key: self.keys.user_sessions(user.as_str()),
+                    member: sid.as_str().to_owned(),
+                    ttl,
+                },
+                |_| Ok(()),
+            ));
         }
-        self.store.exec(ops).await.map(drop)
+        written
     }
 
     /// How long access tokens live.
@@ -302,7 +327,6 @@ impl TokenService {
                 id,
                 username: text(map, "user"),
                 realm_id: RealmId::parse(&text(map, "realm")).ok()?,
-                display_name: text(map, "name"),
                 scheme,
                 role: Role::parse(&text(map, "role")),
             },
@@ -504,7 +528,6 @@ mod tests {
             id: SubjectId::User(id(U1)),
             username: "alice".into(),
             realm_id: id(R1),
-            display_name: "Alice".into(),
             scheme: Scheme::OneTimeKey,
             role: Role::User,
         }
@@ -557,7 +580,6 @@ mod tests {
             id: SubjectId::Client("authgate".into()),
             username: "authgate".into(),
             realm_id: id(R1),
-            display_name: "API client".into(),
             scheme: Scheme::Client,
             role: Role::Admin,
         };

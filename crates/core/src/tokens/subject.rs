@@ -106,8 +106,6 @@ pub struct Subject {
     pub username: String,
     /// The authentication realm.
     pub realm_id: RealmId,
-    /// The user's display name.
-    pub display_name: String,
     /// Where the session came from.
     pub scheme: Scheme,
     /// What it may do.

@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use authgate_core::directory::{
-    Directory, DirectoryError, PasswordProfile, SelfManagement, Settings,
-};
+use authgate_core::directory::{DirectoryError, PasswordProfile, SelfManagement, Settings};
 use authgate_core::ids::{AccountId, ProfileId, UserId};
 use authgate_core::limits::AddressCount;
 use authgate_core::store::{Batch, Handle, StoreExt};
-use authgate_core::tokens::{Role, Scheme, Subject, SubjectId};
+use authgate_core::tokens::{PendingAccountToken, Role, Scheme, Subject, SubjectId};
 use authgate_otp::{Member, OtpError, OtpScheme, Purpose};
 use poem::Request;
 use poem_openapi::param::Path;
@@ -308,7 +306,7 @@ impl AccountsApi {
         client_and(&self.state, &auth, batch, counted).await?;
         let d = body.0.data;
         let otp = &self.state.otp;
-        let along = along(&self.state.directory);
+        let along = along(&self.state);
         let proof = match d.authentication_mechanism {
             Mechanism::Passwordless => Proof::Code(
                 d.one_time_password_token
@@ -368,42 +366,67 @@ impl AccountsApi {
     }
 }
 
-/// What an exchange reads together with the member's user record: the
-/// realm's settings and the member's account.
-pub(crate) type Along = (Handle<Settings>, Handle<Option<AccountId>>);
+/// What an exchange queues with the member's user record, in the same round
+/// trip: the realm's settings, the member's account (made on their first
+/// exchange) and, when this replica remembers the settings, the account token
+/// itself, whose session is written there too. That token is handed out only
+/// if the exchange succeeds and the account is the one it names.
+pub(crate) struct Along {
+    settings: Handle<Settings>,
+    account: Handle<Option<AccountId>>,
+    early: Option<EarlyToken>,
+}
 
-/// The reads every exchange batches with the member's user record (one round
-/// trip for all of them); a member's first exchange makes their account there.
-pub(crate) fn along(directory: &Directory) -> impl FnOnce(&mut Batch, &UserId) -> Along + '_ {
-    move |batch, user_id| {
-        (
-            directory.settings_in(batch),
-            directory.account_made_in(batch, user_id),
-        )
+/// An account token queued with the member's records, and what it was made from.
+struct EarlyToken {
+    account_id: AccountId,
+    username: String,
+    token: PendingAccountToken,
+}
+
+/// The work every exchange queues with the member's user record (see [`Along`]).
+pub(crate) fn along(state: &AppState) -> impl FnOnce(&mut Batch, &UserId, &str) -> Along + '_ {
+    move |batch, user_id, username| {
+        let directory = &state.directory;
+        let early = directory.recent_settings().map(|settings| {
+            // The account a member's first exchange makes has this id; one made
+            // before it was derived is read back and the token issued again.
+            let account_id = directory.personal_account(user_id);
+            let (ttl, self_management) = token_terms(&settings);
+            let token = state.tokens.account_token_in(
+                batch,
+                &member_subject(state, user_id, username),
+                ttl,
+                &account_id,
+                self_management,
+            );
+            EarlyToken {
+                account_id,
+                username: username.to_owned(),
+                token,
+            }
+        });
+        Along {
+            settings: directory.settings_in(batch),
+            account: directory.account_made_in(batch, user_id),
+            early,
+        }
     }
 }
 
-/// The account management token of a member an exchange authenticated, from
-/// what [`along`] read: the token, the member's account and the token's expiry
-/// (Unix seconds). A member's first token makes their account.
-pub(crate) async fn account_token(
-    state: &AppState,
-    member: &Member,
-    (settings, account): Along,
-) -> Result<(String, AccountId, i64), DirectoryError> {
-    let settings = settings.get()?;
-    let account_id = match account.get()? {
-        Some(id) => id,
-        None => state.directory.account(&member.user.id).await?,
-    };
-    let subject = Subject {
-        id: SubjectId::User(member.user.id.clone()),
-        username: member.credential.username.clone(),
+/// Who an account management token is for.
+fn member_subject(state: &AppState, user_id: &UserId, username: &str) -> Subject {
+    Subject {
+        id: SubjectId::User(user_id.clone()),
+        username: username.to_owned(),
         realm_id: state.directory.realm_id().clone(),
-        display_name: member.user.name.clone(),
         scheme: Scheme::AccountManagement,
         role: Role::User,
-    };
+    }
+}
+
+/// An account token's lifetime and `account_member_self_management` claim.
+fn token_terms(settings: &Settings) -> (std::time::Duration, &'static str) {
     let self_management = match settings.account_member_self_management {
         SelfManagement::Disabled => "disabled",
         SelfManagement::UpdateOnly => "update_only",
@@ -411,6 +434,38 @@ pub(crate) async fn account_token(
     let ttl = std::time::Duration::from_secs(
         settings.account_management_authentication_token_timeout_secs,
     );
+    (ttl, self_management)
+}
+
+/// The account management token of a member an exchange authenticated, from
+/// what [`along`] queued: the token, the member's account and the token's
+/// expiry (Unix seconds). Usually the token queued there; otherwise (this
+/// replica did not remember the settings, or the member's account predates
+/// derived ids) it is issued now, one more round trip.
+pub(crate) async fn account_token(
+    state: &AppState,
+    member: &Member,
+    along: Along,
+) -> Result<(String, AccountId, i64), DirectoryError> {
+    let Along {
+        settings,
+        account,
+        early,
+    } = along;
+    let settings = settings.get()?;
+    let account_id = match account.get()? {
+        Some(id) => id,
+        None => state.directory.account(&member.user.id).await?,
+    };
+    if let Some(early) = early {
+        if early.account_id == account_id && early.username == member.credential.username {
+            let (token, exp) = early.token.keep()?;
+            return Ok((token, account_id, exp));
+        }
+        // Dropped: its session is deleted.
+    }
+    let (ttl, self_management) = token_terms(&settings);
+    let subject = member_subject(state, &member.user.id, &member.credential.username);
     let (token, exp) = state
         .tokens
         .issue_account_token(&subject, ttl, &account_id, self_management)

@@ -114,7 +114,6 @@ impl ClientsApi {
             id: SubjectId::Client(self.state.client_id.clone()),
             username: self.state.client_id.clone(),
             realm_id: self.state.directory.realm_id().clone(),
-            display_name: "API client".to_owned(),
             scheme: Scheme::Client,
             role,
         };

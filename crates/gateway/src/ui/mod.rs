@@ -621,7 +621,7 @@ impl Ui {
         username: &str,
         code: &str,
     ) -> Result<(Member, String, u64), OtpError> {
-        let along = crate::api::accounts::along(&self.state.directory);
+        let along = crate::api::accounts::along(&self.state);
         let (member, along) = self
             .state
             .otp
@@ -1100,7 +1100,7 @@ async fn reset(Data(ui): Data<&Arc<Ui>>, req: &Request, body: Body) -> Response 
     };
     let otp = &ui.state.otp;
     let member = match otp
-        .exchange_code(&scope.profile.id, username, &code, |_, _| ())
+        .exchange_code(&scope.profile.id, username, &code, |_, _, _| ())
         .await
     {
         Ok((member, ())) => member,

@@ -50,11 +50,11 @@ impl OtpScheme {
     async fn member<A>(
         &self,
         credential: Credential,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
+        along: impl FnOnce(&mut Batch, &UserId, &str) -> A,
     ) -> Result<(Member, A), OtpError> {
         let mut batch = Batch::new();
         let user = self.directory.user_in(&mut batch, &credential.user_id);
-        let theirs = along(&mut batch, &credential.user_id);
+        let theirs = along(&mut batch, &credential.user_id, &credential.username);
         self.store.run(batch).await?;
         let user = user.get()?.ok_or(OtpError::Unauthorized)?;
         if !user.enabled {
@@ -101,14 +101,16 @@ impl OtpScheme {
     }
 
     /// Exchanges a code, once, for the member it was issued to. `along` queues
-    /// reads from the member's user id that share the user record's round trip;
-    /// what it returns (their handles) comes back with the member.
+    /// work from the member's user id and username (reads, and the writes of a
+    /// token the caller hands out only if the exchange succeeds) that shares
+    /// the user record's round trip; what it returns (its handles) comes back
+    /// with the member, and is dropped if the exchange fails after that trip.
     pub async fn exchange_code<A>(
         &self,
         profile_id: &ProfileId,
         username: &str,
         code: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
+        along: impl FnOnce(&mut Batch, &UserId, &str) -> A,
     ) -> Result<(Member, A), OtpError> {
         self.counted(self.check_code(profile_id, username, code, along).await)
     }
@@ -121,7 +123,7 @@ impl OtpScheme {
         profile_id: &ProfileId,
         username: &str,
         code: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
+        along: impl FnOnce(&mut Batch, &UserId, &str) -> A,
     ) -> Result<(Member, A), OtpError> {
         let profile = self.exchange_profile(profile_id).await?;
         let username = Self::username(&profile, username)?;
@@ -165,7 +167,7 @@ impl OtpScheme {
                 let mut batch = Batch::new();
                 let credential = self.directory.credential_in(&mut batch, &id);
                 let user = self.directory.user_in(&mut batch, &user_id);
-                let theirs = along(&mut batch, &user_id);
+                let theirs = along(&mut batch, &user_id, &username);
                 self.store.run(batch).await?;
                 let credential = credential.get()?.ok_or(OtpError::Unauthorized)?;
                 let user = user.get()?.ok_or(OtpError::Unauthorized)?;
@@ -209,7 +211,7 @@ impl OtpScheme {
         profile_id: &ProfileId,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
+        along: impl FnOnce(&mut Batch, &UserId, &str) -> A,
     ) -> Result<(Member, A), OtpError> {
         self.counted(
             self.check_password(profile_id, username, secret, along)
@@ -222,7 +224,7 @@ impl OtpScheme {
         profile_id: &ProfileId,
         username: &str,
         secret: &str,
-        along: impl FnOnce(&mut Batch, &UserId) -> A,
+        along: impl FnOnce(&mut Batch, &UserId, &str) -> A,
     ) -> Result<(Member, A), OtpError> {
         let well_formed = !secret.is_empty() && secret.len() <= password::MAX_PASSWORD_LEN;
         let (profile, username, secret) = self
