@@ -885,7 +885,8 @@ def summarize(d: str) -> None:
     if any(fixed_rows.values()):
         w("")
         w(
-            f"Fixed rate: {next(f for f in fixed_rows.values() if f).get('tool', 'oha')}, {meta.get('duration', '?')} "
+            f"Fixed rate: {next(f for f in fixed_rows.values() if f).get('tool', 'oha')}, "
+            f"{meta.get('fixed_duration', meta.get('duration', '?'))} "
             f"each, {meta.get('connections', '?')} connections, latency from each request's scheduled send time "
             "(coordinated omission corrected). The half-ceiling run is issue 2's target (key requests, p99 < 10 ms); "
             "the others run each endpoint at half the throughput its own phase reached in this run (best round), "

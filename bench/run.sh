@@ -1441,6 +1441,7 @@ json.dump({
     "wrk_version": "$(wrk -v 2>&1 | head -1 | awk '{print $2}')",
     "commit": "$(if [[ -n $REV ]]; then echo "${SHA:0:7} (REV=$REV, clean export)"; else echo "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted changes (working tree)')"; fi)",
     "duration": "$DURATION",
+    "fixed_duration": "$FIXED_DURATION",
     "connections": $CONNECTIONS,
     "threads": $THREADS,
     "rounds": $ROUNDS,
