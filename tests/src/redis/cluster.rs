@@ -398,7 +398,8 @@ impl TestCluster {
 
     /// Waits until every node says `cluster_state:ok` with all slots assigned and
     /// 6 known nodes, 3 nodes are primaries and 3 replicas with
-    /// `master_link_status:up`.
+    /// `master_link_status:up`, and every node's `CLUSTER NODES` lists those 3
+    /// replicas.
     async fn wait_formed(&self) -> Result<(), String> {
         let deadline = Instant::now() + FORM_TIMEOUT;
         loop {
@@ -443,6 +444,25 @@ impl TestCluster {
                     topology.replicas.push(p);
                 }
                 _ => return Err(format!("{p}: replication not up yet")),
+            }
+            // Every node's own view lists the three replicas too: a client that
+            // reads CLUSTER NODES from a node gossip has not reached yet would
+            // see a primary without a replica (a gateway then never WAITs).
+            let nodes: String = ::redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut c)
+                .await
+                .map_err(|e| format!("{p}: {e}"))?;
+            let replicas_seen = nodes
+                .lines()
+                .filter(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.get(2).is_some_and(|flags| flags.contains("slave"))
+                        && f.get(3).is_some_and(|master| *master != "-")
+                })
+                .count();
+            if replicas_seen != 3 {
+                return Err(format!("{p} sees {replicas_seen} replicas"));
             }
         }
         if topology.primaries.len() != 3 || topology.replicas.len() != 3 {
