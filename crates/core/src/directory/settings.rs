@@ -13,25 +13,27 @@ impl Directory {
     /// on one.
     pub async fn account(&self, user_id: &UserId) -> Result<AccountId> {
         let mut batch = Batch::new();
-        let id = self.account_made_in(&mut batch, user_id);
+        let id = self.account_made_in(&mut batch, user_id, &self.personal_account(user_id));
         self.store.run(batch).await?;
         id.get()?
             .ok_or_else(|| DirectoryError::Store(StoreError::Protocol("no account".into())))
     }
 
-    /// Queues the read of member `user_id`'s personal account, made first if
-    /// the member has none (one map field written only when absent, then read:
-    /// replicas racing agree on one account), so that an exchange needs no
-    /// extra round trip for a member's first token.
+    /// Queues the read of member `user_id`'s personal account, made first with
+    /// id `made` (their [`Directory::personal_account`]) if the member has none
+    /// (one map field written only when absent, then read: replicas racing
+    /// agree on one account), so that an exchange needs no extra round trip for
+    /// a member's first token.
     pub fn account_made_in(
         &self,
         batch: &mut Batch,
         user_id: &UserId,
+        made: &AccountId,
     ) -> Handle<Option<AccountId>> {
         let _made = batch.map_put_if_absent(
             self.key(ACCOUNTS, user_id.as_str()),
             user_id.as_str().to_owned(),
-            self.personal_account(user_id).as_str().as_bytes().to_vec(),
+            made.as_str().as_bytes().to_vec(),
         );
         self.account_in(batch, user_id)
     }

@@ -374,12 +374,14 @@ impl AccountsApi {
 pub(crate) struct Along {
     settings: Handle<Settings>,
     account: Handle<Option<AccountId>>,
+    /// The id a member's first exchange gives their account.
+    derived: AccountId,
     early: Option<EarlyToken>,
 }
 
-/// An account token queued with the member's records, and what it was made from.
+/// An account token queued with the member's records (for the derived
+/// account), and the username it was made for.
 struct EarlyToken {
-    account_id: AccountId,
     username: String,
     token: PendingAccountToken,
 }
@@ -388,27 +390,31 @@ struct EarlyToken {
 pub(crate) fn along(state: &AppState) -> impl FnOnce(&mut Batch, &UserId, &str) -> Along + '_ {
     move |batch, user_id, username| {
         let directory = &state.directory;
-        let early = directory.recent_settings().map(|settings| {
-            // The account a member's first exchange makes has this id; one made
-            // before it was derived is read back and the token issued again.
-            let account_id = directory.personal_account(user_id);
-            let (ttl, self_management) = token_terms(&settings);
+        // The account a member's first exchange makes has this id; one made
+        // before ids were derived is read back and the token issued again.
+        let derived = directory.personal_account(user_id);
+        let remembered = directory.recent_settings();
+        let early = remembered.as_ref().map(|settings| {
+            let (ttl, self_management) = token_terms(settings);
             let token = state.tokens.account_token_in(
                 batch,
                 &member_subject(state, user_id, username),
                 ttl,
-                &account_id,
+                &derived,
                 self_management,
             );
             EarlyToken {
-                account_id,
                 username: username.to_owned(),
                 token,
             }
         });
         Along {
-            settings: directory.settings_in(batch),
-            account: directory.account_made_in(batch, user_id),
+            settings: match remembered {
+                Some(settings) => Handle::ready(settings),
+                None => directory.settings_in(batch),
+            },
+            account: directory.account_made_in(batch, user_id, &derived),
+            derived,
             early,
         }
     }
@@ -450,6 +456,7 @@ pub(crate) async fn account_token(
     let Along {
         settings,
         account,
+        derived,
         early,
     } = along;
     let settings = settings.get()?;
@@ -458,7 +465,7 @@ pub(crate) async fn account_token(
         None => state.directory.account(&member.user.id).await?,
     };
     if let Some(early) = early {
-        if early.account_id == account_id && early.username == member.credential.username {
+        if derived == account_id && early.username == member.credential.username {
             let (token, exp) = early.token.keep()?;
             return Ok((token, account_id, exp));
         }
