@@ -1,0 +1,341 @@
+//! `authgate-flowload`: the load client of the benchmark's phase (c), the one-time-key login
+//! flow (bench/README.md). It does what `wrk` with bench/lua/flow.lua did, natively: each
+//! connection logs in as its own user, one request in flight, a key request
+//! (`POST /v1/login/one-time-key/request`) then a login with MD5(key "|" HA1)
+//! (`POST /v1/login/one-time-key`), again until the run ends. Its report has wrk's shape,
+//! then flow.lua's lines and the `BENCH {json}` line bench/run.sh reads.
+//!
+//! wrk needed one thread per connection for this (its Lua state is per thread, and each
+//! connection must own one user) and computed MD5 in Lua: about four times wrk's own cost
+//! per request on the ceiling, taken from the gateway on a two-core box. This client costs
+//! about what wrk costs on the ceiling.
+
+mod args;
+mod conn;
+mod hist;
+mod http;
+mod setup;
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use conn::Stats;
+use hist::Histogram;
+use http::Requests;
+
+/// Runs the connections of one OS thread on its own current-thread runtime.
+fn run_current_thread(
+    reqs: Vec<Requests>,
+    addr: std::net::SocketAddr,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Stats, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    Ok(rt.block_on(run_all(reqs, addr, deadline, timeout)))
+}
+
+/// Spawns one task per connection on the current runtime and adds up their counts.
+async fn run_all(
+    reqs: Vec<Requests>,
+    addr: std::net::SocketAddr,
+    deadline: Instant,
+    timeout: Duration,
+) -> Stats {
+    let handles: Vec<_> = reqs
+        .into_iter()
+        .map(|r| tokio::spawn(conn::run(addr, r, deadline, timeout)))
+        .collect();
+    let mut total = Stats::default();
+    for h in handles {
+        match h.await {
+            Ok(s) => total.merge(&s),
+            Err(e) => eprintln!("authgate-flowload: a connection's task failed: {e}"),
+        }
+    }
+    total
+}
+
+/// wrk's time format: 812.00us, 2.93ms, 1.20s.
+fn fmt_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.2}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{:.2}s", us / 1_000_000.0)
+    }
+}
+
+/// wrk's size format, powers of 1024: 512.00B, 3.20MB.
+fn fmt_bytes(b: f64) -> String {
+    let mut v = b;
+    for unit in ["B", "KB", "MB", "GB"] {
+        if v < 1024.0 {
+            return format!("{v:.2}{unit}");
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.2}TB")
+}
+
+/// The report: wrk's text (with the `Requests/sec:` line run.sh reads), flow.lua's lines,
+/// and the `BENCH {json}` line.
+fn report(args: &args::Args, st: &Stats, elapsed: Duration) -> String {
+    let mut all = Histogram::default();
+    all.merge(&st.key);
+    all.merge(&st.login);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let requests = st.requests();
+    let socket = st.connect_errors + st.read_errors + st.write_errors;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "Running {} test @ {} (authgate-flowload, the one-time-key login flow)",
+        fmt_secs(args.duration),
+        args.url
+    ));
+    line(format!(
+        "  {} threads and {} connections ({} runtime)",
+        args.threads,
+        args.connections,
+        if args.multi {
+            "one multi-thread"
+        } else {
+            "a current-thread"
+        }
+    ));
+    line("  Thread Stats   Avg      Stdev     Max   +/- Stdev".to_owned());
+    line(format!(
+        "    Latency   {:>8}  {:>8}  {:>8}  {:>6.2}%",
+        fmt_us(all.mean()),
+        fmt_us(all.stdev()),
+        fmt_us(all.max() as f64),
+        all.within_stdev()
+    ));
+    line("  Latency Distribution".to_owned());
+    for p in [50.0, 75.0, 90.0, 99.0] {
+        line(format!("  {p:>3.0}%  {:>8}", fmt_us(all.percentile(p))));
+    }
+    line(format!(
+        "  {requests} requests in {}, {} read",
+        fmt_us(elapsed.as_secs_f64() * 1e6),
+        fmt_bytes(st.bytes as f64)
+    ));
+    if socket + st.timeouts > 0 {
+        line(format!(
+            "  Socket errors: connect {}, read {}, write {}, timeout {}",
+            st.connect_errors, st.read_errors, st.write_errors, st.timeouts
+        ));
+    }
+    if st.status_errors > 0 {
+        line(format!("  Non-2xx or 3xx responses: {}", st.status_errors));
+    }
+    line(format!("Requests/sec: {:>10.2}", requests as f64 / secs));
+    line(format!(
+        "Transfer/sec: {:>10}",
+        fmt_bytes(st.bytes as f64 / secs)
+    ));
+    line(format!(
+        "flows: key requests ok {}, failed {}; logins ok (200, result:true) {}, failed {}",
+        st.key_ok, st.key_bad, st.login_ok, st.login_bad
+    ));
+    if st.login_bad > 0 {
+        line(format!("some failed logins: {}", st.bad_logins));
+    }
+    let mut b = Map::new();
+    let mut put = |k: &str, v: Value| {
+        b.insert(k.to_owned(), v);
+    };
+    put("requests", json!(requests));
+    put("duration_us", json!(elapsed.as_micros() as u64));
+    put("bytes", json!(st.bytes));
+    put("errors_status", json!(st.status_errors));
+    put("errors_socket", json!(socket));
+    put("errors_timeout", json!(st.timeouts));
+    put("p50_us", json!(all.percentile(50.0)));
+    put("p90_us", json!(all.percentile(90.0)));
+    put("p99_us", json!(all.percentile(99.0)));
+    put("max_us", json!(all.max()));
+    put("mean_us", json!((all.mean() * 1000.0).round() / 1000.0));
+    put("key_ok", json!(st.key_ok));
+    put("key_bad", json!(st.key_bad));
+    put("login_ok", json!(st.login_ok));
+    put("login_bad", json!(st.login_bad));
+    put("flows", json!(st.login_ok + st.login_bad));
+    put("key_p50_us", json!(st.key.percentile(50.0)));
+    put("key_p99_us", json!(st.key.percentile(99.0)));
+    put("login_p50_us", json!(st.login.percentile(50.0)));
+    put("login_p99_us", json!(st.login.percentile(99.0)));
+    put("client", json!("authgate-flowload"));
+    put("threads", json!(args.threads));
+    put(
+        "runtime",
+        json!(if args.multi { "multi" } else { "current" }),
+    );
+    line(format!("BENCH {}", Value::Object(b)));
+    out
+}
+
+/// A duration as wrk prints it in its first line: 10s, 500ms.
+fn fmt_secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Parses, self-tests, runs and reports; the exit status is the error's.
+fn main_inner() -> Result<(), (i32, String)> {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{}", args::USAGE);
+            return Ok(());
+        }
+        Err(e) => return Err((2, format!("{e}\n{}", args::USAGE))),
+    };
+    // The self-test comes first, before anything is sent (flow.lua's setup()).
+    let (users, msg) = setup::load().map_err(|e| (3, format!("SELF-TEST FAILED: {e}")))?;
+    if users.len() < args.connections {
+        return Err((
+            3,
+            format!(
+                "authgate-flowload: {} connections but only {} users in BENCH_USERS_FILE",
+                args.connections,
+                users.len()
+            ),
+        ));
+    }
+    println!("{msg}");
+    // Connection i logs in as line i; connection i runs on thread i mod THREADS.
+    let mut per_thread: Vec<Vec<Requests>> = (0..args.threads).map(|_| Vec::new()).collect();
+    for (i, u) in users.iter().take(args.connections).enumerate() {
+        if let Some(v) = per_thread.get_mut(i % args.threads) {
+            v.push(Requests::new(&args.authority, &u.name, &u.ha1));
+        }
+    }
+    let (addr, timeout) = (args.addr, args.timeout);
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let mut total = Stats::default();
+    if args.multi {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+            .map_err(|e| (1, format!("tokio runtime: {e}")))?;
+        let reqs = per_thread.into_iter().flatten().collect();
+        total = rt.block_on(run_all(reqs, addr, deadline, timeout));
+    } else {
+        let threads: Vec<_> = per_thread
+            .into_iter()
+            .enumerate()
+            .map(|(i, reqs)| {
+                std::thread::Builder::new()
+                    .name(format!("flowload-{i}"))
+                    .spawn(move || run_current_thread(reqs, addr, deadline, timeout))
+            })
+            .collect();
+        for t in threads {
+            let t = t.map_err(|e| (1, format!("cannot start a thread: {e}")))?;
+            match t.join() {
+                Ok(Ok(s)) => total.merge(&s),
+                Ok(Err(e)) => return Err((1, e)),
+                Err(_) => return Err((1, "a thread panicked".to_owned())),
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let text = report(&args, &total, elapsed);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| (1, format!("stdout: {e}")))?;
+    Ok(())
+}
+
+fn main() {
+    if let Err((code, msg)) = main_inner() {
+        eprintln!("{msg}");
+        std::process::exit(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_has_what_run_sh_reads() {
+        let a = match args::parse(
+            ["-t1", "-c1", "-d1s", "http://127.0.0.1:9"]
+                .into_iter()
+                .map(str::to_owned),
+        ) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let mut st = Stats::default();
+        for us in [900, 1100, 1300] {
+            st.key.record(us);
+            st.login.record(us + 100);
+        }
+        st.key_ok = 3;
+        st.login_ok = 2;
+        st.login_bad = 1;
+        st.bad_logins = "401:{\"result\":false} | ".to_owned();
+        let text = report(&a, &st, Duration::from_secs(2));
+        assert!(text.contains("\nRequests/sec:       3.00\n"), "{text}");
+        assert!(text.contains(
+            "\nflows: key requests ok 3, failed 0; logins ok (200, result:true) 2, failed 1\n"
+        ));
+        assert!(text.contains("\nsome failed logins: 401:{\"result\":false} | \n"));
+        let last = text.lines().last().unwrap_or_default();
+        let json: Value = match serde_json::from_str(last.strip_prefix("BENCH ").unwrap_or("")) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}: {last}"),
+        };
+        for k in [
+            "requests",
+            "duration_us",
+            "bytes",
+            "errors_status",
+            "errors_socket",
+            "errors_timeout",
+            "p50_us",
+            "p90_us",
+            "p99_us",
+            "max_us",
+            "mean_us",
+            "key_ok",
+            "key_bad",
+            "login_ok",
+            "login_bad",
+            "flows",
+            "key_p50_us",
+            "key_p99_us",
+            "login_p50_us",
+            "login_p99_us",
+        ] {
+            assert!(json.get(k).is_some_and(Value::is_number), "{k} in {last}");
+        }
+        assert_eq!(json["requests"], 6);
+        assert_eq!(json["duration_us"], 2_000_000);
+        assert_eq!(json["flows"], 3);
+        assert_eq!(json["max_us"], 1400);
+        // 1,100 µs is in a bucket 16 µs wide: its middle is within 1% of it.
+        let p50 = json["key_p50_us"].as_f64().unwrap_or_default();
+        assert!((p50 - 1100.0).abs() <= 11.0, "{p50}");
+    }
+}
