@@ -671,10 +671,19 @@ def summarize(d: str) -> None:
         f"{meta.get('loadavg_start', '?')}, steal {meta.get('steal_pct', '?')}% of the CPU time over the run; "
         f"{redis}; wrk {meta.get('wrk_version', '?')}; gateway commit {meta.get('commit', '?')}."
     )
+    if meta.get("flow_client", "wrk") == "native":
+        clients = (
+            f"wrk threads: {meta.get('threads', '?')} for a, b, d, e, f; c runs the native flow client "
+            f"(bench/flowload) with {meta.get('flow_threads', '?')} threads, see README"
+        )
+    else:
+        clients = (
+            f"wrk threads: {meta.get('threads', '?')} for a, b, d; {meta.get('connections', '?')} for c, "
+            "one connection per thread, see README"
+        )
     w(
         f"Each phase: {meta.get('duration', '?')} with {meta.get('connections', '?')} connections "
-        f"(wrk threads: {meta.get('threads', '?')} for a, b, d; {meta.get('connections', '?')} for c, "
-        f"one connection per thread, see README); rounds: {meta.get('rounds', 1)}; phase d cycles over "
+        f"({clients}); rounds: {meta.get('rounds', 1)}; phase d cycles over "
         f"{meta.get('verify_tokens', 1)} access token(s), one session key each."
     )
     limit = steal_limit(meta)
@@ -701,8 +710,8 @@ def summarize(d: str) -> None:
     w("")
     w("Cost per HTTP request (the flow's key requests and logins averaged):")
     w("")
-    w("| phase | Redis cmds/req | Redis round trips/req: measured at c=1 | from the code | gateway CPU us/req | Redis CPU us/req | cores used: gateway / Redis / wrk / softirq / **other processes** |")
-    w("|---|---:|---:|---:|---:|---:|---|")
+    w("| phase | Redis cmds/req | Redis round trips/req: measured at c=1 | from the code | gateway CPU us/req | Redis CPU us/req | load client CPU us/req | cores used: gateway / Redis / load client / softirq / **other processes** |")
+    w("|---|---:|---:|---:|---:|---:|---:|---|")
     for name, label in PHASES:
         r = rows.get(name)
         if not r:
@@ -711,7 +720,8 @@ def summarize(d: str) -> None:
         w(
             f"| {label} | {r['redis']['per_request']:.2f} | {'-' if reads is None else f'{reads:.2f}'} | "
             f"{CODE_ROUND_TRIPS[name]} | {r['gateway_cpu_us_per_request']:.0f} | {r['redis_cpu_us_per_request']:.0f} | "
-            f"{cores(r)} |"
+            + (f"{r['client_cpu_us_per_request']:.0f} ({r.get('client', 'wrk')})" if "client_cpu_us_per_request" in r else "-")
+            + f" | {cores(r)} |"
         )
     if cluster:
         w("")

@@ -7,8 +7,13 @@
 # Knobs (environment):
 #   DURATION      per measured phase, wrk/oha syntax (10s, 1m)          default 10s
 #   CONNECTIONS   open connections in every phase                        default 64
-#   THREADS       wrk threads for phases a, b, d (c always uses one
-#                 thread per connection, see the README)                default 2
+#   THREADS       wrk threads for phases a, b, d, e, f, and the native flow client's threads
+#                 in phase c (with FLOW_CLIENT=wrk, c uses one wrk thread per connection,
+#                 see the README)                                        default 2
+#   FLOW_CLIENT   phase c's load client:
+#                 native: bench/flowload (authgate-flowload), built with the gateway;
+#                 wrk: wrk with lua/flow.lua, one thread per connection (the old way, about
+#                 four times the client CPU per request)                 default native
 #   CALIBRATION   length of the one-connection sample after each phase   default 3s
 #   WARMUP        unmeasured warm-up before the first phase              default 3s
 #   KEY_USERS     distinct usernames the key request phase cycles over   default 100000
@@ -79,6 +84,7 @@ SKIP_FIXED=${SKIP_FIXED:-0}
 FIXED_DURATION=${FIXED_DURATION:-}
 REVOCATIONS=${REVOCATIONS:-200}
 SKIP_BUILD=${SKIP_BUILD:-0}
+FLOW_CLIENT=${FLOW_CLIENT:-native}
 PROFILE=${PROFILE:-}
 REV=${REV:-}
 OTP_USERS=${OTP_USERS:-30000}
@@ -130,6 +136,7 @@ FIXED_S=$(seconds "$FIXED_DURATION")
 (( CONNECTIONS >= THREADS )) || die "CONNECTIONS ($CONNECTIONS) must be at least THREADS ($THREADS)"
 [[ $VERIFY_TOKENS =~ ^[0-9]+$ && $VERIFY_TOKENS -ge 1 ]] || die "VERIFY_TOKENS must be a positive integer"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS must be 0 or 1: got $PEERS"
+[[ $FLOW_CLIENT == native || $FLOW_CLIENT == wrk ]] || die "FLOW_CLIENT must be native or wrk: got $FLOW_CLIENT"
 [[ $PEER_USERS =~ ^[0-9]+$ && $PEER_USERS -ge 100 ]] || die "PEER_USERS must be an integer of at least 100"
 [[ $STEAL_LIMIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "STEAL_LIMIT must be a percentage (5, 2.5)"
 [[ $REDIS == single || $REDIS == cluster || $REDIS == both ]] || die "REDIS must be single, cluster or both: got $REDIS"
@@ -201,11 +208,26 @@ if [[ -n $REV ]]; then
   export CARGO_TARGET_DIR=$ROOT/target/bench-rev
   BIN=$CARGO_TARGET_DIR/release/authgate
 fi
+# Phase c's native load client (bench/flowload), next to the gateway in the same target dir.
+FLOWLOAD=$(dirname "$BIN")/authgate-flowload
 if [[ $SKIP_BUILD != 1 ]]; then
-  log "cargo build --release -p authgate-gateway${REV:+ (revision $REV)}"
-  (cd "$SRC" && timeout 3600 cargo build --release -p authgate-gateway) || die "release build failed"
+  if [[ -z $REV ]]; then
+    log "cargo build --release -p authgate-gateway -p authgate-flowload"
+    (cd "$SRC" && timeout 3600 cargo build --release -p authgate-gateway -p authgate-flowload) || die "release build failed"
+  else
+    log "cargo build --release -p authgate-gateway (revision $REV)"
+    (cd "$SRC" && timeout 3600 cargo build --release -p authgate-gateway) || die "release build failed"
+    # The load client is part of the harness, like lua/ and bench.py: always the working
+    # tree's, built into the same target dir as the revision's gateway.
+    if [[ $FLOW_CLIENT == native ]]; then
+      log "cargo build --release -p authgate-flowload (the working tree's, into ${CARGO_TARGET_DIR#"$ROOT"/})"
+      (cd "$ROOT" && timeout 1800 cargo build --release -p authgate-flowload) || die "building the flow client failed"
+    fi
+  fi
 fi
 [[ -x $BIN ]] || die "$BIN is missing"
+[[ $FLOW_CLIENT != native || -x $FLOWLOAD ]] ||
+  die "$FLOWLOAD is missing (build it: cargo build --release -p authgate-flowload; or FLOW_CLIENT=wrk)"
 
 # REDIS=both: this script twice, single-node then cluster, each a complete run (its own Redis,
 # gateway, users and receiver) in its own results directory, then the side-by-side table. The
@@ -776,15 +798,38 @@ wait_quiet() {
   done
 }
 
-# run_phase NAME THREADS SCRIPT [VAR=VALUE...]: a measured wrk run, then a one-connection
-# calibration sample to count Redis socket reads (= round trips) per request.
+# load_cmd SCRIPT THREADS CONNECTIONS DURATION [latency]: sets LOAD_CMD to the load client's
+# command line: wrk with lua/SCRIPT, or for SCRIPT=flowload phase c's native client (same
+# flags, same report shape: wrk's text, a Requests/sec line, the BENCH line). Either runs as
+# `timeout`'s child in the foreground, so its CPU time is this shell's children's (`times`).
+load_cmd() {
+  local script=$1 threads=$2 conns=$3 dur=$4 latency=${5:-}
+  if [[ $script == flowload ]]; then
+    LOAD_CMD=("$FLOWLOAD" -t"$threads" -c"$conns" -d"$dur" --timeout 10s "$URL")
+  else
+    LOAD_CMD=(wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s ${latency:+--latency} -s "$BENCH/lua/$script" "$URL")
+  fi
+}
+# Phase c's client and its threads (FLOW_CLIENT): the native client with THREADS threads, or
+# wrk with flow.lua and one thread per connection (each connection owns one user).
+if [[ $FLOW_CLIENT == native ]]; then
+  FLOW_SCRIPT=flowload FLOW_THREADS=$THREADS
+else
+  FLOW_SCRIPT=flow.lua FLOW_THREADS=$CONNECTIONS
+fi
+
+# run_phase NAME THREADS SCRIPT [VAR=VALUE...]: a measured wrk run (or, for SCRIPT=flowload,
+# one of the native flow client), then a one-connection calibration sample to count Redis
+# socket reads (= round trips) per request.
 run_phase() {
   local name=$1 threads=$2 script=$3
   local stem=$name$ROUND_TAG
   shift 3
   local envs=("$@")
   wait_quiet
-  log "phase $name${ROUND_TAG:+ (round ${ROUND_TAG#.r} of $ROUNDS)}: wrk -t$threads -c$CONNECTIONS -d$DURATION ($script)"
+  local client=wrk
+  [[ $script == flowload ]] && client=authgate-flowload
+  log "phase $name${ROUND_TAG:+ (round ${ROUND_TAG#.r} of $ROUNDS)}: $client -t$threads -c$CONNECTIONS -d$DURATION ($script)"
   each_node CONFIG RESETSTAT >/dev/null
   local gw0 rc0 load0 busy0 irq0 steal0 all0 t0 ch0 perf_pid=
   load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -794,10 +839,10 @@ run_phase() {
     perf_pid=$!
     PERF_PID=$perf_pid
   fi
-  env "${envs[@]}" timeout $((DUR_S + 60)) wrk -t"$threads" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s \
-    --latency -s "$BENCH/lua/$script" "$URL" >"$RESULTS/$stem.wrk.txt" 2>&1 || {
+  load_cmd "$script" "$threads" "$CONNECTIONS" "$DURATION" latency
+  env "${envs[@]}" timeout $((DUR_S + 60)) "${LOAD_CMD[@]}" >"$RESULTS/$stem.wrk.txt" 2>&1 || {
     cat "$RESULTS/$stem.wrk.txt" >&2
-    die "wrk failed in phase $name"
+    die "$client failed in phase $name"
   }
   check_gateway "in phase $name"
   local gw1 rc1 busy1 irq1 steal1 all1 t1 ch1 rss1 hwm1
@@ -818,8 +863,9 @@ run_phase() {
   # Calibration: one connection, so every store pipeline is its own socket read in Redis.
   local cal_threads=1
   each_node CONFIG RESETSTAT >/dev/null
-  env "${envs[@]}" BENCH_CAL=1 timeout $((CAL_S + 60)) wrk -t"$cal_threads" -c1 -d"$CALIBRATION" --timeout 10s \
-    -s "$BENCH/lua/$script" "$URL" >"$RESULTS/$stem.cal.wrk.txt" 2>&1 || die "calibration wrk failed in phase $name"
+  load_cmd "$script" "$cal_threads" 1 "$CALIBRATION"
+  env "${envs[@]}" BENCH_CAL=1 timeout $((CAL_S + 60)) "${LOAD_CMD[@]}" >"$RESULTS/$stem.cal.wrk.txt" 2>&1 ||
+    die "calibration $client failed in phase $name: $(tail -3 "$RESULTS/$stem.cal.wrk.txt")"
   redis_dump "$stem.cal"
 
   python3 - "$RESULTS" "$stem" "$CONNECTIONS" "$threads" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" "$load0" \
@@ -888,7 +934,11 @@ r["redis_cpu_us_per_request"] = (float(rc1) - float(rc0)) * 1e6 / n
 wall = float(t1) - float(t0)
 gw_s = int(gw_ticks) / int(clk)
 redis_s = float(rc1) - float(rc0)
+# The load client's (wrk's, or phase c's native client's: the BENCH line names it), from the
+# shell's children's CPU time; cores["wrk"] below keeps its old name whichever client it is.
 wrk_s = float(ch1) - float(ch0)
+r.setdefault("client", "wrk")
+r["client_cpu_us_per_request"] = wrk_s * 1e6 / n
 busy_s = int(busy) / int(clk)
 r["cores"] = {
     "available": int(ncpu),
@@ -972,9 +1022,9 @@ print(f"    -> {r['rps']:.0f} req/s, p50 {r['p50_us']/1000:.2f} ms, p99 {r['p99_
       f"gateway {r['gateway_cpu_us_per_request']:.0f} CPU-us/req, redis {r['redis_cpu_us_per_request']:.0f} CPU-us/req",
       file=sys.stderr)
 c = r["cores"]
-print(f"    -> cores used: gateway {c['gateway']:.2f}, redis {c['redis']:.2f}, wrk {c['wrk']:.2f}, "
-      f"softirq {c['softirq']:.2f}, other processes {c['other']:.2f} (steal {c['steal']:.2f}) (of {c['available']})",
-      file=sys.stderr)
+print(f"    -> cores used: gateway {c['gateway']:.2f}, redis {c['redis']:.2f}, {r['client']} {c['wrk']:.2f} "
+      f"({r['client_cpu_us_per_request']:.1f} CPU-us/req), softirq {c['softirq']:.2f}, other processes {c['other']:.2f} "
+      f"(steal {c['steal']:.2f}) (of {c['available']})", file=sys.stderr)
 try:
     ceiling = json.load(open(f"{d}/{health}.json"))["rps"] if name != "health" else r["rps"]
 except FileNotFoundError:
@@ -1132,7 +1182,7 @@ for round in $(seq "$ROUNDS"); do
   (( ROUNDS > 1 )) && ROUND_TAG=.r$round
   run_phase health "$THREADS" static.lua BENCH_PATH=/health/live
   run_phase keyreq "$THREADS" keyreq.lua
-  run_phase flow "$CONNECTIONS" flow.lua
+  run_phase flow "$FLOW_THREADS" "$FLOW_SCRIPT"
   run_phase verify "$THREADS" static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN" \
     BENCH_BEARER_FILE="$BEARER_FILE"
   run_phase otpreq "$THREADS" otpreq.lua BENCH_OTP_NAMES=100000
@@ -1444,6 +1494,8 @@ json.dump({
     "fixed_duration": "$FIXED_DURATION",
     "connections": $CONNECTIONS,
     "threads": $THREADS,
+    "flow_client": "$FLOW_CLIENT",
+    "flow_threads": $FLOW_THREADS,
     "rounds": $ROUNDS,
     "calibration": "$CALIBRATION",
     "vmhwm_kib": ${VMHWM:-0},
