@@ -492,7 +492,8 @@ def load_pairs(d: str) -> dict:
 
 def load_pair_rows(d: str) -> dict:
     """paired.txt with its optional columns: per endpoint, a list of dicts (ratio, steal ticks and
-    all ticks over the pair, the endpoint slice's gateway CPU ticks, Redis CPU s, wall s, req/s)."""
+    all ticks over the pair, the endpoint slice's gateway CPU ticks, Redis CPU s, wall s, req/s, and
+    since the native flow client its load client's CPU s)."""
     out: dict = {}
     p = os.path.join(d, "paired.txt")
     if not os.path.exists(p):
@@ -505,6 +506,8 @@ def load_pair_rows(d: str) -> dict:
         if len(parts) >= 8:
             row.update(steal=int(parts[3]), all=int(parts[4]), gw_ticks=int(parts[5]), redis_s=float(parts[6]),
                        wall=float(parts[7]))
+        if len(parts) >= 9:
+            row["client_s"] = float(parts[8])
         out.setdefault(parts[0], []).append(row)
     return out
 
@@ -588,6 +591,7 @@ PEER_PHASES = [
 ]
 FIXED_RUNS = ("fixed-keyreq", "fixed-verify", "fixed-otpreq", "fixed")
 FIXED_LABELS = {"keyreq": "key request", "verify": "verify", "otpreq": "code request"}
+PAIR_LABELS = {**FIXED_LABELS, "flow": "login flow (HTTP req/s)"}
 FIXED_OK = {"keyreq": "200", "verify": "200", "otpreq": "202"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -849,6 +853,7 @@ def summarize(d: str) -> None:
     ratio_target("key request / ceiling", "keyreq", kr, 0.5)
     ratio_target("verify / ceiling", "verify", vr, 0.6)
     ratio_target("code request / ceiling", "otpreq", rows.get("otpreq"), 0.4)
+    ratio_target("login flow in HTTP req/s / ceiling", "flow", rows.get("flow"), 0.4)
     steady = load(d, "delivery-steady")
     if steady and steady.get("p99_ms") is not None:
         targets.append(
@@ -943,7 +948,7 @@ def summarize(d: str) -> None:
         w(
             "Paired slices (the ceiling, then the endpoint, back to back; the verdicts above use the median "
             "ratio): per pair, the ratio, the steal over the pair, and the endpoint slice's gateway and Redis CPU "
-            "per request."
+            "per request (and, when recorded, its load client's)."
         )
         w("")
         for target, prs in pair_rows.items():
@@ -955,10 +960,12 @@ def summarize(d: str) -> None:
                     n = x["rps"] * x["wall"]
                     cell += (
                         f" (steal {st:.1f}%{' noisy' if st > limit else ''}; "
-                        f"{x['gw_ticks'] / CLK_TCK * 1e6 / max(n, 1):.0f} + {x['redis_s'] * 1e6 / max(n, 1):.0f} us)"
+                        f"{x['gw_ticks'] / CLK_TCK * 1e6 / max(n, 1):.0f} + {x['redis_s'] * 1e6 / max(n, 1):.0f} us"
+                        + (f"; client {x['client_s'] * 1e6 / max(n, 1):.0f} us" if "client_s" in x else "")
+                        + ")"
                     )
                 parts.append(cell)
-            w(f"- {FIXED_LABELS.get(target, target)}: " + ", ".join(parts))
+            w(f"- {PAIR_LABELS.get(target, target)}: " + ", ".join(parts))
     peer_section(d, meta, rows, w, limit)
     import glob
 

@@ -10,7 +10,7 @@
 #   THREADS       wrk threads for phases a, b, d, e, f, and the native flow client's threads
 #                 in phase c (with FLOW_CLIENT=wrk, c uses one wrk thread per connection,
 #                 see the README)                                        default 2
-#   FLOW_CLIENT   phase c's load client:
+#   FLOW_CLIENT   phase c's load client, and its paired slices':
 #                 native: bench/flowload (authgate-flowload), built with the gateway;
 #                 wrk: wrk with lua/flow.lua, one thread per connection (the old way, about
 #                 four times the client CPU per request)                 default native
@@ -1208,28 +1208,48 @@ slice_rps() { # slice_rps SCRIPT [VAR=VALUE...] -> req/s of one SLICE-long wrk r
   env "$@" timeout $(( $(seconds "$SLICE") + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$SLICE" --timeout 10s \
     -s "$BENCH/lua/$script" "$URL" 2>&1 | awk '/^Requests\/sec:/ {print $2}'
 }
+# flow_slice_rps -> HTTP req/s of one SLICE-long flow run with FLOW_CLIENT's client, the phase's
+# users; nothing (and the reason on stderr) if a login failed or the client did.
+flow_slice_rps() {
+  local out=$RESULTS/paired-flow.wrk.txt
+  load_cmd "$FLOW_SCRIPT" "$FLOW_THREADS" "$CONNECTIONS" "$SLICE"
+  if ! timeout $(( $(seconds "$SLICE") + 60 )) "${LOAD_CMD[@]}" >"$out" 2>&1; then
+    log "the flow slice's client failed: $(tail -3 "$out")"
+    return 0
+  fi
+  if ! grep -q '^flows: .* logins ok (200, result:true) [1-9][0-9]*, failed 0$' "$out"; then
+    log "a flow slice had failed logins: $(grep '^flows:\|^some failed' "$out" | tr '\n' ' ')"
+    return 0
+  fi
+  awk '/^Requests\/sec:/ {print $2}' "$out"
+}
 # paired.txt, one line per pair: target, ceiling req/s, endpoint req/s, then the steal ticks and
-# all CPU ticks over the pair (its steal share), and the endpoint slice's gateway CPU ticks,
-# Redis CPU seconds and wall seconds (its CPU per request).
+# all CPU ticks over the pair (its steal share), the endpoint slice's gateway CPU ticks, Redis
+# CPU seconds and wall seconds (its CPU per request), and its load client's CPU seconds.
 if (( PAIRS > 0 )); then
   : >"$RESULTS/paired.txt"
-  for target in keyreq verify otpreq; do
+  for target in keyreq verify otpreq flow; do
     wait_quiet
     log "paired slices for $target: $PAIRS x ($SLICE ceiling, then $SLICE $target)"
     for i in $(seq "$PAIRS"); do
       read -r _ _ ps0 pa0 < <(stat_ticks)
       h=$(slice_rps static.lua BENCH_PATH=/health/live)
+      read_children_cpu
+      pc0=$CHILD_CPU
       pg0=$(cpu_ticks "$GW_PID") pr0=$(redis_cpu) pt0=$(date +%s.%N)
       case $target in
         keyreq) p=$(slice_rps keyreq.lua) ;;
         verify) p=$(slice_rps static.lua BENCH_PATH=/v1/auth/verify BENCH_BEARER="$BENCH_BEARER_TOKEN" \
           BENCH_BEARER_FILE="$BEARER_FILE") ;;
         otpreq) p=$(slice_rps otpreq.lua BENCH_OTP_NAMES=100000) ;;
+        flow) p=$(flow_slice_rps) ;;
       esac
       pg1=$(cpu_ticks "$GW_PID") pr1=$(redis_cpu) pt1=$(date +%s.%N)
+      read_children_cpu
+      pc1=$CHILD_CPU
       read -r _ _ ps1 pa1 < <(stat_ticks)
       [[ -n $h && -n $p ]] || die "a paired slice of $target gave no figure"
-      echo "$target $h $p $(( ps1 - ps0 )) $(( pa1 - pa0 )) $(( pg1 - pg0 )) $(awk -v a="$pr0" -v b="$pr1" 'BEGIN {printf "%.6f", b - a}') $(awk -v a="$pt0" -v b="$pt1" 'BEGIN {printf "%.3f", b - a}')" >>"$RESULTS/paired.txt"
+      echo "$target $h $p $(( ps1 - ps0 )) $(( pa1 - pa0 )) $(( pg1 - pg0 )) $(awk -v a="$pr0" -v b="$pr1" 'BEGIN {printf "%.6f", b - a}') $(awk -v a="$pt0" -v b="$pt1" 'BEGIN {printf "%.3f", b - a}') $(awk -v a="$pc0" -v b="$pc1" 'BEGIN {printf "%.3f", b - a}')" >>"$RESULTS/paired.txt"
       log "  pair $i: ceiling $h, $target $p req/s; steal $(awk -v s=$(( ps1 - ps0 )) -v a=$(( pa1 - pa0 )) 'BEGIN {printf "%.1f", (a > 0 ? 100 * s / a : 0)}')%"
     done
   done
