@@ -6,7 +6,6 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -14,10 +13,13 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `n` random bytes from the operating system's CSPRNG.
+/// `N` random bytes from a cryptographically secure generator: the thread's
+/// ChaCha12 generator (`rand`'s `ThreadRng`), seeded and periodically reseeded
+/// from the operating system's. Asking the kernel for every nonce, session id and
+/// token cost a system call each, four per login.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    OsRng.fill_bytes(&mut out);
+    rand::thread_rng().fill_bytes(&mut out);
     out
 }
 
@@ -63,6 +65,32 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+/// HMAC-SHA256 under one label's subkey ([`Keyring::mac_key`]). Each MAC starts
+/// from a copy of the keyed state, so the subkey's derivation and the HMAC's key
+/// schedule are paid once, not per call.
+#[derive(Clone)]
+pub struct MacKey(HmacSha256);
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(..)")
+    }
+}
+
+impl MacKey {
+    /// HMAC-SHA256 of `parts`, joined by NUL.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                mac.update(&[0]);
+            }
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
 /// A sealed value could not be opened: wrong key, or tampered with.
 #[derive(Debug, thiserror::Error)]
 #[error("sealed value could not be opened")]
@@ -89,16 +117,17 @@ impl Keyring {
 
     /// HMAC-SHA256 of `parts` (joined by NUL) under the subkey for `label`.
     pub fn mac(&self, label: &str, parts: &[&[u8]]) -> [u8; 32] {
+        self.mac_key(label).mac(parts)
+    }
+
+    /// The subkey for `label`, keyed once: for a caller computing many MACs under
+    /// one label ([`Keyring::mac`] derives the subkey again on every call).
+    pub fn mac_key(&self, label: &str) -> MacKey {
         let key = self.derive(label);
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        for (i, p) in parts.iter().enumerate() {
-            if i > 0 {
-                mac.update(&[0]);
-            }
-            mac.update(p);
-        }
-        mac.finalize().into_bytes().into()
+        MacKey(
+            <HmacSha256 as Mac>::new_from_slice(&key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
+        )
     }
 
     /// Encrypts `plain`, bound to `context` (e.g. the record's id), as URL-safe base64.
@@ -140,6 +169,8 @@ impl Keyring {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -153,6 +184,27 @@ mod tests {
         assert!(ring.open(&sealed, "cred-2").is_err());
         let other = Keyring::new(SecretString::from("another".to_owned()));
         assert!(other.open(&sealed, "cred-1").is_err());
+    }
+
+    #[test]
+    fn a_kept_mac_key_gives_the_hmac_of_the_joined_parts_under_the_subkey() {
+        let ring = Keyring::new(SecretString::from("root secret".to_owned()));
+        // Computed the long way: the subkey, then one HMAC over the NUL-joined parts.
+        let reference = |label: &str, joined: &[u8]| -> [u8; 32] {
+            let mut m = <HmacSha256 as Mac>::new_from_slice(&ring.derive(label)).unwrap();
+            m.update(joined);
+            m.finalize().into_bytes().into()
+        };
+        let key = ring.mac_key("label a");
+        let cases: [(&[&[u8]], &[u8]); 3] =
+            [(&[], b""), (&[b"x"], b"x"), (&[b"x", b"yz"], b"x\0yz")];
+        for (parts, joined) in cases {
+            assert_eq!(key.mac(parts), reference("label a", joined));
+            // Used again, the kept key starts afresh.
+            assert_eq!(key.mac(parts), reference("label a", joined));
+            assert_eq!(ring.mac("label a", parts), reference("label a", joined));
+            assert_ne!(key.mac(parts), reference("label b", joined));
+        }
     }
 
     #[test]

@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgate_core::crypto::{ct_eq, random_bytes, Keyring};
+use authgate_core::crypto::{ct_eq, random_bytes, Keyring, MacKey};
 use authgate_core::directory::{login_record_in, Directory, LoginRecord};
 use authgate_core::funnel::{Funnel, Observer, Stage, ONE_TIME_KEY};
 use authgate_core::limits::{AddressCount, AddressLimiter, Limits, Throttled};
 use authgate_core::password;
-use authgate_core::store::{Batch, Count, Handle, Keys, Store, StoreError, StoreExt};
+use authgate_core::store::{Batch, Count, Handle, Keys, Store, StoreError, StoreExt, UserKeys};
 use authgate_core::tokens::{
     Check, IssuedTokens, Refresh, Role, Scheme, Subject, SubjectId, TokenService,
 };
@@ -104,6 +104,8 @@ pub struct KeyScheme {
     keys: Keys,
     addresses: AddressLimiter,
     keyring: Keyring,
+    /// The subkey keys are derived under ([`KeyScheme::key_for`]).
+    key_mac: MacKey,
     tokens: TokenService,
     config: KeySchemeConfig,
     funnel: Funnel,
@@ -137,6 +139,7 @@ impl KeyScheme {
     ) -> Self {
         Self {
             keyring: directory.keyring().clone(),
+            key_mac: directory.keyring().mac_key("one-time login key"),
             store,
             addresses: AddressLimiter::new(keys.clone(), config.limits.per_ip),
             keys,
@@ -171,15 +174,16 @@ impl KeyScheme {
     }
 
     fn key_for(&self, who: &WebUsername, nonce: &[u8]) -> String {
-        let mac = self.keyring.mac(
-            "one-time login key",
-            &[who.application().as_bytes(), who.user().as_bytes(), nonce],
-        );
+        let mac = self
+            .key_mac
+            .mac(&[who.application().as_bytes(), who.user().as_bytes(), nonce]);
         hex::encode(&mac[..16])
     }
 
-    fn user_key(&self, who: &WebUsername, what: &str) -> String {
-        self.keys.user(who.application(), who.user(), what)
+    /// The keys of `who`, for every key a request names (their tag is a digest,
+    /// computed once here).
+    fn user_keys(&self, who: &WebUsername) -> UserKeys {
+        self.keys.user_keys(who.application(), who.user())
     }
 
     /// Queues the count of a login-related request from `ip`.
@@ -219,28 +223,21 @@ impl KeyScheme {
     /// Counts a wrong guess against the username. A repeated identical wrong
     /// password (`repeat` is its keyed digest) counts once per window, since some
     /// clients resend refused requests; every key attempt counts, keys being single use.
-    async fn wrong_guess(&self, who: &WebUsername, repeat: Option<String>) -> Outcome<()> {
+    async fn wrong_guess(&self, keys: &UserKeys, repeat: Option<String>) -> Outcome<()> {
         let limit = self.config.limits.guesses_per_user;
         if !limit.is_off() {
-            let key = self.user_key(who, GUESSES);
+            let key = keys.key(GUESSES);
             let mut batch = Batch::new();
             let counted = match repeat {
-                Some(member) => batch.count_unless_seen(
-                    key,
-                    self.user_key(who, "guessed"),
-                    member,
-                    limit.window,
-                ),
+                Some(member) => {
+                    batch.count_unless_seen(key, keys.key("guessed"), member, limit.window)
+                }
                 None => batch.count(key, limit.window),
             };
             self.store.run(batch).await?;
             counted.get()?;
         }
         Ok(())
-    }
-
-    fn record_in(&self, batch: &mut Batch, who: &WebUsername) -> Handle<Option<LoginRecord>> {
-        login_record_in(&self.keys, batch, who.application(), who.user())
     }
 
     /// Issues a key for `username`: a decoy for unknown users unless revealing is on.
@@ -256,22 +253,23 @@ impl KeyScheme {
 
     async fn issue_key(&self, username: &str, ip: &str) -> Outcome<String> {
         let who = parse(username)?;
+        let keys = self.user_keys(&who);
         let nonce = random_bytes::<16>();
         let limit = self.config.limits.requests_per_user;
         let mut batch = Batch::new();
         let counted = self.count_address(&mut batch, ip);
         let written = batch.put_under_limit(
-            self.user_key(&who, REQUESTS),
+            keys.key(REQUESTS),
             limit.window,
             limit.count,
-            self.user_key(&who, KEY),
+            keys.key(KEY),
             nonce.to_vec(),
             self.config.key_ttl,
         );
         let record = self
             .config
             .reveal_unknown_users
-            .then(|| self.record_in(&mut batch, &who));
+            .then(|| login_record_in(&mut batch, &keys));
         self.run_counted(batch, counted).await?;
         let written = written.get()?;
         if !written.written {
@@ -310,11 +308,12 @@ impl KeyScheme {
                 "hash must be 32 hexadecimal digits".into(),
             ));
         }
+        let keys = self.user_keys(&who);
         let mut batch = Batch::new();
         let counted = self.count_address(&mut batch, ip);
-        let guesses = batch.peek_count(self.user_key(&who, GUESSES));
-        let nonce = batch.take(self.user_key(&who, KEY));
-        let record = self.record_in(&mut batch, &who);
+        let guesses = batch.peek_count(keys.key(GUESSES));
+        let nonce = batch.take(keys.key(KEY));
+        let record = login_record_in(&mut batch, &keys);
         self.run_counted(batch, counted).await?;
         self.check_guesses(guesses)?;
         let Some(nonce) = nonce.get()? else {
@@ -341,7 +340,7 @@ impl KeyScheme {
             Some(r) if matches => self.start_session(&who, &r).await,
             _ => {
                 self.funnel.saw(Stage::Burnt);
-                self.wrong_guess(&who, None).await?;
+                self.wrong_guess(&keys, None).await?;
                 Err(Failure::WrongCredentials)
             }
         }
@@ -364,10 +363,11 @@ impl KeyScheme {
                 "password must be 1 to 1024 bytes".into(),
             ));
         }
+        let keys = self.user_keys(&who);
         let mut batch = Batch::new();
         let counted = self.count_address(&mut batch, ip);
-        let guesses = batch.peek_count(self.user_key(&who, GUESSES));
-        let record = self.record_in(&mut batch, &who);
+        let guesses = batch.peek_count(keys.key(GUESSES));
+        let record = login_record_in(&mut batch, &keys);
         self.run_counted(batch, counted).await?;
         self.check_guesses(guesses)?;
         let record = record.get()?;
@@ -395,7 +395,7 @@ impl KeyScheme {
                         secret.as_bytes(),
                     ],
                 ));
-                self.wrong_guess(&who, Some(repeat)).await?;
+                self.wrong_guess(&keys, Some(repeat)).await?;
                 Err(Failure::WrongCredentials)
             }
         }
@@ -425,7 +425,7 @@ impl KeyScheme {
             return Err(Failure::WrongCredentials);
         }
         let mut batch = Batch::new();
-        let record = self.record_in(&mut batch, &who);
+        let record = login_record_in(&mut batch, &self.user_keys(&who));
         self.store.run(batch).await?;
         match record.get()? {
             Some(r) => self.start_session(&who, &r).await,

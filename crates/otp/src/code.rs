@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-use rand::rngs::OsRng;
 use rand::RngCore;
 
 /// How many characters a code has.
@@ -19,12 +18,14 @@ pub struct OneTimeCode(String);
 pub struct CodeError;
 
 impl OneTimeCode {
-    /// A fresh code from the operating system's CSPRNG, each character uniform.
+    /// A fresh code from the thread's cryptographically secure generator (as
+    /// `authgate_core::crypto::random_bytes`), each character uniform.
     pub fn generate() -> Self {
         let mut out = String::with_capacity(CODE_LEN);
         let mut buf = [0u8; 16];
+        let mut rng = rand::thread_rng();
         while out.len() < CODE_LEN {
-            OsRng.fill_bytes(&mut buf);
+            rng.fill_bytes(&mut buf);
             // 252 = 7 * 36: rejecting larger bytes keeps every character equally likely.
             for b in buf.iter().filter(|b| **b < 252) {
                 if out.len() == CODE_LEN {

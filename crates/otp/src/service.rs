@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use authgate_core::crypto::{ct_eq, Keyring};
+use authgate_core::crypto::{ct_eq, Keyring, MacKey};
 use authgate_core::directory::{Credential, Directory, DirectoryError, PasswordProfile, UserInfo};
 use authgate_core::funnel::{Funnel, Observer, Stage, ONE_TIME_PASSWORD};
 use authgate_core::ids::{CredentialId, ProfileId, UserId};
@@ -138,6 +138,8 @@ pub struct OtpScheme {
     store: Arc<dyn Store>,
     keys: Keys,
     keyring: Keyring,
+    /// The subkey codes are digested under at rest ([`OtpScheme::digest`]).
+    code_mac: MacKey,
     directory: Directory,
     config: OtpConfig,
     funnel: Funnel,
@@ -161,6 +163,7 @@ impl OtpScheme {
     pub fn new(store: Arc<dyn Store>, keys: Keys, directory: Directory, config: OtpConfig) -> Self {
         Self {
             keyring: directory.keyring().clone(),
+            code_mac: directory.keyring().mac_key("one-time password token"),
             store,
             keys,
             directory,
@@ -192,14 +195,11 @@ impl OtpScheme {
     }
 
     fn digest(&self, profile_id: &ProfileId, username: &str, code: &OneTimeCode) -> String {
-        hex::encode(self.keyring.mac(
-            "one-time password token",
-            &[
-                profile_id.as_str().as_bytes(),
-                username.as_bytes(),
-                code.as_str().as_bytes(),
-            ],
-        ))
+        hex::encode(self.code_mac.mac(&[
+            profile_id.as_str().as_bytes(),
+            username.as_bytes(),
+            code.as_str().as_bytes(),
+        ]))
     }
 
     fn key(&self, profile_id: &ProfileId, username: &str, what: &str) -> String {

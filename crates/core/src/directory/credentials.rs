@@ -3,7 +3,7 @@
 
 use crate::ids::{CredentialId, ProfileId, UserId};
 use crate::password;
-use crate::store::{Batch, Handle, Keys, Op, Reply, StoreError};
+use crate::store::{Batch, Handle, Keys, Op, Reply, StoreError, UserKeys};
 
 use super::records::{check_email, check_password, check_text, from_json, to_json};
 use super::{now, Directory, DirectoryError, Result, CREDENTIALS, NAMES};
@@ -11,28 +11,24 @@ use super::{Credential, LoginRecord, PasswordProfile, UsernameFormat};
 
 /// The key scheme's record key for (application, username).
 pub fn login_record_key(keys: &Keys, application: &str, username: &str) -> String {
-    keys.user(application, username, "record")
+    keys.user(application, username, RECORD)
 }
 
-/// Queues the read of the key scheme's record of (application, username).
-pub fn login_record_in(
-    keys: &Keys,
-    batch: &mut Batch,
-    application: &str,
-    username: &str,
-) -> Handle<Option<LoginRecord>> {
-    batch.push(
-        Op::Get(login_record_key(keys, application, username)),
-        |reply| {
-            reply
-                .into_value()?
-                .map(|bytes| {
-                    Directory::parse_login_record(&bytes)
-                        .map_err(|e| StoreError::Protocol(e.to_string()))
-                })
-                .transpose()
-        },
-    )
+/// The record's name among a user's keys.
+const RECORD: &str = "record";
+
+/// Queues the read of the key scheme's record of the user `keys` are of
+/// ([`Keys::user_keys`] of the application and the username).
+pub fn login_record_in(batch: &mut Batch, keys: &UserKeys) -> Handle<Option<LoginRecord>> {
+    batch.push(Op::Get(keys.key(RECORD)), |reply| {
+        reply
+            .into_value()?
+            .map(|bytes| {
+                Directory::parse_login_record(&bytes)
+                    .map_err(|e| StoreError::Protocol(e.to_string()))
+            })
+            .transpose()
+    })
 }
 
 impl Directory {

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::crypto::Keyring;
+use crate::crypto::{Keyring, MacKey};
 use crate::ids::{AccountId, CredentialId, IdError, ProfileId, RealmId, UserId};
 use crate::recent::Recent;
 use crate::store::{Batch, Handle, Keys, Op, Reply, Store, StoreError};
@@ -95,6 +95,8 @@ pub struct Directory {
     store: Arc<dyn Store>,
     keys: Keys,
     keyring: Keyring,
+    /// The subkey members' personal account ids are derived under.
+    account_mac: MacKey,
     tokens: TokenService,
     ha1: Ha1Fn,
     realm_id: RealmId,
@@ -169,6 +171,7 @@ impl Directory {
         Ok(Self {
             store,
             keys,
+            account_mac: keyring.mac_key("personal account"),
             keyring,
             tokens,
             ha1,
@@ -472,7 +475,7 @@ mod tests {
         let settings = dir.settings().await?;
         assert_eq!(settings.realm_id, *dir.realm_id());
         let mut batch = Batch::new();
-        let record = login_record_in(&keys, &mut batch, "shop.acme", "jo");
+        let record = login_record_in(&mut batch, &keys.user_keys("shop.acme", "jo"));
         store.run(batch).await?;
         let record = record.get()?.ok_or(DirectoryError::NotFound("record"))?;
         assert_eq!(record.credential_id, credential.id);

@@ -43,9 +43,7 @@ impl Directory {
     /// before the store answers. Accounts made before keep their random ids,
     /// which the store's answer then gives.
     pub fn personal_account(&self, user_id: &UserId) -> AccountId {
-        let mac = self
-            .keyring
-            .mac("personal account", &[user_id.as_str().as_bytes()]);
+        let mac = self.account_mac.mac(&[user_id.as_str().as_bytes()]);
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&mac[..16]);
         AccountId::from_digest(bytes)

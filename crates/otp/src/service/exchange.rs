@@ -131,7 +131,8 @@ impl OtpScheme {
         let digest = self.digest(&profile.id, &username, &code);
         let mut batch = Batch::new();
         let limit = self.config.limits.guesses_per_user;
-        let key = self.key(&profile.id, &username, CODE);
+        let keys = self.keys.user_keys(profile.id.as_str(), &username);
+        let key = keys.key(CODE);
         let check = if limit.is_off() {
             batch.check_code(key, digest, self.config.max_tries)
         } else {
@@ -140,8 +141,8 @@ impl OtpScheme {
                 digest,
                 self.config.max_tries,
                 GuessLimit {
-                    guesses: self.key(&profile.id, &username, GUESSES),
-                    seen: self.key(&profile.id, &username, GUESSED),
+                    guesses: keys.key(GUESSES),
+                    seen: keys.key(GUESSED),
                     limit: limit.count,
                     window: limit.window,
                 },
