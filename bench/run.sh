@@ -7,13 +7,14 @@
 # Knobs (environment):
 #   DURATION      per measured phase, wrk/oha syntax (10s, 1m)          default 10s
 #   CONNECTIONS   open connections in every phase                        default 64
-#   THREADS       wrk threads for phases a, b, d, e, f, and the native flow client's threads
-#                 in phase c (with FLOW_CLIENT=wrk, c uses one wrk thread per connection,
-#                 see the README)                                        default 2
+#   THREADS       wrk threads for phases a, b, d, e, f (c: see FLOW_CLIENT) default 2
 #   FLOW_CLIENT   phase c's load client, and its paired slices':
 #                 native: bench/flowload (authgate-flowload), built with the gateway;
 #                 wrk: wrk with lua/flow.lua, one thread per connection (the old way, about
-#                 four times the client CPU per request)                 default native
+#                 three to four times the client CPU per request; see the README)
+#                                                                        default native
+#   FLOW_THREADS  the native flow client's threads (one is cheaper per request than two
+#                 and keeps up: see the README)                          default 1
 #   CALIBRATION   length of the one-connection sample after each phase   default 3s
 #   WARMUP        unmeasured warm-up before the first phase              default 3s
 #   KEY_USERS     distinct usernames the key request phase cycles over   default 100000
@@ -85,6 +86,7 @@ FIXED_DURATION=${FIXED_DURATION:-}
 REVOCATIONS=${REVOCATIONS:-200}
 SKIP_BUILD=${SKIP_BUILD:-0}
 FLOW_CLIENT=${FLOW_CLIENT:-native}
+FLOW_THREADS=${FLOW_THREADS:-1}
 PROFILE=${PROFILE:-}
 REV=${REV:-}
 OTP_USERS=${OTP_USERS:-30000}
@@ -137,6 +139,8 @@ FIXED_S=$(seconds "$FIXED_DURATION")
 [[ $VERIFY_TOKENS =~ ^[0-9]+$ && $VERIFY_TOKENS -ge 1 ]] || die "VERIFY_TOKENS must be a positive integer"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS must be 0 or 1: got $PEERS"
 [[ $FLOW_CLIENT == native || $FLOW_CLIENT == wrk ]] || die "FLOW_CLIENT must be native or wrk: got $FLOW_CLIENT"
+[[ $FLOW_THREADS =~ ^[0-9]+$ && $FLOW_THREADS -ge 1 && $FLOW_THREADS -le $CONNECTIONS ]] ||
+  die "FLOW_THREADS must be an integer from 1 to CONNECTIONS ($CONNECTIONS): got $FLOW_THREADS"
 [[ $PEER_USERS =~ ^[0-9]+$ && $PEER_USERS -ge 100 ]] || die "PEER_USERS must be an integer of at least 100"
 [[ $STEAL_LIMIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "STEAL_LIMIT must be a percentage (5, 2.5)"
 [[ $REDIS == single || $REDIS == cluster || $REDIS == both ]] || die "REDIS must be single, cluster or both: got $REDIS"
@@ -810,10 +814,10 @@ load_cmd() {
     LOAD_CMD=(wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s ${latency:+--latency} -s "$BENCH/lua/$script" "$URL")
   fi
 }
-# Phase c's client and its threads (FLOW_CLIENT): the native client with THREADS threads, or
-# wrk with flow.lua and one thread per connection (each connection owns one user).
+# Phase c's client and its threads (FLOW_CLIENT): the native client with FLOW_THREADS threads,
+# or wrk with flow.lua and one thread per connection (each connection owns one user).
 if [[ $FLOW_CLIENT == native ]]; then
-  FLOW_SCRIPT=flowload FLOW_THREADS=$THREADS
+  FLOW_SCRIPT=flowload
 else
   FLOW_SCRIPT=flow.lua FLOW_THREADS=$CONNECTIONS
 fi
