@@ -144,6 +144,7 @@ both!(
     a_repeated_wrong_code_spends_one_try,
     a_repeated_event_counts_once_per_window,
     a_guarded_code_check_counts_wrong_guesses_and_stops_at_the_limit,
+    an_index_drops_members_past_their_lifetime,
 );
 
 async fn a_repeated_wrong_code_spends_one_try(s: Shared, k: Keys) {
@@ -859,23 +860,65 @@ async fn maps_and_sets_keep_fields_and_members(s: Shared, k: Keys) {
         .unwrap()
         .is_empty());
 
-    let set = k.user_sessions("u1");
+    let index = k.user_sessions("u1");
     for m in ["x", "y", "x"] {
-        s.one(Op::SetAdd {
-            key: set.clone(),
+        s.one(Op::IndexAdd {
+            key: index.clone(),
             member: m.into(),
             ttl: Duration::from_secs(60),
         })
         .await
         .unwrap();
     }
-    s.one(Op::SetRemove(set.clone(), "y".into())).await.unwrap();
+    assert_eq!(members(&s, &index).await, ["x", "y"]);
+    let ttl = s
+        .one(Op::TtlMillis(index))
+        .await
+        .unwrap()
+        .into_int()
+        .unwrap();
+    assert!(ttl > 59_000, "an index gets its members' lifetime: {ttl}");
+}
+
+/// An index's members, sorted.
+async fn members(s: &Shared, key: &str) -> Vec<String> {
+    let mut all = s
+        .one(Op::IndexMembers(key.to_owned()))
+        .await
+        .unwrap()
+        .into_members()
+        .unwrap();
+    all.sort();
+    all
+}
+
+async fn an_index_drops_members_past_their_lifetime(s: Shared, k: Keys) {
+    let index = k.user_sessions("u2");
+    let add = |m: &str, ms: u64| Op::IndexAdd {
+        key: index.clone(),
+        member: m.into(),
+        ttl: Duration::from_millis(ms),
+    };
+    s.one(add("long", 60_000)).await.unwrap();
+    s.one(add("short", 300)).await.unwrap();
+    // A shorter member never shortens the index's own lifetime.
+    let ttl = s.one(Op::TtlMillis(index.clone())).await.unwrap();
+    assert!(ttl.into_int().unwrap() > 59_000);
+    assert_eq!(members(&s, &index).await, ["long", "short"]);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // Past its lifetime a member is not listed, and the next add drops it.
+    assert_eq!(members(&s, &index).await, ["long"]);
+    for i in 0..3 {
+        s.one(add(&format!("n{i}"), 300)).await.unwrap();
+    }
+    s.one(add("short", 60_000)).await.unwrap();
     assert_eq!(
-        s.one(Op::SetMembers(set.clone())).await.unwrap(),
-        Reply::Members(vec!["x".into()])
+        members(&s, &index).await,
+        ["long", "n0", "n1", "n2", "short"]
     );
-    let ttl = s.one(Op::TtlMillis(set)).await.unwrap().into_int().unwrap();
-    assert!(ttl > 59_000, "sets get a lifetime: {ttl}");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    s.one(add("last", 60_000)).await.unwrap();
+    assert_eq!(members(&s, &index).await, ["last", "long", "short"]);
 }
 
 async fn rotation_swaps_once_and_detects_reuse(s: Shared, k: Keys) {
@@ -961,6 +1004,99 @@ async fn a_batch_answers_each_op_in_order(s: Shared, k: Keys) {
     assert!(matches!(replies[3], Reply::Counter { count: 0, .. }));
     assert_eq!(replies[4], Reply::Value(Some(b"1".to_vec())));
     assert_eq!(replies[5], Reply::Int(1));
+}
+
+/// A user's sessions were listed in a plain set before members had lifetimes of
+/// their own: the first add converts it, every member kept (for what was left
+/// of the set's lifetime), so ending all of the user's sessions still finds them.
+#[tokio::test]
+async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    let s: Shared = Arc::new(RedisStore::connect(&r.url).await.unwrap());
+    let k = Keys::new(&r.prefix);
+    let index = k.user_sessions("old");
+    let mut c = r.conn().await;
+    // More members than the script's batches of 500.
+    let old: Vec<String> = (0..1200).map(|i| format!("s{i:04}")).collect();
+    let _: () = redis::cmd("SADD")
+        .arg(&index)
+        .arg(&old)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&index)
+        .arg(30_000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // Read before any add: the set's members as they are.
+    assert_eq!(members(&s, &index).await, old);
+    s.one(Op::IndexAdd {
+        key: index.clone(),
+        member: "new".into(),
+        ttl: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    let kind: String = redis::cmd("TYPE")
+        .arg(&index)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(kind, "zset");
+    let mut want = old.clone();
+    want.push("new".into());
+    want.sort();
+    assert_eq!(members(&s, &index).await, want);
+    // The old members keep the set's remaining lifetime, the new one its own.
+    let score = |m: &str| {
+        let (index, m, mut c) = (index.clone(), m.to_owned(), c.clone());
+        async move {
+            let v: f64 = redis::cmd("ZSCORE")
+                .arg(&index)
+                .arg(&m)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            v
+        }
+    };
+    let gap = score("new").await - score("s0000").await;
+    assert!((29_000.0..=31_000.0).contains(&gap), "{gap}");
+    let ttl = s
+        .one(Op::TtlMillis(index.clone()))
+        .await
+        .unwrap()
+        .into_int()
+        .unwrap();
+    assert!(ttl > 59_000, "{ttl}");
+    // Members past their lifetime leave the sorted set itself, not only the listing.
+    for i in 0..3 {
+        s.one(Op::IndexAdd {
+            key: index.clone(),
+            member: format!("brief{i}"),
+            ttl: Duration::from_millis(200),
+        })
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.one(Op::IndexAdd {
+        key: index.clone(),
+        member: "later".into(),
+        ttl: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    let held: usize = redis::cmd("ZCARD")
+        .arg(&index)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(held, old.len() + 2, "the brief members are gone");
 }
 
 #[tokio::test]

@@ -262,19 +262,22 @@ pub enum Op {
     MapSetIfAbsent(String, String, Vec<u8>),
     /// Delete fields of a map. Replies [`Reply::Int`] with how many existed.
     MapDelete(String, Vec<String>),
-    /// Add a member to a set and extend the set's lifetime to at least `ttl`. Replies [`Reply::Done`].
-    SetAdd {
-        /// The set's key.
+    /// Add a member to an index for `ttl`: an index's members each have a
+    /// lifetime of their own, and those past it are dropped (so an index holds
+    /// about as many members as live there, however many were ever added).
+    /// The index lives as long as its longest-lived member. Replies
+    /// [`Reply::Done`].
+    IndexAdd {
+        /// The index's key.
         key: String,
-        /// The member.
+        /// The member (again: its lifetime starts over).
         member: String,
-        /// The set is kept at least this long.
+        /// How long the member stays.
         ttl: Duration,
     },
-    /// Remove a member from a set. Replies [`Reply::Done`].
-    SetRemove(String, String),
-    /// All members of a set. Replies [`Reply::Members`].
-    SetMembers(String),
+    /// The members of an index whose lifetime has not passed. Replies
+    /// [`Reply::Members`].
+    IndexMembers(String),
     /// Wait, for a bounded time, until the writes queued before it in this batch
     /// on `key`'s slot reach the replicas the store is configured to wait for,
     /// so that a failover soon after cannot lose them. Replies [`Reply::Int`]
@@ -651,7 +654,7 @@ impl Keys {
         format!("{}{{s:", self.prefix)
     }
 
-    /// The set of a directory user's sessions.
+    /// The index of a directory user's sessions ([`Op::IndexAdd`]).
     pub fn user_sessions(&self, user_id: &str) -> String {
         format!("{}{{us:{user_id}}}", self.prefix)
     }

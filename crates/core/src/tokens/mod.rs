@@ -247,7 +247,7 @@ impl TokenService {
         )];
         if let SubjectId::User(user) = &subject.id {
             written.push(batch.push(
-                Op::SetAdd {
+                Op::IndexAdd {
                     key: self.keys.user_sessions(user.as_str()),
                     member: sid.as_str().to_owned(),
                     ttl,
@@ -478,7 +478,7 @@ impl TokenService {
         let set = self.keys.user_sessions(user_id.as_str());
         let members = self
             .store
-            .exec(vec![Op::SetMembers(set.clone())])
+            .exec(vec![Op::IndexMembers(set.clone())])
             .await?
             .pop()
             .map(|r| r.into_members())

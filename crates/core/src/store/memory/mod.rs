@@ -23,6 +23,8 @@ enum Value {
     Bytes(Vec<u8>),
     Map(HashMap<String, Vec<u8>>),
     Set(HashSet<String>),
+    /// Members and the instant each one's lifetime ends ([`Op::IndexAdd`]).
+    Index(HashMap<String, Instant>),
     Stream(StreamData),
     Schedule(Vec<(i64, Vec<u8>)>),
     List(VecDeque<Vec<u8>>),
@@ -388,42 +390,34 @@ impl Inner {
                 }
                 Reply::Int(n)
             }
-            Op::SetAdd { key, member, ttl } => {
+            Op::IndexAdd { key, member, ttl } => {
                 self.live(&key, now);
                 let entry = self.entries.entry(key.clone()).or_insert_with(|| Entry {
-                    value: Value::Set(HashSet::new()),
+                    value: Value::Index(HashMap::new()),
                     expires: None,
                 });
                 match &mut entry.value {
-                    Value::Set(s) => {
-                        s.insert(member);
+                    Value::Index(members) => {
+                        members.retain(|_, till| *till > now);
+                        members.insert(member, now + ttl);
                     }
                     _ => return Err(wrong_type(&key)),
                 }
                 let at = now + ttl;
-                if entry.expires.is_some_and(|e| e < at) || entry.expires.is_none() {
+                if entry.expires.is_none_or(|e| e < at) {
                     entry.expires = Some(at);
                 }
                 Reply::Done
             }
-            Op::SetRemove(key, member) => {
-                if let Some(Entry {
-                    value: Value::Set(s),
-                    ..
-                }) = self.live(&key, now)
-                {
-                    s.remove(&member);
-                    if s.is_empty() {
-                        self.entries.remove(&key);
-                    }
-                }
-                Reply::Done
-            }
-            Op::SetMembers(key) => Reply::Members(match self.live(&key, now) {
+            Op::IndexMembers(key) => Reply::Members(match self.live(&key, now) {
                 Some(Entry {
-                    value: Value::Set(s),
+                    value: Value::Index(members),
                     ..
-                }) => s.iter().cloned().collect(),
+                }) => members
+                    .iter()
+                    .filter(|(_, till)| **till > now)
+                    .map(|(m, _)| m.clone())
+                    .collect(),
                 Some(_) => return Err(wrong_type(&key)),
                 None => Vec::new(),
             }),

@@ -25,8 +25,8 @@ mod tracking;
 
 pub use connect::{ensure_tls_provider, without_credentials, RedisMode, RedisOptions};
 use scripts::{
-    sha, source, CHECK_CODE, CHECK_CODE_GUARDED, HIT, HIT_UNLESS_SEEN, RELEASE, ROTATE, SET_ADD,
-    SET_UNDER_LIMIT, STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
+    sha, source, CHECK_CODE, CHECK_CODE_GUARDED, HIT, HIT_UNLESS_SEEN, INDEX_ADD, INDEX_MEMBERS,
+    RELEASE, ROTATE, SET_UNDER_LIMIT, STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
 };
 
 /// A store on a Redis server or a Redis Cluster, reconnecting by itself when a
@@ -402,21 +402,17 @@ impl RedisStore {
                 pipe.cmd("HDEL").arg(key).arg(fields);
                 shapes.push(Shape::Int);
             }
-            Op::SetAdd { key, member, ttl } => {
+            Op::IndexAdd { key, member, ttl } => {
                 pipe.cmd("EVALSHA")
-                    .arg(sha(SET_ADD))
+                    .arg(sha(INDEX_ADD))
                     .arg(1)
                     .arg(key)
                     .arg(member)
                     .arg(ms(ttl));
                 shapes.push(Shape::Ok);
             }
-            Op::SetRemove(key, member) => {
-                pipe.cmd("SREM").arg(key).arg(member);
-                shapes.push(Shape::Ok);
-            }
-            Op::SetMembers(key) => {
-                pipe.cmd("SMEMBERS").arg(key);
+            Op::IndexMembers(key) => {
+                pipe.cmd("EVALSHA").arg(sha(INDEX_MEMBERS)).arg(1).arg(key);
                 shapes.push(Shape::Members);
             }
             Op::RotateRefresh {
@@ -653,8 +649,7 @@ fn routing_key(op: &Op) -> Option<&str> {
         | Op::MapGet(key, _)
         | Op::MapSetIfAbsent(key, _, _)
         | Op::MapDelete(key, _)
-        | Op::SetRemove(key, _)
-        | Op::SetMembers(key)
+        | Op::IndexMembers(key)
         | Op::Set { key, .. }
         | Op::SetIfAbsent { key, .. }
         | Op::Hit { key, .. }
@@ -665,7 +660,7 @@ fn routing_key(op: &Op) -> Option<&str> {
         | Op::ListPush { key, .. }
         | Op::ListRange { key, .. }
         | Op::MapSet { key, .. }
-        | Op::SetAdd { key, .. }
+        | Op::IndexAdd { key, .. }
         | Op::RotateRefresh { key, .. }
         | Op::Replicate { key } => key,
         Op::StreamAdd { stream, .. }

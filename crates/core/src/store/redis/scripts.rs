@@ -172,23 +172,56 @@ end
 return #due
 ";
 
-/// Adds a member and extends the set's lifetime, never shortening it.
-pub(super) const SET_ADD: &str = r"
-redis.call('SADD', KEYS[1], ARGV[1])
-local t = redis.call('PTTL', KEYS[1])
-if t < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+/// Adds a member that lives ARGV[2] ms to an index (a sorted set scored by each
+/// member's end, server time), drops the members whose end has passed, and
+/// extends the index's own lifetime to its newest member's, never shortening
+/// it. An index kept as a plain set (before members had lifetimes of their
+/// own) is converted first, each member given what was left of the set's.
+pub(super) const INDEX_ADD: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+if redis.call('TYPE', KEYS[1]).ok == 'set' then
+  local left = redis.call('PTTL', KEYS[1])
+  local till = now + (left > 0 and left or ttl)
+  local members = redis.call('SMEMBERS', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for i = 1, #members, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #members) do
+      args[#args + 1] = till
+      args[#args + 1] = members[j]
+    end
+    redis.call('ZADD', KEYS[1], unpack(args))
+  end
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 ";
 
+/// The live members of an index (INDEX_ADD's), or every member of one still
+/// kept as a plain set.
+pub(super) const INDEX_MEMBERS: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'set' then
+  return redis.call('SMEMBERS', KEYS[1])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+";
+
 /// Every script this store runs.
-const SCRIPTS: [&str; 11] = [
+const SCRIPTS: [&str; 12] = [
     HIT,
     CHECK_CODE_GUARDED,
     SET_UNDER_LIMIT,
     CHECK_CODE,
     HIT_UNLESS_SEEN,
     ROTATE,
-    SET_ADD,
+    INDEX_ADD,
+    INDEX_MEMBERS,
     STREAM_READ,
     STREAM_CLAIM,
     RELEASE,
