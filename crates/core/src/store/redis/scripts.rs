@@ -176,12 +176,15 @@ return #due
 /// member's end, server time), drops the members whose end has passed, and
 /// extends the index's own lifetime to its newest member's, never shortening
 /// it. An index kept as a plain set (before members had lifetimes of their
-/// own) is converted first, each member given what was left of the set's.
+/// own) is converted when the first ZADD finds it (so the usual add pays no
+/// TYPE), each member given what was left of the set's lifetime.
 pub(super) const INDEX_ADD: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
-if redis.call('TYPE', KEYS[1]).ok == 'set' then
+local added = redis.pcall('ZADD', KEYS[1], now + ttl, ARGV[1])
+if type(added) == 'table' and added.err then
+  if redis.call('TYPE', KEYS[1]).ok ~= 'set' then return redis.error_reply(added.err) end
   local left = redis.call('PTTL', KEYS[1])
   local till = now + (left > 0 and left or ttl)
   local members = redis.call('SMEMBERS', KEYS[1])
@@ -194,8 +197,8 @@ if redis.call('TYPE', KEYS[1]).ok == 'set' then
     end
     redis.call('ZADD', KEYS[1], unpack(args))
   end
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
