@@ -1032,15 +1032,16 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
         .query_async(&mut c)
         .await
         .unwrap();
+    let add = |member: &str, ms: u64| {
+        s.one(Op::IndexAdd {
+            key: index.clone(),
+            member: member.into(),
+            ttl: Duration::from_millis(ms),
+        })
+    };
     // Read before any add: the set's members as they are.
     assert_eq!(members(&s, &index).await, old);
-    s.one(Op::IndexAdd {
-        key: index.clone(),
-        member: "new".into(),
-        ttl: Duration::from_secs(60),
-    })
-    .await
-    .unwrap();
+    add("new", 60_000).await.unwrap();
     let kind: String = redis::cmd("TYPE")
         .arg(&index)
         .query_async(&mut c)
@@ -1075,22 +1076,10 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
     assert!(ttl > 59_000, "{ttl}");
     // Members past their lifetime leave the sorted set itself, not only the listing.
     for i in 0..3 {
-        s.one(Op::IndexAdd {
-            key: index.clone(),
-            member: format!("brief{i}"),
-            ttl: Duration::from_millis(200),
-        })
-        .await
-        .unwrap();
+        add(&format!("brief{i}"), 200).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    s.one(Op::IndexAdd {
-        key: index.clone(),
-        member: "later".into(),
-        ttl: Duration::from_secs(60),
-    })
-    .await
-    .unwrap();
+    add("later", 60_000).await.unwrap();
     let held: usize = redis::cmd("ZCARD")
         .arg(&index)
         .query_async(&mut c)
