@@ -423,7 +423,7 @@ PHASES = [
 CODE_ROUND_TRIPS = {
     "health": "0",
     "keyreq": "1 (SET; with a per-user limit, EVALSHA set-under-limit)",
-    "flow": "1.5 (key 1; login 2: GET+PTTL+GETDEL+GET, then HSET+PEXPIRE+EVAL)",
+    "flow": "1.5 (key 1; login 2: GETDEL+GET, and GET+PTTL of the guess counter when its limit is on, then HSET+PEXPIRE+EVALSHA)",
     "verify": "1 (HGETALL)",
     "otpreq": "see README",
     "exchange": "see README",

@@ -210,11 +210,21 @@ impl KeyScheme {
         self.run_counted(batch, counted).await
     }
 
-    fn check_guesses(&self, guesses: Handle<Count>) -> Outcome<()> {
+    /// Queues a look at the username's wrong-guess counter, when its limit is on
+    /// (with the limit off there is nothing to read).
+    fn peek_guesses(&self, batch: &mut Batch, keys: &UserKeys) -> Option<Handle<Count>> {
+        let limit = self.config.limits.guesses_per_user;
+        (!limit.is_off()).then(|| batch.peek_count(keys.key(GUESSES)))
+    }
+
+    fn check_guesses(&self, guesses: Option<Handle<Count>>) -> Outcome<()> {
+        let Some(guesses) = guesses else {
+            return Ok(());
+        };
         let Count { count, reset } = guesses.get()?;
         let limit = self.config.limits.guesses_per_user;
         // Past the limit every attempt is refused, the right one too.
-        if !limit.is_off() && count >= limit.count {
+        if count >= limit.count {
             return Err(Failure::Throttled(Throttled { retry_after: reset }));
         }
         Ok(())
@@ -311,7 +321,7 @@ impl KeyScheme {
         let keys = self.user_keys(&who);
         let mut batch = Batch::new();
         let counted = self.count_address(&mut batch, ip);
-        let guesses = batch.peek_count(keys.key(GUESSES));
+        let guesses = self.peek_guesses(&mut batch, &keys);
         let nonce = batch.take(keys.key(KEY));
         let record = login_record_in(&mut batch, &keys);
         self.run_counted(batch, counted).await?;
@@ -366,7 +376,7 @@ impl KeyScheme {
         let keys = self.user_keys(&who);
         let mut batch = Batch::new();
         let counted = self.count_address(&mut batch, ip);
-        let guesses = batch.peek_count(keys.key(GUESSES));
+        let guesses = self.peek_guesses(&mut batch, &keys);
         let record = login_record_in(&mut batch, &keys);
         self.run_counted(batch, counted).await?;
         self.check_guesses(guesses)?;
