@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use rand::RngCore;
+use authgate_core::crypto::random_bytes;
 
 /// How many characters a code has.
 pub const CODE_LEN: usize = 6;
@@ -18,14 +18,12 @@ pub struct OneTimeCode(String);
 pub struct CodeError;
 
 impl OneTimeCode {
-    /// A fresh code from the thread's cryptographically secure generator (as
-    /// `authgate_core::crypto::random_bytes`), each character uniform.
+    /// A fresh code from the gateway's cryptographically secure generator
+    /// ([`random_bytes`]), each character uniform.
     pub fn generate() -> Self {
         let mut out = String::with_capacity(CODE_LEN);
-        let mut buf = [0u8; 16];
-        let mut rng = rand::thread_rng();
         while out.len() < CODE_LEN {
-            rng.fill_bytes(&mut buf);
+            let buf = random_bytes::<16>();
             // 252 = 7 * 36: rejecting larger bytes keeps every character equally likely.
             for b in buf.iter().filter(|b| **b < 252) {
                 if out.len() == CODE_LEN {

@@ -9,13 +9,13 @@ use super::records::{check_email, check_password, check_text, from_json, to_json
 use super::{now, Directory, DirectoryError, Result, CREDENTIALS, NAMES};
 use super::{Credential, LoginRecord, PasswordProfile, UsernameFormat};
 
+/// The record's name among a user's keys.
+const RECORD: &str = "record";
+
 /// The key scheme's record key for (application, username).
 pub fn login_record_key(keys: &Keys, application: &str, username: &str) -> String {
     keys.user(application, username, RECORD)
 }
-
-/// The record's name among a user's keys.
-const RECORD: &str = "record";
 
 /// Queues the read of the key scheme's record of the user `keys` are of
 /// ([`Keys::user_keys`] of the application and the username).

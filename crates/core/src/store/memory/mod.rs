@@ -396,16 +396,16 @@ impl Inner {
                     value: Value::Index(HashMap::new()),
                     expires: None,
                 });
+                let till = now + ttl;
                 match &mut entry.value {
                     Value::Index(members) => {
-                        members.retain(|_, till| *till > now);
-                        members.insert(member, now + ttl);
+                        members.retain(|_, end| *end > now);
+                        members.insert(member, till);
                     }
                     _ => return Err(wrong_type(&key)),
                 }
-                let at = now + ttl;
-                if entry.expires.is_none_or(|e| e < at) {
-                    entry.expires = Some(at);
+                if entry.expires.is_none_or(|e| e < till) {
+                    entry.expires = Some(till);
                 }
                 Reply::Done
             }
