@@ -1052,7 +1052,11 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
     want.push("new".into());
     want.sort();
     assert_eq!(members(&s, &index).await, want);
-    // The old members keep the set's remaining lifetime, the new one its own.
+    // The old members are kept at least for what was left of the set's
+    // lifetime (30 s), and no longer than the new member (60 s). (An add by
+    // plain commands lengthens the set's lifetime before the script converts
+    // it, so on one server they get the new member's; the script alone, on a
+    // cluster, keeps the 30 s.)
     let score = |m: &str| {
         let (index, m, mut c) = (index.clone(), m.to_owned(), c.clone());
         async move {
@@ -1065,8 +1069,15 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
             v
         }
     };
-    let gap = score("new").await - score("s0000").await;
-    assert!((29_000.0..=31_000.0).contains(&gap), "{gap}");
+    let (secs, micros): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    let server_ms = (secs * 1000 + micros / 1000) as f64;
+    let (kept, newest) = (score("s0000").await, score("new").await);
+    assert!(kept >= server_ms + 29_000.0, "{}", kept - server_ms);
+    assert!(kept <= newest, "{}", newest - kept);
+    assert!((59_000.0..=60_100.0).contains(&(newest - server_ms)));
     let ttl = s
         .one(Op::TtlMillis(index.clone()))
         .await
@@ -1401,4 +1412,60 @@ async fn ping_fails_while_a_primary_is_down(s: Shared, cluster: &TestCluster, k:
         "no ping 5 s after the failover ({failover:?}): {last:?}"
     );
     assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+/// On one server of Redis 7 an index add goes as plain commands, scored by the
+/// server's clock as the store follows it: a member's score is its end as the
+/// script (which reads `TIME`) would have put it, and the index's lifetime is
+/// the longest of its members'.
+#[tokio::test]
+async fn an_index_add_by_plain_commands_scores_by_the_servers_clock() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    let s: Shared = Arc::new(RedisStore::connect(&r.url).await.unwrap());
+    let k = Keys::new(&r.prefix);
+    let index = k.user_sessions("clock");
+    let mut c = r.conn().await;
+    for (member, ms) in [("long", 90_000), ("short", 10_000)] {
+        s.one(Op::IndexAdd {
+            key: index.clone(),
+            member: member.into(),
+            ttl: Duration::from_millis(ms),
+        })
+        .await
+        .unwrap();
+    }
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+    let server_ms = (secs * 1000 + micros / 1000) as f64;
+    for (member, ms) in [("long", 90_000.0), ("short", 10_000.0)] {
+        let score: f64 = redis::cmd("ZSCORE")
+            .arg(&index)
+            .arg(member)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let off = score - (server_ms + ms);
+        assert!((-500.0..=50.0).contains(&off), "{member}: {off} ms off");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&index)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!((89_000..=90_000).contains(&ttl), "{ttl}");
+    // Commands, not the script (this Redis is the test's own).
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let calls = |cmd: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!((calls("zadd"), calls("evalsha")), (2, 0), "{stats}");
 }

@@ -7,7 +7,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::{Client, ClientTlsConfig, TlsCertificates};
 
-use super::{unavailable, Connection, RedisStore};
+use super::clock::ServerClock;
+use super::{has_expire_conditions, unavailable, Connection, RedisStore};
 
 use crate::store::StoreError;
 
@@ -345,12 +346,18 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             replicate: wait(fewest_replicas(&nodes)),
             node: clients[0].get_connection_info().clone(),
             cache: None,
+            // A cluster's nodes may run different versions during an upgrade,
+            // and its pipelines go as transactions, which an unknown command
+            // option would abort whole: the script everywhere.
+            plain_index: None,
         })
     } else {
         let [client] = <[Client; 1]>::try_from(clients).map_err(|_| {
             config_error("several Redis URLs, but the server is not a cluster".into())
         })?;
-        let info = ask(&client, redis::cmd("INFO").arg("replication")).await?;
+        // The default sections: the server's version and its replication.
+        let info = ask(&client, &redis::cmd("INFO")).await?;
+        let plain = info_field(&info, "redis_version").is_some_and(has_expire_conditions);
         let replicas = info_field(&info, "connected_slaves")
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
@@ -363,11 +370,16 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(refused)?;
+        let plain_index = match plain {
+            true => Some(ServerClock::start(&conn).await.map_err(refused)?),
+            false => None,
+        };
         Ok(RedisStore {
             conn: Connection::Server(conn),
             replicate: wait(replicas),
             node,
             cache: None,
+            plain_index,
         })
     }
 }
@@ -405,6 +417,20 @@ mod tests {
             urls(&o).ok(),
             Some(vec!["redis://a:1".into(), "redis://b:2".into()])
         );
+    }
+
+    #[test]
+    fn index_adds_go_as_plain_commands_from_redis_7() {
+        for (version, plain) in [
+            ("6.2.14", false),
+            ("7.0.15", true),
+            ("7.4.2", true),
+            ("8.0.0", true),
+            ("", false),
+            ("unknown", false),
+        ] {
+            assert_eq!(has_expire_conditions(version), plain, "{version}");
+        }
     }
 
     #[test]

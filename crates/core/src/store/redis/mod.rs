@@ -19,6 +19,7 @@ use redis::{Cmd, Pipeline, Value};
 
 use super::{CodeCheck, Op, ReadCache, Reply, Rotation, Store, StoreError};
 
+mod clock;
 mod connect;
 mod scripts;
 mod tracking;
@@ -40,6 +41,10 @@ pub struct RedisStore {
     node: redis::ConnectionInfo,
     /// This replica's memory of sessions ([`RedisStore::with_session_cache`]).
     cache: Option<Arc<ReadCache>>,
+    /// The server's clock, kept when an index add goes as plain commands
+    /// ([`plain_index_add`]) rather than as the `INDEX_ADD` script: on one
+    /// server of Redis 7.0 or later.
+    plain_index: Option<Arc<clock::ServerClock>>,
 }
 
 #[derive(Clone)]
@@ -89,6 +94,9 @@ struct Part {
     ops: Vec<usize>,
     pipe: Pipeline,
     shapes: Vec<Shape>,
+    /// Index adds sent as plain commands: where their first command is in the
+    /// pipeline, and the script to run instead when any of them fails.
+    fallbacks: Vec<(usize, Cmd)>,
 }
 
 impl Part {
@@ -98,7 +106,12 @@ impl Part {
             ops: Vec::new(),
             pipe: pipeline(false),
             shapes: Vec::new(),
+            fallbacks: Vec::new(),
         }
+    }
+
+    fn push(&mut self, store: &RedisStore, op: Op) {
+        store.push(&mut self.pipe, &mut self.shapes, &mut self.fallbacks, op);
     }
 }
 
@@ -146,7 +159,13 @@ impl RedisStore {
         self.replicate.map_or(0, |(n, _)| n)
     }
 
-    fn push(&self, pipe: &mut Pipeline, shapes: &mut Vec<Shape>, op: Op) {
+    fn push(
+        &self,
+        pipe: &mut Pipeline,
+        shapes: &mut Vec<Shape>,
+        fallbacks: &mut Vec<(usize, Cmd)>,
+        op: Op,
+    ) {
         let ms = |d: Duration| d.as_millis().max(1) as u64;
         match op {
             Op::Replicate { .. } => match self.replicate {
@@ -403,13 +422,22 @@ impl RedisStore {
                 shapes.push(Shape::Int);
             }
             Op::IndexAdd { key, member, ttl } => {
-                pipe.cmd("EVALSHA")
+                let mut script = redis::cmd("EVALSHA");
+                script
                     .arg(sha(INDEX_ADD))
                     .arg(1)
-                    .arg(key)
-                    .arg(member)
+                    .arg(&key)
+                    .arg(&member)
                     .arg(ms(ttl));
-                shapes.push(Shape::Ok);
+                if let Some(clock) = &self.plain_index {
+                    fallbacks.push((pipe.len(), script));
+                    plain_index_add(pipe, &key, &member, ms(ttl), clock.now_ms());
+                    shapes.push(Shape::Ok);
+                    shapes.extend([Shape::Skip; PLAIN_INDEX_ADD - 1]);
+                } else {
+                    pipe.add_command(script);
+                    shapes.push(Shape::Ok);
+                }
             }
             Op::IndexMembers(key) => {
                 pipe.cmd("EVALSHA").arg(sha(INDEX_MEMBERS)).arg(1).arg(key);
@@ -477,6 +505,36 @@ fn array(v: Value) -> Result<Vec<Value>, StoreError> {
 
 fn millis(n: i64) -> Duration {
     Duration::from_millis(n.max(0) as u64)
+}
+
+/// How many commands [`plain_index_add`] queues.
+const PLAIN_INDEX_ADD: usize = 4;
+
+/// Queues an index add as plain commands, which cost Redis about half of what
+/// the `INDEX_ADD` script does: the member scored by its end, the members that
+/// ended dropped, and the index's lifetime raised to the member's if shorter
+/// (`NX` gives a new index one; `GT` only ever lengthens it). `now_ms` is the
+/// server's time as [`clock::ServerClock`] follows it, so the scores mean what
+/// the script's (which reads `TIME`) do. Needs Redis 7.0 (`PEXPIRE NX`/`GT`).
+/// An index still kept as a plain set answers WRONGTYPE, and the script then
+/// runs in its place ([`fall_back`]).
+fn plain_index_add(pipe: &mut Pipeline, key: &str, member: &str, ttl_ms: u64, now_ms: u64) {
+    pipe.cmd("ZADD").arg(key).arg(now_ms + ttl_ms).arg(member);
+    pipe.cmd("ZREMRANGEBYSCORE")
+        .arg(key)
+        .arg("-inf")
+        .arg(format!("({now_ms}"));
+    pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("NX");
+    pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("GT");
+}
+
+/// Whether a server of `version` (INFO's `redis_version`) has `PEXPIRE NX`/`GT` (7.0).
+fn has_expire_conditions(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 7)
 }
 
 fn decode(shape: Shape, raw: &mut std::vec::IntoIter<Value>) -> Result<Option<Reply>, StoreError> {
@@ -807,6 +865,40 @@ async fn query<C: ConnectionLike + Clone>(
     Ok(raw)
 }
 
+/// Runs the `INDEX_ADD` script for each index add sent as plain commands that
+/// got an error (an index still kept as a plain set, or a server older than
+/// 7.0 since the store connected), its reply taking the place of theirs. The
+/// plain commands that did run are harmless to run again as the script does.
+async fn fall_back(
+    conn: &ConnectionManager,
+    raw: &mut [Value],
+    fallbacks: Vec<(usize, Cmd)>,
+) -> Result<(), StoreError> {
+    let failed = |at: usize| {
+        raw.get(at..at + PLAIN_INDEX_ADD)
+            .is_some_and(|r| r.iter().any(|v| matches!(v, Value::ServerError(_))))
+    };
+    let mut again = pipeline(false);
+    let mut at = Vec::new();
+    for (first, script) in fallbacks {
+        if failed(first) {
+            again.add_command(script);
+            at.push(first);
+        }
+    }
+    if at.is_empty() {
+        return Ok(());
+    }
+    let replies = query(conn, &again).await.map_err(unavailable)?;
+    for (first, reply) in at.into_iter().zip(replies) {
+        raw[first] = reply;
+        for v in &mut raw[first + 1..first + PLAIN_INDEX_ADD] {
+            *v = Value::Okay;
+        }
+    }
+    Ok(())
+}
+
 /// The replies of a pipeline, or the first error among them.
 fn checked(raw: Vec<Value>) -> Result<Vec<Value>, StoreError> {
     if let Some(Value::ServerError(err)) = raw.iter().find(|v| matches!(v, Value::ServerError(_))) {
@@ -942,7 +1034,7 @@ impl RedisStore {
             let mut part = Part::new(None);
             for (i, op) in ops.into_iter().enumerate() {
                 part.ops.push(i);
-                self.push(&mut part.pipe, &mut part.shapes, op);
+                part.push(self, op);
             }
             parts.push(part);
             return parts;
@@ -980,18 +1072,26 @@ impl RedisStore {
                 };
                 let part = &mut parts[at];
                 part.ops.push(i);
-                self.push(&mut part.pipe, &mut part.shapes, op);
+                part.push(self, op);
             }
         }
         parts
     }
 
-    async fn send(&self, slot: Option<u16>, pipe: Pipeline) -> Result<Vec<Value>, StoreError> {
+    async fn send(
+        &self,
+        slot: Option<u16>,
+        pipe: Pipeline,
+        fallbacks: Vec<(usize, Cmd)>,
+    ) -> Result<Vec<Value>, StoreError> {
         let pipe = prepared(pipe)?;
-        let raw = match &self.conn {
+        let mut raw = match &self.conn {
             Connection::Server(conn) => query(conn, &pipe).await.map_err(unavailable)?,
             Connection::Cluster(conn) => send_to_slot(conn, slot, pipe).await?,
         };
+        if let Connection::Server(conn) = &self.conn {
+            fall_back(conn, &mut raw, fallbacks).await?;
+        }
         checked(raw)
     }
 }
@@ -1078,9 +1178,13 @@ impl Store for RedisStore {
     async fn exec(&self, ops: Vec<Op>) -> Result<Vec<Reply>, StoreError> {
         let count = ops.len();
         let mut parts = self.split(ops);
-        let sends = parts
-            .iter_mut()
-            .map(|p| self.send(p.slot, std::mem::replace(&mut p.pipe, pipeline(false))));
+        let sends = parts.iter_mut().map(|p| {
+            self.send(
+                p.slot,
+                std::mem::replace(&mut p.pipe, pipeline(false)),
+                std::mem::take(&mut p.fallbacks),
+            )
+        });
         let raws = futures::future::try_join_all(sends).await?;
         let mut replies: Vec<Option<Reply>> = vec![None; count];
         for (part, raw) in parts.into_iter().zip(raws) {
