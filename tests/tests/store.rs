@@ -1469,3 +1469,101 @@ async fn an_index_add_by_plain_commands_scores_by_the_servers_clock() {
     };
     assert_eq!((calls("zadd"), calls("evalsha")), (2, 0), "{stats}");
 }
+
+/// The store's own connection to one server (not redis-rs's) opens plain TCP
+/// and Unix sockets, chooses the URL's database, and opens again by itself
+/// after the server restarts: the batch in flight fails, the next succeeds.
+#[tokio::test]
+async fn batches_reach_the_urls_database_over_tcp_and_a_unix_socket_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("authgate-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let Some(mut r) =
+        TestRedis::start_with_args(&["--unixsocket", &socket_arg, "--unixsocketperm", "700"]).await
+    else {
+        return;
+    };
+    let k = Keys::new(&r.prefix);
+    let tcp = RedisStore::connect(&format!("{}/2", r.url)).await.unwrap();
+    let unix = RedisStore::connect(&format!("unix://{socket_arg}?db=3"))
+        .await
+        .unwrap();
+    let set = |key: &str| Op::Set {
+        key: k.in_shard(0, key),
+        value: b"v".to_vec(),
+        ttl: Some(Duration::from_secs(60)),
+    };
+    tcp.one(set("over-tcp")).await.unwrap();
+    unix.one(set("over-unix")).await.unwrap();
+    let mut c = r.conn().await;
+    let in_db = |db: i64, key: &str| {
+        let (mut c, key) = (c.clone(), k.in_shard(0, key));
+        async move {
+            let _: () = redis::cmd("SELECT")
+                .arg(db)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let n: i64 = redis::cmd("EXISTS")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("SELECT")
+                .arg(0)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            n == 1
+        }
+    };
+    assert!(in_db(2, "over-tcp").await && !in_db(0, "over-tcp").await);
+    assert!(in_db(3, "over-unix").await && !in_db(2, "over-unix").await);
+    // Many requests' batches share one connection: replies go to their own.
+    let batches = (0..200).map(|i| {
+        let (tcp, key) = (&tcp, k.in_shard(0, &format!("n{i}")));
+        async move {
+            tcp.one(Op::Set {
+                key: key.clone(),
+                value: i.to_string().into_bytes(),
+                ttl: None,
+            })
+            .await
+            .unwrap();
+            tcp.one(Op::Get(key)).await.unwrap()
+        }
+    });
+    let got = futures::future::join_all(batches).await;
+    for (i, reply) in got.into_iter().enumerate() {
+        assert_eq!(reply, Reply::Value(Some(i.to_string().into_bytes())));
+    }
+    r.stop();
+    assert!(tcp.one(set("while-down")).await.is_err());
+    assert!(unix.one(set("while-down")).await.is_err());
+    r.restart().await;
+    // The first batch after the restart may still find the old connection.
+    for store in [&tcp, &unix] {
+        let mut ok = false;
+        for _ in 0..3 {
+            if store.one(set("after")).await.is_ok() {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "the store reconnected by itself");
+    }
+    c = r.conn().await;
+    let _: () = redis::cmd("SELECT")
+        .arg(3)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("EXISTS")
+        .arg(k.in_shard(0, "after"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "after reconnecting, still the URL's database");
+    let _ = std::fs::remove_dir_all(&dir);
+}

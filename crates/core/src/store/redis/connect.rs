@@ -8,6 +8,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::{Client, ClientTlsConfig, TlsCertificates};
 
 use super::clock::ServerClock;
+use super::wire::{self, Wire};
 use super::{has_expire_conditions, unavailable, Connection, RedisStore};
 
 use crate::store::StoreError;
@@ -350,6 +351,7 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             // and its pipelines go as transactions, which an unknown command
             // option would abort whole: the script everywhere.
             plain_index: None,
+            wire: None,
         })
     } else {
         let [client] = <[Client; 1]>::try_from(clients).map_err(|_| {
@@ -374,12 +376,17 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             true => Some(ServerClock::start(&conn).await.map_err(refused)?),
             false => None,
         };
+        let wire = match wire::can_open(&node) {
+            true => Some(Wire::open(node.clone()).await.map_err(refused)?),
+            false => None,
+        };
         Ok(RedisStore {
             conn: Connection::Server(conn),
             replicate: wait(replicas),
             node,
             cache: None,
             plain_index,
+            wire,
         })
     }
 }

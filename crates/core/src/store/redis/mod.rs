@@ -6,7 +6,12 @@
 //!   the parts sent concurrently, so a request still costs one round trip.
 //! - `connect`: [`RedisOptions`], URLs, TLS, and finding out whether the server
 //!   is a cluster.
+//! - `wire`: the store's own pipelined connection to one server (plain TCP or a
+//!   Unix socket), which the batches go on; redis-rs serves the rest.
+//! - `clock`: the server's clock, followed from here, for the scores of index
+//!   adds sent as plain commands.
 //! - `scripts`: the Lua.
+//! - `tracking`: the connections that keep the session cache true.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +28,7 @@ mod clock;
 mod connect;
 mod scripts;
 mod tracking;
+mod wire;
 
 pub use connect::{ensure_tls_provider, without_credentials, RedisMode, RedisOptions};
 use scripts::{
@@ -45,6 +51,9 @@ pub struct RedisStore {
     /// ([`plain_index_add`]) rather than as the `INDEX_ADD` script: on one
     /// server of Redis 7.0 or later.
     plain_index: Option<Arc<clock::ServerClock>>,
+    /// The connection the batches go on when the server is reached by plain
+    /// TCP or a Unix socket ([`wire`]); otherwise `conn`.
+    wire: Option<wire::Wire>,
 }
 
 #[derive(Clone)]
@@ -869,8 +878,8 @@ async fn query<C: ConnectionLike + Clone>(
 /// got an error (an index still kept as a plain set, or a server older than
 /// 7.0 since the store connected), its reply taking the place of theirs. The
 /// plain commands that did run are harmless to run again as the script does.
-async fn fall_back(
-    conn: &ConnectionManager,
+async fn fall_back<C: ConnectionLike + Clone>(
+    conn: &C,
     raw: &mut [Value],
     fallbacks: Vec<(usize, Cmd)>,
 ) -> Result<(), StoreError> {
@@ -1085,13 +1094,19 @@ impl RedisStore {
         fallbacks: Vec<(usize, Cmd)>,
     ) -> Result<Vec<Value>, StoreError> {
         let pipe = prepared(pipe)?;
-        let mut raw = match &self.conn {
-            Connection::Server(conn) => query(conn, &pipe).await.map_err(unavailable)?,
-            Connection::Cluster(conn) => send_to_slot(conn, slot, pipe).await?,
+        let raw = match (&self.conn, &self.wire) {
+            (Connection::Server(_), Some(wire)) => {
+                let mut raw = query(wire, &pipe).await.map_err(unavailable)?;
+                fall_back(wire, &mut raw, fallbacks).await?;
+                raw
+            }
+            (Connection::Server(conn), None) => {
+                let mut raw = query(conn, &pipe).await.map_err(unavailable)?;
+                fall_back(conn, &mut raw, fallbacks).await?;
+                raw
+            }
+            (Connection::Cluster(conn), _) => send_to_slot(conn, slot, pipe).await?,
         };
-        if let Connection::Server(conn) = &self.conn {
-            fall_back(conn, &mut raw, fallbacks).await?;
-        }
         checked(raw)
     }
 }
