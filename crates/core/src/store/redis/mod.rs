@@ -103,9 +103,8 @@ struct Part {
     ops: Vec<usize>,
     pipe: Pipeline,
     shapes: Vec<Shape>,
-    /// Index adds sent as plain commands: where their first command is in the
-    /// pipeline, and the script to run instead when any of them fails.
-    fallbacks: Vec<(usize, Cmd)>,
+    /// Index adds sent as plain commands, in case any of them fails.
+    fallbacks: Vec<Fallback>,
 }
 
 impl Part {
@@ -172,7 +171,7 @@ impl RedisStore {
         &self,
         pipe: &mut Pipeline,
         shapes: &mut Vec<Shape>,
-        fallbacks: &mut Vec<(usize, Cmd)>,
+        fallbacks: &mut Vec<Fallback>,
         op: Op,
     ) {
         let ms = |d: Duration| d.as_millis().max(1) as u64;
@@ -431,22 +430,23 @@ impl RedisStore {
                 shapes.push(Shape::Int);
             }
             Op::IndexAdd { key, member, ttl } => {
-                let mut script = redis::cmd("EVALSHA");
-                script
-                    .arg(sha(INDEX_ADD))
-                    .arg(1)
-                    .arg(&key)
-                    .arg(&member)
-                    .arg(ms(ttl));
-                if let Some(clock) = &self.plain_index {
-                    fallbacks.push((pipe.len(), script));
-                    plain_index_add(pipe, &key, &member, ms(ttl), clock.now_ms());
-                    shapes.push(Shape::Ok);
-                    shapes.extend([Shape::Skip; PLAIN_INDEX_ADD - 1]);
-                } else {
-                    pipe.add_command(script);
-                    shapes.push(Shape::Ok);
+                match &self.plain_index {
+                    Some(clock) => {
+                        let first = pipe.len();
+                        plain_index_add(pipe, &key, &member, ms(ttl), clock.now_ms());
+                        shapes.extend([Shape::Skip; PLAIN_INDEX_ADD - 1]);
+                        fallbacks.push(Fallback {
+                            first,
+                            key,
+                            member,
+                            ttl_ms: ms(ttl),
+                        });
+                    }
+                    None => {
+                        pipe.add_command(index_add_script(&key, &member, ms(ttl)));
+                    }
                 }
+                shapes.push(Shape::Ok);
             }
             Op::IndexMembers(key) => {
                 pipe.cmd("EVALSHA").arg(sha(INDEX_MEMBERS)).arg(1).arg(key);
@@ -518,6 +518,27 @@ fn millis(n: i64) -> Duration {
 
 /// How many commands [`plain_index_add`] queues.
 const PLAIN_INDEX_ADD: usize = 4;
+
+/// An index add sent as plain commands: where the first of them is in its
+/// pipeline, and what the script needs should it have to run instead.
+struct Fallback {
+    first: usize,
+    key: String,
+    member: String,
+    ttl_ms: u64,
+}
+
+/// The `INDEX_ADD` script's command.
+fn index_add_script(key: &str, member: &str, ttl_ms: u64) -> Cmd {
+    let mut script = redis::cmd("EVALSHA");
+    script
+        .arg(sha(INDEX_ADD))
+        .arg(1)
+        .arg(key)
+        .arg(member)
+        .arg(ttl_ms);
+    script
+}
 
 /// Queues an index add as plain commands, which cost Redis about half of what
 /// the `INDEX_ADD` script does: the member scored by its end, the members that
@@ -874,14 +895,27 @@ async fn query<C: ConnectionLike + Clone>(
     Ok(raw)
 }
 
+/// Sends a pipeline to one server, redoing by script the index adds sent as
+/// plain commands that failed ([`fall_back`]).
+async fn send_to_server<C: ConnectionLike + Clone>(
+    conn: &C,
+    pipe: &Pipeline,
+    fallbacks: Vec<Fallback>,
+) -> Result<Vec<Value>, StoreError> {
+    let mut raw = query(conn, pipe).await.map_err(unavailable)?;
+    fall_back(conn, &mut raw, fallbacks).await?;
+    Ok(raw)
+}
+
 /// Runs the `INDEX_ADD` script for each index add sent as plain commands that
 /// got an error (an index still kept as a plain set, or a server older than
 /// 7.0 since the store connected), its reply taking the place of theirs. The
-/// plain commands that did run are harmless to run again as the script does.
+/// script redoes what the plain commands did; what they leave behind is an old
+/// set's lifetime already raised to the new member's, which its members then keep.
 async fn fall_back<C: ConnectionLike + Clone>(
     conn: &C,
     raw: &mut [Value],
-    fallbacks: Vec<(usize, Cmd)>,
+    fallbacks: Vec<Fallback>,
 ) -> Result<(), StoreError> {
     let failed = |at: usize| {
         raw.get(at..at + PLAIN_INDEX_ADD)
@@ -889,10 +923,10 @@ async fn fall_back<C: ConnectionLike + Clone>(
     };
     let mut again = pipeline(false);
     let mut at = Vec::new();
-    for (first, script) in fallbacks {
-        if failed(first) {
-            again.add_command(script);
-            at.push(first);
+    for f in fallbacks {
+        if failed(f.first) {
+            again.add_command(index_add_script(&f.key, &f.member, f.ttl_ms));
+            at.push(f.first);
         }
     }
     if at.is_empty() {
@@ -1091,20 +1125,12 @@ impl RedisStore {
         &self,
         slot: Option<u16>,
         pipe: Pipeline,
-        fallbacks: Vec<(usize, Cmd)>,
+        fallbacks: Vec<Fallback>,
     ) -> Result<Vec<Value>, StoreError> {
         let pipe = prepared(pipe)?;
         let raw = match (&self.conn, &self.wire) {
-            (Connection::Server(_), Some(wire)) => {
-                let mut raw = query(wire, &pipe).await.map_err(unavailable)?;
-                fall_back(wire, &mut raw, fallbacks).await?;
-                raw
-            }
-            (Connection::Server(conn), None) => {
-                let mut raw = query(conn, &pipe).await.map_err(unavailable)?;
-                fall_back(conn, &mut raw, fallbacks).await?;
-                raw
-            }
+            (Connection::Server(_), Some(wire)) => send_to_server(wire, &pipe, fallbacks).await?,
+            (Connection::Server(conn), None) => send_to_server(conn, &pipe, fallbacks).await?,
             (Connection::Cluster(conn), _) => send_to_slot(conn, slot, pipe).await?,
         };
         checked(raw)
