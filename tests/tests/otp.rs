@@ -1431,3 +1431,125 @@ async fn a_malformed_profile_or_user_id_is_answered_and_counted_as_an_unknown_on
     );
     assert!(hook.received().is_empty());
 }
+
+/// A delivery worker the test runs over `app`'s outbox and services (for an app
+/// started with `delivery_worker = false`), waiting `poll` after an empty look
+/// and at most `idle_poll_max`; it stops when told to or when the sender is dropped.
+fn start_worker(
+    app: &TestApp,
+    poll: Duration,
+    idle_poll_max: Duration,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let s = &app.state;
+    let mut config = s.delivery.clone();
+    config.poll = poll;
+    config.idle_poll_max = idle_poll_max;
+    let worker = authgate_delivery::Worker::new(
+        s.outbox.clone(),
+        s.otp.clone(),
+        s.integrations.clone(),
+        s.senders.clone(),
+        config,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    (stop, tokio::spawn(worker.run(stopped)))
+}
+
+/// The worker's looks at the outbox since the stats were reset, by Redis's own
+/// count: each look reads every shard's stream once (nothing else reads them).
+async fn looks(redis: &TestRedis) -> u64 {
+    let reads = commands(redis).await.get("xreadgroup").copied();
+    reads.unwrap_or(0) / authgate_core::store::SHARDS as u64
+}
+
+/// Waits, at most 5 s, for the worker's first look since the stats were reset.
+async fn first_look(redis: &TestRedis) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while looks(redis).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not look at the outbox within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Stops a worker of [`start_worker`], which must end within 5 s.
+async fn stop_worker(stop: tokio::sync::watch::Sender<bool>, worker: tokio::task::JoinHandle<()>) {
+    let _ = stop.send(true);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .is_ok(),
+        "the worker stops within 5 s, idle wait or not"
+    );
+}
+
+#[tokio::test]
+async fn a_code_request_wakes_the_idle_worker_of_its_replica_at_once() {
+    let redis = redis_or_skip!();
+    let hook = Receiver::start().await;
+    // Replica a's worker is the test's, and idle it looks only every 30 s;
+    // replica b runs none.
+    let a = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
+    let b = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
+    let s = shop(&a, &hook.url).await;
+    reset_stats(&redis).await;
+    let long = Duration::from_secs(30);
+    let (stop, worker) = start_worker(&a, long, long);
+    first_look(&redis).await;
+
+    // Accepted by b, which wakes no worker of a: the entry waits for a's next look.
+    let john = "john.doe@banks.com";
+    let purpose = "passwordless_authentication";
+    assert_eq!(
+        b.request_code(&s, john, purpose).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert!(
+        hook.wait_for(1, Duration::from_secs(1)).await.is_empty(),
+        "delivered without a wake: the worker was not idle"
+    );
+
+    // Accepted by a: its worker looks at once (and finds b's entry too, whose
+    // code this request replaced, so it is not sent).
+    assert_eq!(
+        a.request_code(&s, john, purpose).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let got = hook.wait_for(1, Duration::from_secs(3)).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "delivered within 3 s of the request, not at the worker's next look 30 s on"
+    );
+    assert_eq!(
+        a.exchange_code(&s, john, &code_of(&got[0])).await.0,
+        StatusCode::CREATED,
+        "the code delivered is the live one"
+    );
+    stop_worker(stop, worker).await;
+}
+
+#[tokio::test]
+async fn an_idle_worker_looks_ever_less_often_up_to_its_cap() {
+    let redis = redis_or_skip!();
+    if !redis.is_private() {
+        eprintln!("\n*** SKIPPED: counting a worker's looks needs a private redis-server ***\n");
+        return;
+    }
+    let app = spawn_app_with(Some(&redis), |c| c.delivery_worker = false).await;
+    reset_stats(&redis).await;
+    let (stop, worker) = start_worker(&app, Duration::from_millis(20), Duration::from_millis(200));
+    first_look(&redis).await;
+    reset_stats(&redis).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let n = looks(&redis).await;
+    stop_worker(stop, worker).await;
+    // A look every 20 ms would be 75; waits of 20, 40, 80, 160 and then 200 ms
+    // make about 10.
+    assert!((3..=20).contains(&n), "{n} looks in 1.5 s");
+}

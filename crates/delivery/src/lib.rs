@@ -23,8 +23,8 @@
 //! - [`event`]: the typed webhook body ([`Event`]) and its payload, field for
 //!   field as the platform sends them.
 //! - [`outbox`]: the [`Outbox`]: its entries as stored, the op that enqueues a code
-//!   request, and every store operation on the outbox (read, claim, acknowledge,
-//!   schedule).
+//!   request, every store operation on the outbox (read, claim, acknowledge,
+//!   schedule), and the signal that wakes this replica's idle worker.
 //! - [`worker`]: the [`Worker`]'s loop: read and claim entries, resolve recipients,
 //!   fan out, retry with backoff, log each try; and [`DeliveryConfig`].
 //! - [`send`]: the ways out ([`Senders`], built at start-up) and what one try came

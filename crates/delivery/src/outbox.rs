@@ -32,6 +32,8 @@ use authgate_core::store::{Batch, Handle, Keys, Store, StoreError, StoreExt, SHA
 use authgate_otp::{CodeRequest, OneTimeCode, Purpose};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
 
 use crate::event::{code, purpose, Payload};
 
@@ -60,11 +62,17 @@ impl std::fmt::Display for EntryId {
 pub type Taken = (EntryId, Vec<u8>);
 
 /// The outbox: where accepted events wait for delivery.
+///
+/// Clones share one wake signal: [`Outbox::wake`] on the request path ends the
+/// idle wait of this replica's worker ([`Outbox::woken`]), so an idle worker can
+/// poll seldom and still deliver at once. Other replicas' workers are not woken;
+/// they find the entry at their next poll.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<dyn Store>,
     keys: Keys,
     store_id: RealmId,
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -178,7 +186,22 @@ impl Outbox {
             store,
             keys,
             store_id,
+            wake: Arc::default(),
         }
+    }
+
+    /// Tells this replica's worker that an entry may be waiting, once the
+    /// batch of [`Outbox::request_in`] has run. Call it for every code request
+    /// that ran one, known username or not, so that a wake says nothing the
+    /// decoy does not. Wakes while the worker is busy coalesce into one.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Completes at the next [`Outbox::wake`] of this outbox or a clone, or at
+    /// once if one came since the last was seen.
+    pub fn woken(&self) -> Notified<'_> {
+        self.wake.notified()
     }
 
     /// This deployment's name in event bodies (the realm's id).

@@ -6,6 +6,11 @@
 //! An entry is acknowledged only once everything it asked for was delivered,
 //! dropped or rescheduled: a crash in between repeats a delivery rather than
 //! losing one.
+//!
+//! An idle worker looks at the outbox less often the longer it stays idle (from
+//! `poll` up to `idle_poll_max`), since every look costs commands on every shard;
+//! a code request accepted by the same replica wakes it at once
+//! ([`Outbox::wake`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +22,7 @@ use authgate_core::integrations::{
 };
 use authgate_core::store::StoreError;
 use authgate_otp::{IssuedCode, OtpScheme};
+use futures::FutureExt;
 use rand::Rng;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -48,8 +54,16 @@ pub struct DeliveryConfig {
     pub retry_cap: Duration,
     /// How long a receiver may take to answer.
     pub timeout: Duration,
-    /// How often an idle worker looks for new entries.
+    /// How long a worker waits after a look that found nothing; each further
+    /// empty look in a row doubles the wait, up to `idle_poll_max`.
     pub poll: Duration,
+    /// The longest an idle worker waits between looks. A code request that
+    /// this replica accepts wakes its worker at once, but one accepted by a
+    /// replica without a worker waits for another replica's next look: up to
+    /// this long on an idle system. Due retries are moved from the schedule
+    /// back to the stream by the looks too, so they can start up to this late
+    /// (small beside their own backoff: a second before the second try, by default).
+    pub idle_poll_max: Duration,
     /// How long an entry may stay unacknowledged before another replica takes it.
     pub claim_after: Duration,
     /// No retry starts once this long has passed since the event was accepted
@@ -65,10 +79,19 @@ impl Default for DeliveryConfig {
             retry_cap: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(50),
+            idle_poll_max: Duration::from_secs(1),
             claim_after: Duration::from_secs(30),
             give_up_after: Duration::from_secs(600),
         }
     }
+}
+
+/// How long an idle worker waits after its `empty_polls`th empty look in a row
+/// (from 1): `poll`, doubled for each further one, at most `cap` (or `poll`, if
+/// that is longer).
+fn idle_wait(empty_polls: u32, poll: Duration, cap: Duration) -> Duration {
+    let doublings = empty_polls.saturating_sub(1).min(16);
+    poll.saturating_mul(1 << doublings).min(cap.max(poll))
 }
 
 /// `t` as RFC 3339 (empty for years RFC 3339 cannot write).
@@ -154,6 +177,7 @@ impl Worker {
         let me = Arc::new(self);
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         let mut last_claim = Instant::now();
+        let mut empty_polls = 0u32;
         loop {
             // Stopped, or whoever could stop it is gone (a gateway task aborted
             // rather than shut down): either way there is nobody to work for.
@@ -165,6 +189,9 @@ impl Worker {
                 last_claim = Instant::now();
             }
             let claim = claiming.then_some((me.config.claim_after, CLAIM));
+            // A wake from before this look is answered by it: forget it, so that
+            // it does not cut the next idle wait short.
+            let _ = me.outbox.woken().now_or_never();
             let entries = match me.outbox.take(&me.consumer, BATCH, claim).await {
                 Ok(entries) => entries,
                 Err(e) => {
@@ -176,21 +203,35 @@ impl Worker {
                     continue;
                 }
             };
-            // Idle: wait a poll interval. A part batch: wait a little, so that under
-            // load batches fill up and the per-batch round trips are shared by more
-            // entries. A full batch: go on at once.
+            // Idle: wait, longer after each empty look in a row, until this
+            // replica accepts a code request. A part batch: wait a little, so
+            // that under load batches fill up and the per-batch round trips are
+            // shared by more entries. A full batch: go on at once.
+            let idle = entries.is_empty();
+            empty_polls = if idle {
+                empty_polls.saturating_add(1)
+            } else {
+                0
+            };
             let pause = match entries.len() {
-                0 => Some(me.config.poll),
+                0 => Some(idle_wait(
+                    empty_polls,
+                    me.config.poll,
+                    me.config.idle_poll_max,
+                )),
                 n if n < BATCH => Some(LINGER),
                 _ => None,
             };
-            if !entries.is_empty() {
+            if !idle {
                 me.dispatch(entries, &slots, &stop).await;
             }
             if let Some(pause) = pause {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {},
                     _ = stop.changed() => {},
+                    // Not a linger's: under load every request wakes the worker,
+                    // and batches would no longer fill.
+                    _ = me.outbox.woken(), if idle => {},
                 }
             }
         }
@@ -463,5 +504,25 @@ impl Worker {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_worker_waits_twice_as_long_after_each_empty_look_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let waits: Vec<u128> = (1..=7)
+            .map(|n| idle_wait(n, ms(50), ms(1000)).as_millis())
+            .collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(idle_wait(u32::MAX, ms(50), ms(1000)), ms(1000));
+        assert_eq!(
+            idle_wait(3, ms(50), ms(10)),
+            ms(50),
+            "a cap below the poll interval does not shorten it"
+        );
     }
 }

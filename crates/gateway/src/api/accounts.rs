@@ -482,9 +482,10 @@ pub(crate) async fn account_token(
 
 /// A code request once its checks are done (the API's and the hosted pages'):
 /// known or not, within the username's limit or not, the same two writes, the
-/// same store work; the worker finds out who, if anyone, gets the code. Over
-/// the address's limit (`address_limited`) the same checks run and nothing is
-/// written: no code replaces the username's live one, nothing is queued.
+/// same store work, the same wake of this replica's delivery worker; the worker
+/// finds out who, if anyone, gets the code. Over the address's limit
+/// (`address_limited`) the same checks run and nothing is written: no code
+/// replaces the username's live one, nothing is queued.
 pub(crate) async fn send_code(
     state: &AppState,
     profile: &PasswordProfile,
@@ -504,6 +505,9 @@ pub(crate) async fn send_code(
         .name_index(&request.profile_id, &request.username);
     let _queued = state.outbox.request_in(&mut batch, &request, index);
     state.store.run(batch).await?;
+    // This replica's worker may be idle and looking seldom: it looks now. For
+    // every username alike, as the decoy was written for an unknown one.
+    state.outbox.wake();
     otp.request_stored(stored)?;
     Ok(())
 }

@@ -407,7 +407,9 @@ pub(super) const DELIVERY_WORKER: Setting<Flag> = Setting {
     format: Flag,
     default: || true,
     about: "run a delivery worker in this replica; false serves the API only (another \
-            replica must run one)",
+            replica must run one; this one's code requests then wait for that worker's next \
+            look, up to a second on an idle system, as a request wakes only its own \
+            replica's worker)",
 };
 
 pub(super) const WEBHOOK_MAX_ATTEMPTS: Setting<Whole<u32>> = Setting {
