@@ -526,6 +526,31 @@ impl TestRedis {
         }
     }
 
+    /// Freezes the private server (SIGSTOP): it reads nothing and answers
+    /// nothing until [`TestRedis::resume`], as a stalled server would; what
+    /// clients send piles up in the sockets' buffers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a server frozen by [`TestRedis::pause`] go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let s = self
+            .server
+            .as_ref()
+            .expect("only a private server can be paused");
+        let sent = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(s.child.id().to_string())
+            .status()
+            .is_ok_and(|st| st.success());
+        assert!(sent, "kill {signal} redis-server");
+    }
+
     /// Whether this is a private server (stop/restart available).
     pub fn is_private(&self) -> bool {
         self.server.is_some()

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use authgate_core::store::slot::slot;
 use authgate_core::store::{
     CodeCheck, GuessLimit, Keys, MemoryStore, Op, RedisStore, Reply, Rotation, Store, StoreExt,
+    REDIS_QUEUE_LIMIT,
 };
 use authgate_tests::{TestCluster, TestRedis};
 use futures::FutureExt;
@@ -1566,4 +1567,96 @@ async fn batches_reach_the_urls_database_over_tcp_and_a_unix_socket_across_a_res
         .unwrap();
     assert_eq!(n, 1, "after reconnecting, still the URL's database");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// While the server stalls, batches past the connection's queue fail at once
+/// (503 material) instead of piling up, and those whose callers gave up are
+/// never sent: after the server is back, none of their writes has landed.
+#[tokio::test]
+async fn a_stalled_redis_sheds_batches_past_the_queue_and_never_runs_abandoned_ones() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    if !r.is_private() {
+        eprintln!("\n*** SKIPPED: stalling Redis needs a private redis-server ***\n");
+        return;
+    }
+    let k = Keys::new(&r.prefix);
+    let store = Arc::new(RedisStore::connect(&r.url).await.unwrap());
+    let set = |key: String, value: Vec<u8>| Op::Set {
+        key,
+        value,
+        ttl: None,
+    };
+    store
+        .one(set(k.in_shard(0, "before"), b"v".to_vec()))
+        .await
+        .unwrap();
+    r.pause();
+    // A write larger than both sockets' buffers (32 MiB at most here) blocks the
+    // connection's writer, so what follows waits in its queue.
+    let big = {
+        let (store, key) = (store.clone(), k.in_shard(0, "big"));
+        tokio::spawn(async move { store.one(set(key, vec![b'x'; 64 << 20])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let extra = 300;
+    let batches: Vec<_> = (0..REDIS_QUEUE_LIMIT + extra)
+        .map(|i| {
+            let (store, key) = (store.clone(), k.in_shard(0, &format!("stalled{i}")));
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let out = store.one(set(key, b"v".to_vec())).await;
+                (out.is_ok(), out.err().map(|e| e.to_string()), t.elapsed())
+            })
+        })
+        .collect();
+    let mut shed = 0;
+    let mut timed_out = 0;
+    for b in batches {
+        let (ok, err, took) = b.await.unwrap();
+        assert!(!ok, "nothing is answered while the server is frozen");
+        let err = err.unwrap_or_default();
+        if err.contains("not keeping up") {
+            assert!(
+                took < Duration::from_millis(500),
+                "shed at once, not after {took:?}"
+            );
+            shed += 1;
+        } else {
+            assert!(took >= Duration::from_millis(1900), "{err} after {took:?}");
+            assert!(took < Duration::from_secs(10), "{err} after {took:?}");
+            timed_out += 1;
+        }
+    }
+    assert_eq!(shed, extra, "exactly the batches past the queue are shed");
+    assert_eq!(timed_out, REDIS_QUEUE_LIMIT);
+    assert!(
+        big.await.unwrap().is_err(),
+        "the big write's caller gave up too"
+    );
+    r.resume();
+    // The connection goes on by itself once the server is back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store
+        .one(set(k.in_shard(0, "after"), b"v".to_vec()))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the store answers again within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let keys = r.keys().await;
+    assert!(keys.iter().any(|key| key.ends_with("after")), "{keys:?}");
+    assert!(
+        keys.iter().all(|key| !key.contains("stalled")),
+        "a batch whose caller gave up was sent: {:?}",
+        keys.iter()
+            .filter(|key| key.contains("stalled"))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
 }

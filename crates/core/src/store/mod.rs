@@ -29,6 +29,7 @@ pub use self::cache::{CacheStats, ReadCache};
 pub use self::memory::MemoryStore;
 pub use self::redis::{
     ensure_tls_provider, without_credentials, RedisMode, RedisOptions, RedisStore,
+    REDIS_QUEUE_LIMIT,
 };
 
 /// The store could not be reached or answered something unexpected.

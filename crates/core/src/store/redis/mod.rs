@@ -35,6 +35,9 @@ use scripts::{
     sha, source, CHECK_CODE, CHECK_CODE_GUARDED, HIT, HIT_UNLESS_SEEN, INDEX_ADD, INDEX_MEMBERS,
     RELEASE, ROTATE, SET_UNDER_LIMIT, STREAM_ADD_IF_PRESENT, STREAM_CLAIM, STREAM_READ,
 };
+/// How many pipelines may wait to be written to one server (plain TCP or a Unix
+/// socket) while it stalls; past that a batch fails at once.
+pub use wire::QUEUE_LIMIT as REDIS_QUEUE_LIMIT;
 
 /// A store on a Redis server or a Redis Cluster, reconnecting by itself when a
 /// server comes back and following a cluster's redirections and failovers.

@@ -12,6 +12,13 @@
 //! A broken connection fails the pipelines in flight (as redis-rs's does) and
 //! is opened again by the next one; while the server stays unreachable, each
 //! pipeline fails with its own attempt (refused at once, or timed out).
+//!
+//! When the server stalls (it stops reading, so writes to it block), pipelines
+//! wait in a queue, bounded at [`QUEUE_LIMIT`]: past it a pipeline fails at
+//! once rather than adding to a backlog nobody waits for. A pipeline whose
+//! caller has stopped waiting (its 2 s are up, or its request was dropped) is
+//! not sent at all when its turn comes: a write the caller was told failed does
+//! not land later, when the server is back.
 
 use std::collections::VecDeque;
 use std::io;
@@ -27,11 +34,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The deepest nesting of arrays a reply may have (the store's deepest is 4).
 const MAX_DEPTH: usize = 16;
+/// The most pipelines waiting to be written. Normally the queue is emptied at
+/// every write; it fills only while the server stalls, at the request rate (a
+/// few hundred bytes each).
+pub const QUEUE_LIMIT: usize = 16_384;
 
 /// A pipelined connection to one server, cheap to clone (a channel's sender).
 #[derive(Clone)]
 pub(super) struct Wire {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// A pipeline to send: its encoded commands, how many replies it gets, and
@@ -63,7 +74,7 @@ impl Wire {
     /// task of its own until every clone is dropped. Needs a Tokio runtime.
     pub(super) async fn open(info: ConnectionInfo) -> Result<Self, RedisError> {
         let link = Link::open(&info).await.map_err(RedisError::from)?;
-        let (jobs, queue) = mpsc::unbounded_channel();
+        let (jobs, queue) = mpsc::channel(QUEUE_LIMIT);
         tokio::spawn(drive(info, link, queue));
         Ok(Self { jobs })
     }
@@ -75,13 +86,23 @@ impl Wire {
             return Ok(Vec::new());
         }
         let (answer, answered) = oneshot::channel();
-        self.jobs
-            .send(Job {
-                bytes,
-                replies,
-                answer,
-            })
-            .map_err(|_| broken("the Redis connection's task has stopped"))?;
+        let job = Job {
+            bytes,
+            replies,
+            answer,
+        };
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                return Err(RedisError::from(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("Redis is not keeping up: {QUEUE_LIMIT} pipelines wait to be sent"),
+                )))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(broken("the Redis connection's task has stopped"))
+            }
+        }
         match tokio::time::timeout(RESPONSE_TIMEOUT, answered).await {
             Ok(Ok(Ok(values))) => Ok(values),
             Ok(Ok(Err(e))) => Err(broken(&e)),
@@ -223,7 +244,7 @@ fn invalid(e: String) -> io::Error {
 
 /// Serves the jobs on `link`, and on the links that replace it when it breaks,
 /// until every sender is gone.
-async fn drive(info: ConnectionInfo, link: Link, mut queue: mpsc::UnboundedReceiver<Job>) {
+async fn drive(info: ConnectionInfo, link: Link, mut queue: mpsc::Receiver<Job>) {
     let mut link = Some(link);
     let mut first = None;
     // Whether the last attempt to reconnect failed (said once, not per request).
@@ -248,10 +269,13 @@ async fn drive(info: ConnectionInfo, link: Link, mut queue: mpsc::UnboundedRecei
                 ),
             }
         }
-        // Broken: opened again when there is work.
+        // Broken: opened again when there is work (for a caller still waiting).
         let Some(job) = queue.recv().await else {
             return;
         };
+        if job.answer.is_closed() {
+            continue;
+        }
         match Link::open(&info).await {
             Ok(open) => {
                 if down {
@@ -280,7 +304,7 @@ async fn pump<R, W>(
     mut reader: R,
     mut writer: W,
     first: Option<Job>,
-    queue: &mut mpsc::UnboundedReceiver<Job>,
+    queue: &mut mpsc::Receiver<Job>,
 ) -> Result<(), String>
 where
     R: AsyncRead + Unpin,
@@ -295,15 +319,18 @@ where
             // Every job already queued goes in the same write; then, once, the
             // tasks ready to run get their turn, and what they queue goes too
             // (fewer, larger writes: fewer system calls here and in Redis).
+            // A job nobody waits for any more is dropped unsent.
             let mut job = Some(job);
             for round in 0..2 {
                 while let Some(j) = job {
-                    write_buf.extend_from_slice(&j.bytes);
-                    waiting.push_back(Waiting {
-                        replies: j.replies,
-                        got: Vec::with_capacity(j.replies),
-                        answer: j.answer,
-                    });
+                    if !j.answer.is_closed() {
+                        write_buf.extend_from_slice(&j.bytes);
+                        waiting.push_back(Waiting {
+                            replies: j.replies,
+                            got: Vec::with_capacity(j.replies),
+                            answer: j.answer,
+                        });
+                    }
                     job = queue.try_recv().ok();
                 }
                 if round == 0 {
@@ -311,10 +338,12 @@ where
                     job = queue.try_recv().ok();
                 }
             }
-            if let Err(e) = writer.write_all(&write_buf).await {
-                break Err(format!("writing to Redis: {e}"));
+            if !write_buf.is_empty() {
+                if let Err(e) = writer.write_all(&write_buf).await {
+                    break Err(format!("writing to Redis: {e}"));
+                }
+                write_buf.clear();
             }
-            write_buf.clear();
         }
         tokio::select! {
             biased;
@@ -523,5 +552,58 @@ mod tests {
         assert!(buf.is_empty() && waiting.is_empty());
         buf.extend_from_slice(b":4\r\n");
         assert!(deliver(&mut buf, &mut waiting).is_err(), "nobody asked");
+    }
+
+    /// A job of `n` bytes `b` wanting one reply, and where its reply goes.
+    fn job(b: u8, n: usize) -> (Job, oneshot::Receiver<Result<Vec<Value>, String>>) {
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            bytes: vec![b; n],
+            replies: 1,
+            answer,
+        };
+        (job, answered)
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_stopped_waiting_is_not_sent() {
+        // A server that reads only when told: the first job's write blocks in a
+        // 64-byte pipe, as it would against a stalled Redis.
+        let (client, mut server) = tokio::io::duplex(64);
+        let (r, w) = tokio::io::split(client);
+        let (jobs, mut queue) = mpsc::channel(8);
+        let (first, first_rx) = job(b'a', 1000);
+        let pumping = tokio::spawn(async move { pump(r, w, Some(first), &mut queue).await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // Queued behind the blocked write: one whose caller gave up, one waited for.
+        let (gone, gone_rx) = job(b'b', 4);
+        drop(gone_rx);
+        let (kept, kept_rx) = job(b'c', 4);
+        jobs.try_send(gone).map_err(|_| "queue").unwrap();
+        jobs.try_send(kept).map_err(|_| "queue").unwrap();
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while got.len() < 1004 {
+            let mut chunk = [0u8; 256];
+            let n = tokio::time::timeout_at(deadline, server.read(&mut chunk))
+                .await
+                .expect("the pump writes the jobs within 5 s")
+                .unwrap();
+            got.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(got[..1000], [b'a'; 1000]);
+        assert_eq!(got[1000..], *b"cccc", "the abandoned job is not sent");
+        // Two replies, for the two jobs sent: the kept one gets the second.
+        server.write_all(b"+OK\r\n:7\r\n").await.unwrap();
+        assert_eq!(first_rx.await.unwrap().unwrap(), [Value::Okay]);
+        assert_eq!(kept_rx.await.unwrap().unwrap(), [Value::Int(7)]);
+        drop(jobs);
+        assert_eq!(
+            pumping.await.unwrap(),
+            Ok(()),
+            "ends when its senders are gone"
+        );
     }
 }
