@@ -15,6 +15,10 @@
 #                                                                        default native
 #   FLOW_THREADS  the native flow client's threads (one is cheaper per request than two
 #                 and keeps up: see the README)                          default 1
+#   EXCHANGE_CLIENT  phase f's load client: native: authgate-flowload --exchange with
+#                 FLOW_THREADS threads; wrk: wrk with lua/exchange.lua and THREADS threads
+#                 (its Lua response() callback costs about twice the client CPU per request)
+#                                                                        default FLOW_CLIENT's
 #   CALIBRATION   length of the one-connection sample after each phase   default 3s
 #   WARMUP        unmeasured warm-up before the first phase              default 3s
 #   KEY_USERS     distinct usernames the key request phase cycles over   default 100000
@@ -86,6 +90,7 @@ FIXED_DURATION=${FIXED_DURATION:-}
 REVOCATIONS=${REVOCATIONS:-200}
 SKIP_BUILD=${SKIP_BUILD:-0}
 FLOW_CLIENT=${FLOW_CLIENT:-native}
+EXCHANGE_CLIENT=${EXCHANGE_CLIENT:-$FLOW_CLIENT}
 FLOW_THREADS=${FLOW_THREADS:-1}
 PROFILE=${PROFILE:-}
 REV=${REV:-}
@@ -139,6 +144,8 @@ FIXED_S=$(seconds "$FIXED_DURATION")
 [[ $VERIFY_TOKENS =~ ^[0-9]+$ && $VERIFY_TOKENS -ge 1 ]] || die "VERIFY_TOKENS must be a positive integer"
 [[ $PEERS == 0 || $PEERS == 1 ]] || die "PEERS must be 0 or 1: got $PEERS"
 [[ $FLOW_CLIENT == native || $FLOW_CLIENT == wrk ]] || die "FLOW_CLIENT must be native or wrk: got $FLOW_CLIENT"
+[[ $EXCHANGE_CLIENT == native || $EXCHANGE_CLIENT == wrk ]] ||
+  die "EXCHANGE_CLIENT must be native or wrk: got $EXCHANGE_CLIENT"
 [[ $FLOW_THREADS =~ ^[0-9]+$ && $FLOW_THREADS -ge 1 && $FLOW_THREADS -le $CONNECTIONS ]] ||
   die "FLOW_THREADS must be an integer from 1 to CONNECTIONS ($CONNECTIONS): got $FLOW_THREADS"
 [[ $PEER_USERS =~ ^[0-9]+$ && $PEER_USERS -ge 100 ]] || die "PEER_USERS must be an integer of at least 100"
@@ -223,14 +230,14 @@ if [[ $SKIP_BUILD != 1 ]]; then
     (cd "$SRC" && timeout 3600 cargo build --release -p authgate-gateway) || die "release build failed"
     # The load client is part of the harness, like lua/ and bench.py: always the working
     # tree's, built into the same target dir as the revision's gateway.
-    if [[ $FLOW_CLIENT == native ]]; then
+    if [[ $FLOW_CLIENT == native || $EXCHANGE_CLIENT == native ]]; then
       log "cargo build --release -p authgate-flowload (the working tree's, into ${CARGO_TARGET_DIR#"$ROOT"/})"
       (cd "$ROOT" && timeout 1800 cargo build --release -p authgate-flowload) || die "building the flow client failed"
     fi
   fi
 fi
 [[ -x $BIN ]] || die "$BIN is missing"
-[[ $FLOW_CLIENT != native || -x $FLOWLOAD ]] ||
+[[ ($FLOW_CLIENT != native && $EXCHANGE_CLIENT != native) || -x $FLOWLOAD ]] ||
   die "$FLOWLOAD is missing (build it: cargo build --release -p authgate-flowload; or FLOW_CLIENT=wrk)"
 
 # REDIS=both: this script twice, single-node then cluster, each a complete run (its own Redis,
@@ -810,12 +817,22 @@ load_cmd() {
   local script=$1 threads=$2 conns=$3 dur=$4 latency=${5:-}
   if [[ $script == flowload ]]; then
     LOAD_CMD=("$FLOWLOAD" -t"$threads" -c"$conns" -d"$dur" --timeout 10s "$URL")
+  elif [[ $script == flowload-exchange ]]; then
+    LOAD_CMD=("$FLOWLOAD" --exchange -t"$threads" -c"$conns" -d"$dur" --timeout 10s "$URL")
   else
     LOAD_CMD=(wrk -t"$threads" -c"$conns" -d"$dur" --timeout 10s ${latency:+--latency} -s "$BENCH/lua/$script" "$URL")
   fi
 }
 # Phase c's client and its threads (FLOW_CLIENT): the native client with FLOW_THREADS threads,
 # or wrk with flow.lua and one thread per connection (each connection owns one user).
+# Phase f's (EXCHANGE_CLIENT): the native client's --exchange mode with the native flow
+# client's threads (FLOW_THREADS as given, before wrk's flow takes one per connection), or wrk
+# with exchange.lua.
+if [[ $EXCHANGE_CLIENT == native ]]; then
+  EXCHANGE_SCRIPT=flowload-exchange EXCHANGE_THREADS=$FLOW_THREADS
+else
+  EXCHANGE_SCRIPT=exchange.lua EXCHANGE_THREADS=$THREADS
+fi
 if [[ $FLOW_CLIENT == native ]]; then
   FLOW_SCRIPT=flowload
 else
@@ -832,7 +849,7 @@ run_phase() {
   local envs=("$@")
   wait_quiet
   local client=wrk
-  [[ $script == flowload ]] && client=authgate-flowload
+  [[ $script == flowload* ]] && client=authgate-flowload
   log "phase $name${ROUND_TAG:+ (round ${ROUND_TAG#.r} of $ROUNDS)}: $client -t$threads -c$CONNECTIONS -d$DURATION ($script)"
   each_node CONFIG RESETSTAT >/dev/null
   local gw0 rc0 load0 busy0 irq0 steal0 all0 t0 ch0 perf_pid=
@@ -1194,8 +1211,8 @@ for round in $(seq "$ROUNDS"); do
   # The decoy entries of (e) go through the outbox too: let the worker drain them.
   sleep 2
   issue_codes
-  run_phase exchange "$THREADS" exchange.lua BENCH_PAIRS="$TMP/pairs.txt" BENCH_PAIRS_CAL="$TMP/pairs-cal.txt" \
-    BENCH_THREADS="$THREADS"
+  run_phase exchange "$EXCHANGE_THREADS" "$EXCHANGE_SCRIPT" BENCH_PAIRS="$TMP/pairs.txt" \
+    BENCH_PAIRS_CAL="$TMP/pairs-cal.txt" BENCH_THREADS="$EXCHANGE_THREADS"
   if [[ $PEERS == 1 ]]; then
     # The peer's codes just before its sign-in phase: they live 300 s (emailOTP's default).
     peer_issue
@@ -1520,6 +1537,7 @@ json.dump({
     "threads": $THREADS,
     "flow_client": "$FLOW_CLIENT",
     "flow_threads": $FLOW_THREADS,
+    "exchange_client": "$EXCHANGE_CLIENT",
     "rounds": $ROUNDS,
     "calibration": "$CALIBRATION",
     "vmhwm_kib": ${VMHWM:-0},

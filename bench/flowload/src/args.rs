@@ -24,12 +24,14 @@ pub struct Args {
     /// `multi`: one multi-thread tokio runtime with `threads` workers instead of one
     /// current-thread runtime per OS thread (the default; see the README for the costs).
     pub multi: bool,
+    /// `--exchange`: phase (f), each (username, code) pair once, instead of the login flow.
+    pub exchange: bool,
 }
 
 /// The usage text, printed on `-h` and on a bad command line.
 pub const USAGE: &str = "\
 usage: authgate-flowload [-t THREADS] [-c CONNECTIONS] [-d DURATION] [--timeout T] [--latency]
-                         [--runtime current|multi] http://HOST:PORT[/...]
+                         [--runtime current|multi] [--exchange] http://HOST:PORT[/...]
 
   -t, --threads      OS threads (default 2)
   -c, --connections  connections, one user each (default 10)
@@ -38,11 +40,19 @@ usage: authgate-flowload [-t THREADS] [-c CONNECTIONS] [-d DURATION] [--timeout 
       --latency      accepted for wrk's sake; the latency distribution is always printed
       --runtime      current: a current-thread tokio runtime per OS thread (default);
                      multi: one multi-thread runtime with THREADS workers
+      --exchange     phase (f) instead of the flow: POST /v2/account-members/tokens once per
+                     (username, code) pair, connection i taking pairs i, i+C, ...; stops when
+                     they are used up (or at the duration)
 
 environment (as bench/lua/flow.lua):
   BENCH_USERS_FILE   lines \"<username> <ha1>\"; connection i logs in as line i
   BENCH_PASSWORD     the users' password, to check each HA1
-  BENCH_MD5_VECTORS  lines \"<md5sum hex> <input>\" for the MD5 self-test";
+  BENCH_MD5_VECTORS  lines \"<md5sum hex> <input>\" for the MD5 self-test
+
+with --exchange (as bench/lua/exchange.lua):
+  BENCH_PAIRS        lines \"<username> <code>\" (BENCH_PAIRS_CAL instead with BENCH_CAL=1)
+  BENCH_OTP_PROFILE  the password profile's id
+  BENCH_OTP_BEARER   an implicit client token";
 
 /// Parses a duration in wrk's syntax: a whole number with an optional unit, `ms`, `s`, `m`
 /// or `h` (none: seconds).
@@ -94,6 +104,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut duration = Duration::from_secs(10);
     let mut timeout = Duration::from_secs(2);
     let mut multi = false;
+    let mut exchange = false;
     let mut url = None;
     while let Some(arg) = argv.next() {
         // `-t2`, `-t 2`, `--threads 2` and `--threads=2` all work, as in wrk.
@@ -125,6 +136,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "-d" | "--duration" => duration = parse_duration(&value("duration")?)?,
             "-T" | "--timeout" => timeout = parse_duration(&value("timeout")?)?,
             "-L" | "--latency" => {}
+            "--exchange" => exchange = true,
             "--runtime" => {
                 multi = match value("runtime")?.as_str() {
                     "current" => false,
@@ -165,6 +177,7 @@ pub fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         authority,
         addr,
         multi,
+        exchange,
     })
 }
 

@@ -70,7 +70,7 @@ impl Stats {
 }
 
 /// How one request ended.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Answered: the response and the bytes read for it.
     Answer(Response, usize),
     /// The run is over (the request, if any, is abandoned uncounted).
@@ -86,12 +86,12 @@ enum Outcome {
 }
 
 /// The read buffer's first size; an answer of the gateway's is a few hundred bytes.
-const BUF: usize = 8 * 1024;
+pub(crate) const BUF: usize = 8 * 1024;
 
 /// Sends `req` and reads its answer into `buf`. `timer` is the connection's one timer, reset
 /// lazily: it is set to the earlier of the deadline and a request's timeout, and when it fires
 /// early (the request it was set for was answered) it is moved to the current request's.
-async fn exchange(
+pub(crate) async fn exchange(
     stream: &mut TcpStream,
     req: &[u8],
     buf: &mut Vec<u8>,

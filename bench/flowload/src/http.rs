@@ -177,7 +177,7 @@ pub fn json_result_true(body: &[u8]) -> bool {
 }
 
 /// A JSON string literal's inside, for a username (quotes, backslashes, controls escaped).
-fn json_escape(s: &str) -> String {
+pub(crate) fn json_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -12,10 +12,12 @@
 
 mod args;
 mod conn;
+mod exchange;
 mod hist;
 mod http;
 mod setup;
 
+use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
@@ -26,39 +28,114 @@ use conn::Stats;
 use hist::Histogram;
 use http::Requests;
 
+/// What a connection's loop counts, added up over connections and threads.
+trait Merge: Default + Send + 'static {
+    fn merge_from(&mut self, other: &Self);
+}
+
+impl Merge for Stats {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl Merge for exchange::Tally {
+    fn merge_from(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
 /// Runs the connections of one OS thread on its own current-thread runtime.
-fn run_current_thread(
-    reqs: Vec<Requests>,
+fn run_current_thread<T, S, F, Fut>(
+    work: Vec<T>,
+    conn: F,
     addr: std::net::SocketAddr,
     deadline: Instant,
     timeout: Duration,
-) -> Result<Stats, String> {
+) -> Result<S, String>
+where
+    T: Send + 'static,
+    S: Merge,
+    F: Fn(std::net::SocketAddr, T, Instant, Duration) -> Fut,
+    Fut: Future<Output = S> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    Ok(rt.block_on(run_all(reqs, addr, deadline, timeout)))
+    Ok(rt.block_on(run_all(work, conn, addr, deadline, timeout)))
 }
 
 /// Spawns one task per connection on the current runtime and adds up their counts.
-async fn run_all(
-    reqs: Vec<Requests>,
+async fn run_all<T, S, F, Fut>(
+    work: Vec<T>,
+    conn: F,
     addr: std::net::SocketAddr,
     deadline: Instant,
     timeout: Duration,
-) -> Stats {
-    let handles: Vec<_> = reqs
+) -> S
+where
+    S: Merge,
+    F: Fn(std::net::SocketAddr, T, Instant, Duration) -> Fut,
+    Fut: Future<Output = S> + Send + 'static,
+{
+    let handles: Vec<_> = work
         .into_iter()
-        .map(|r| tokio::spawn(conn::run(addr, r, deadline, timeout)))
+        .map(|w| tokio::spawn(conn(addr, w, deadline, timeout)))
         .collect();
-    let mut total = Stats::default();
+    let mut total = S::default();
     for h in handles {
         match h.await {
-            Ok(s) => total.merge(&s),
+            Ok(s) => total.merge_from(&s),
             Err(e) => eprintln!("authgate-flowload: a connection's task failed: {e}"),
         }
     }
     total
+}
+
+/// Runs every connection's `work` (`per_thread[i]` on OS thread i, or all on one multi-thread
+/// runtime) until `deadline`, and adds up what they counted.
+fn drive<T, S, F, Fut>(
+    args: &args::Args,
+    per_thread: Vec<Vec<T>>,
+    conn: F,
+    deadline: Instant,
+) -> Result<S, (i32, String)>
+where
+    T: Send + 'static,
+    S: Merge,
+    F: Fn(std::net::SocketAddr, T, Instant, Duration) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = S> + Send + 'static,
+{
+    let (addr, timeout) = (args.addr, args.timeout);
+    if args.multi {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+            .map_err(|e| (1, format!("tokio runtime: {e}")))?;
+        let work = per_thread.into_iter().flatten().collect();
+        return Ok(rt.block_on(run_all(work, conn, addr, deadline, timeout)));
+    }
+    let threads: Vec<_> = per_thread
+        .into_iter()
+        .enumerate()
+        .map(|(i, work)| {
+            std::thread::Builder::new()
+                .name(format!("flowload-{i}"))
+                .spawn(move || run_current_thread(work, conn, addr, deadline, timeout))
+        })
+        .collect();
+    let mut total = S::default();
+    for t in threads {
+        let t = t.map_err(|e| (1, format!("cannot start a thread: {e}")))?;
+        match t.join() {
+            Ok(Ok(s)) => total.merge_from(&s),
+            Ok(Err(e)) => return Err((1, e)),
+            Err(_) => return Err((1, "a thread panicked".to_owned())),
+        }
+    }
+    Ok(total)
 }
 
 /// wrk's time format: 812.00us, 2.93ms, 1.20s.
@@ -185,6 +262,87 @@ fn report(args: &args::Args, st: &Stats, elapsed: Duration) -> String {
     out
 }
 
+/// `--exchange`'s report: wrk's text (its `Requests/sec:` over the exchanges' span),
+/// exchange.lua's line, and the `BENCH {json}` line with exchange.lua's fields.
+fn exchange_report(args: &args::Args, t: &exchange::Tally, pairs: u64) -> String {
+    let span = t.span();
+    let secs = span.as_secs_f64().max(1e-9);
+    let requests = t.ok + t.bad;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "Running {} test @ {} (authgate-flowload --exchange, each (username, code) pair once)",
+        fmt_secs(args.duration),
+        args.url
+    ));
+    line(format!(
+        "  {} threads and {} connections",
+        args.threads, args.connections
+    ));
+    line("  Thread Stats   Avg      Stdev     Max   +/- Stdev".to_owned());
+    let h = &t.latency;
+    line(format!(
+        "    Latency   {:>8}  {:>8}  {:>8}  {:>6.2}%",
+        fmt_us(h.mean()),
+        fmt_us(h.stdev()),
+        fmt_us(h.max() as f64),
+        h.within_stdev()
+    ));
+    line("  Latency Distribution".to_owned());
+    for p in [50.0, 75.0, 90.0, 99.0] {
+        line(format!("  {p:>3.0}%  {:>8}", fmt_us(h.percentile(p))));
+    }
+    line(format!(
+        "  {requests} requests in {}, {} read",
+        fmt_us(secs * 1e6),
+        fmt_bytes(t.bytes as f64)
+    ));
+    if t.socket_errors + t.timeouts > 0 {
+        line(format!(
+            "  Socket errors: {}, timeout {}",
+            t.socket_errors, t.timeouts
+        ));
+    }
+    if t.status_errors > 0 {
+        line(format!("  Non-2xx or 3xx responses: {}", t.status_errors));
+    }
+    line(format!("Requests/sec: {:>10.2}", requests as f64 / secs));
+    line(format!(
+        "Transfer/sec: {:>10}",
+        fmt_bytes(t.bytes as f64 / secs)
+    ));
+    line(format!(
+        "exchanges: {} ok (201), {} failed {}, of {} pairs",
+        t.ok, t.bad, t.bad_status, pairs
+    ));
+    if t.bad > 0 || requests < pairs {
+        line("some failed or were not sent: INVALID".to_owned());
+    }
+    let b = json!({
+        "requests": requests,
+        "duration_us": span.as_micros() as u64,
+        "bytes": t.bytes,
+        "errors_status": t.status_errors,
+        "errors_socket": t.socket_errors,
+        "errors_timeout": t.timeouts,
+        "p50_us": h.percentile(50.0),
+        "p90_us": h.percentile(90.0),
+        "p99_us": h.percentile(99.0),
+        "max_us": h.max(),
+        "mean_us": (h.mean() * 1000.0).round() / 1000.0,
+        "exchange_ok": t.ok,
+        "exchange_bad": t.bad,
+        "pairs": pairs,
+        "client": "authgate-flowload",
+        "threads": args.threads,
+    });
+    line(format!("BENCH {b}"));
+    out
+}
+
 /// A duration as wrk prints it in its first line: 10s, 500ms.
 fn fmt_secs(d: Duration) -> String {
     if d.subsec_millis() == 0 {
@@ -204,6 +362,21 @@ fn main_inner() -> Result<(), (i32, String)> {
         }
         Err(e) => return Err((2, format!("{e}\n{}", args::USAGE))),
     };
+    let text = if args.exchange {
+        exchanges(&args)?
+    } else {
+        flows(&args)?
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| (1, format!("stdout: {e}")))?;
+    Ok(())
+}
+
+/// Phase (c): the login flow until the duration is up; the report's text.
+fn flows(args: &args::Args) -> Result<String, (i32, String)> {
     // The self-test comes first, before anything is sent (flow.lua's setup()).
     let (users, msg) = setup::load().map_err(|e| (3, format!("SELF-TEST FAILED: {e}")))?;
     if users.len() < args.connections {
@@ -216,7 +389,6 @@ fn main_inner() -> Result<(), (i32, String)> {
             ),
         ));
     }
-    println!("{msg}");
     // Connection i logs in as line i; connection i runs on thread i mod THREADS.
     let mut per_thread: Vec<Vec<Requests>> = (0..args.threads).map(|_| Vec::new()).collect();
     for (i, u) in users.iter().take(args.connections).enumerate() {
@@ -224,45 +396,35 @@ fn main_inner() -> Result<(), (i32, String)> {
             v.push(Requests::new(&args.authority, &u.name, &u.ha1));
         }
     }
-    let (addr, timeout) = (args.addr, args.timeout);
     let start = Instant::now();
-    let deadline = start + args.duration;
-    let mut total = Stats::default();
-    if args.multi {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-            .map_err(|e| (1, format!("tokio runtime: {e}")))?;
-        let reqs = per_thread.into_iter().flatten().collect();
-        total = rt.block_on(run_all(reqs, addr, deadline, timeout));
-    } else {
-        let threads: Vec<_> = per_thread
-            .into_iter()
-            .enumerate()
-            .map(|(i, reqs)| {
-                std::thread::Builder::new()
-                    .name(format!("flowload-{i}"))
-                    .spawn(move || run_current_thread(reqs, addr, deadline, timeout))
-            })
-            .collect();
-        for t in threads {
-            let t = t.map_err(|e| (1, format!("cannot start a thread: {e}")))?;
-            match t.join() {
-                Ok(Ok(s)) => total.merge(&s),
-                Ok(Err(e)) => return Err((1, e)),
-                Err(_) => return Err((1, "a thread panicked".to_owned())),
-            }
+    let total: Stats = drive(args, per_thread, conn::run, start + args.duration)?;
+    let text = format!("{msg}\n{}", report(args, &total, start.elapsed()));
+    Ok(text)
+}
+
+/// Phase (f), `--exchange`: each pair once, until they are used up or the duration is; the
+/// report's text.
+fn exchanges(args: &args::Args) -> Result<String, (i32, String)> {
+    let setup = exchange::load().map_err(|e| (3, format!("authgate-flowload --exchange: {e}")))?;
+    let reqs: Vec<Vec<u8>> = setup
+        .pairs
+        .iter()
+        .map(|(u, c)| exchange::request(&args.authority, &setup, u, c))
+        .collect();
+    let mut per_thread: Vec<Vec<Vec<Vec<u8>>>> = (0..args.threads).map(|_| Vec::new()).collect();
+    for i in 0..args.connections {
+        let share = exchange::share(&reqs, i, args.connections);
+        if let Some(v) = per_thread
+            .get_mut(i % args.threads)
+            .filter(|_| !share.is_empty())
+        {
+            v.push(share);
         }
     }
-    let elapsed = start.elapsed();
-    let text = report(&args, &total, elapsed);
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| (1, format!("stdout: {e}")))?;
-    Ok(())
+    drop(reqs);
+    let start = Instant::now();
+    let total: exchange::Tally = drive(args, per_thread, exchange::run, start + args.duration)?;
+    Ok(exchange_report(args, &total, setup.pairs.len() as u64))
 }
 
 fn main() {
