@@ -9,6 +9,9 @@
 //! connection must own one user) and computed MD5 in Lua: about four times wrk's own cost
 //! per request on the ceiling, taken from the gateway on a two-core box. This client costs
 //! about what wrk costs on the ceiling.
+//!
+//! With `--exchange` it drives phase (f) instead, as bench/lua/exchange.lua does: see
+//! `exchange.rs`.
 
 mod args;
 mod conn;
@@ -499,5 +502,65 @@ mod tests {
         // 1,100 µs is in a bucket 16 µs wide: its middle is within 1% of it.
         let p50 = json["key_p50_us"].as_f64().unwrap_or_default();
         assert!((p50 - 1100.0).abs() <= 11.0, "{p50}");
+    }
+
+    #[test]
+    fn the_exchange_report_has_what_run_sh_and_bench_py_read() {
+        let a = match args::parse(
+            ["--exchange", "-t1", "-c2", "-d10s", "http://127.0.0.1:9"]
+                .into_iter()
+                .map(str::to_owned),
+        ) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(a.exchange);
+        let t0 = Instant::now();
+        let mut t = exchange::Tally {
+            ok: 3,
+            bad: 1,
+            pairs: 5,
+            bad_status: "401 ".to_owned(),
+            first: Some(t0),
+            last: Some(t0 + Duration::from_millis(500)),
+            ..exchange::Tally::default()
+        };
+        for us in [900, 1000, 1100, 1200] {
+            t.latency.record(us);
+        }
+        let text = exchange_report(&a, &t, 5);
+        assert!(text.contains("\nRequests/sec:       8.00\n"), "{text}");
+        assert!(
+            text.contains("\nexchanges: 3 ok (201), 1 failed 401 , of 5 pairs\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsome failed or were not sent: INVALID\n"),
+            "{text}"
+        );
+        let last = text.lines().last().unwrap_or_default();
+        let json: Value = match serde_json::from_str(last.strip_prefix("BENCH ").unwrap_or("")) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}: {last}"),
+        };
+        assert_eq!(json["requests"], 4);
+        assert_eq!(json["duration_us"], 500_000);
+        assert_eq!(json["exchange_ok"], 3);
+        assert_eq!(json["exchange_bad"], 1);
+        assert_eq!(json["pairs"], 5);
+        for k in [
+            "p50_us",
+            "p90_us",
+            "p99_us",
+            "max_us",
+            "mean_us",
+            "bytes",
+            "errors_status",
+        ] {
+            assert!(json.get(k).is_some_and(Value::is_number), "{k} in {last}");
+        }
+        t.bad = 0;
+        t.ok = 5;
+        assert!(!exchange_report(&a, &t, 5).contains("INVALID"));
     }
 }
