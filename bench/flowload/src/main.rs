@@ -164,6 +164,43 @@ fn fmt_bytes(b: f64) -> String {
     format!("{v:.2}TB")
 }
 
+/// wrk's latency table and its `N requests in T, B read` line (no final newline).
+fn wrk_stats(h: &Histogram, requests: u64, secs: f64, bytes: u64) -> String {
+    let mut out = String::from("  Thread Stats   Avg      Stdev     Max   +/- Stdev\n");
+    out.push_str(&format!(
+        "    Latency   {:>8}  {:>8}  {:>8}  {:>6.2}%\n",
+        fmt_us(h.mean()),
+        fmt_us(h.stdev()),
+        fmt_us(h.max() as f64),
+        h.within_stdev()
+    ));
+    out.push_str("  Latency Distribution\n");
+    for p in [50.0, 75.0, 90.0, 99.0] {
+        out.push_str(&format!("  {p:>3.0}%  {:>8}\n", fmt_us(h.percentile(p))));
+    }
+    out.push_str(&format!(
+        "  {requests} requests in {}, {} read",
+        fmt_us(secs * 1e6),
+        fmt_bytes(bytes as f64)
+    ));
+    out
+}
+
+/// wrk's `Non-2xx or 3xx responses` line (when there are any), then its `Requests/sec:`
+/// (the line run.sh reads) and `Transfer/sec:` over `secs` (no final newline).
+fn wrk_rates(status_errors: u64, requests: u64, bytes: u64, secs: f64) -> String {
+    let mut out = String::new();
+    if status_errors > 0 {
+        out.push_str(&format!("  Non-2xx or 3xx responses: {status_errors}\n"));
+    }
+    out.push_str(&format!(
+        "Requests/sec: {:>10.2}\nTransfer/sec: {:>10}",
+        requests as f64 / secs,
+        fmt_bytes(bytes as f64 / secs)
+    ));
+    out
+}
+
 /// The report: wrk's text (with the `Requests/sec:` line run.sh reads), flow.lua's lines,
 /// and the `BENCH {json}` line.
 fn report(args: &args::Args, st: &Stats, elapsed: Duration) -> String {
@@ -193,37 +230,14 @@ fn report(args: &args::Args, st: &Stats, elapsed: Duration) -> String {
             "a current-thread"
         }
     ));
-    line("  Thread Stats   Avg      Stdev     Max   +/- Stdev".to_owned());
-    line(format!(
-        "    Latency   {:>8}  {:>8}  {:>8}  {:>6.2}%",
-        fmt_us(all.mean()),
-        fmt_us(all.stdev()),
-        fmt_us(all.max() as f64),
-        all.within_stdev()
-    ));
-    line("  Latency Distribution".to_owned());
-    for p in [50.0, 75.0, 90.0, 99.0] {
-        line(format!("  {p:>3.0}%  {:>8}", fmt_us(all.percentile(p))));
-    }
-    line(format!(
-        "  {requests} requests in {}, {} read",
-        fmt_us(elapsed.as_secs_f64() * 1e6),
-        fmt_bytes(st.bytes as f64)
-    ));
+    line(wrk_stats(&all, requests, elapsed.as_secs_f64(), st.bytes));
     if socket + st.timeouts > 0 {
         line(format!(
             "  Socket errors: connect {}, read {}, write {}, timeout {}",
             st.connect_errors, st.read_errors, st.write_errors, st.timeouts
         ));
     }
-    if st.status_errors > 0 {
-        line(format!("  Non-2xx or 3xx responses: {}", st.status_errors));
-    }
-    line(format!("Requests/sec: {:>10.2}", requests as f64 / secs));
-    line(format!(
-        "Transfer/sec: {:>10}",
-        fmt_bytes(st.bytes as f64 / secs)
-    ));
+    line(wrk_rates(st.status_errors, requests, st.bytes, secs));
     line(format!(
         "flows: key requests ok {}, failed {}; logins ok (200, result:true) {}, failed {}",
         st.key_ok, st.key_bad, st.login_ok, st.login_bad
@@ -285,38 +299,15 @@ fn exchange_report(args: &args::Args, t: &exchange::Tally, pairs: u64) -> String
         "  {} threads and {} connections",
         args.threads, args.connections
     ));
-    line("  Thread Stats   Avg      Stdev     Max   +/- Stdev".to_owned());
     let h = &t.latency;
-    line(format!(
-        "    Latency   {:>8}  {:>8}  {:>8}  {:>6.2}%",
-        fmt_us(h.mean()),
-        fmt_us(h.stdev()),
-        fmt_us(h.max() as f64),
-        h.within_stdev()
-    ));
-    line("  Latency Distribution".to_owned());
-    for p in [50.0, 75.0, 90.0, 99.0] {
-        line(format!("  {p:>3.0}%  {:>8}", fmt_us(h.percentile(p))));
-    }
-    line(format!(
-        "  {requests} requests in {}, {} read",
-        fmt_us(secs * 1e6),
-        fmt_bytes(t.bytes as f64)
-    ));
+    line(wrk_stats(h, requests, secs, t.bytes));
     if t.socket_errors + t.timeouts > 0 {
         line(format!(
             "  Socket errors: {}, timeout {}",
             t.socket_errors, t.timeouts
         ));
     }
-    if t.status_errors > 0 {
-        line(format!("  Non-2xx or 3xx responses: {}", t.status_errors));
-    }
-    line(format!("Requests/sec: {:>10.2}", requests as f64 / secs));
-    line(format!(
-        "Transfer/sec: {:>10}",
-        fmt_bytes(t.bytes as f64 / secs)
-    ));
+    line(wrk_rates(t.status_errors, requests, t.bytes, secs));
     line(format!(
         "exchanges: {} ok (201), {} failed {}, of {} pairs",
         t.ok, t.bad, t.bad_status, pairs
