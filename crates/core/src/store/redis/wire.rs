@@ -17,8 +17,9 @@
 //! wait in a queue, bounded at [`QUEUE_LIMIT`]: past it a pipeline fails at
 //! once rather than adding to a backlog nobody waits for. A pipeline whose
 //! caller has stopped waiting (its 2 s are up, or its request was dropped) is
-//! not sent at all when its turn comes: a write the caller was told failed does
-//! not land later, when the server is back.
+//! not sent at all when its turn comes, so the backlog of writes whose callers
+//! were told they failed does not land later, when the server is back (only
+//! what was already in the socket when it stalled can).
 
 use std::collections::VecDeque;
 use std::io;
