@@ -14,14 +14,58 @@
 //! key removes the placeholder; [`ReadCache::finish`] keeps the answer only if
 //! its own placeholder is still there. Whatever order the read's answer and
 //! the push arrive in, a stale answer is never kept.
+//!
+//! A remembered map also keeps what its reader made of it
+//! ([`Remembered::view`]): a token check parses a session once per read from
+//! the store, not once per check. The view lives and dies with its map, so a
+//! push that removes the map removes the view too.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A map as the store holds it.
 pub type Fields = HashMap<String, Vec<u8>>;
+
+/// A map the cache serves, with what its reader made of it.
+pub struct Remembered {
+    fields: Fields,
+    view: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Field names only: the values are sessions' digests and names.
+        f.debug_struct("Remembered")
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remembered {
+    fn new(fields: Fields) -> Self {
+        Self {
+            fields,
+            view: OnceLock::new(),
+        }
+    }
+
+    /// The map as the store answered it.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// What `make` builds from the map: built by the first caller, then shared
+    /// by every later one until the map is forgotten. `None` when an earlier
+    /// caller built a view of another type (then `make` is not called).
+    pub fn view<T: Any + Send + Sync>(&self, make: impl FnOnce(&Fields) -> T) -> Option<&T> {
+        self.view
+            .get_or_init(|| Box::new(make(&self.fields)))
+            .downcast_ref()
+    }
+}
 
 /// Remembered maps, invalidated by the store's pushes; see the module's docs.
 #[derive(Debug)]
@@ -46,7 +90,7 @@ enum Cached {
     /// A read is under way; its number.
     Reading(u64),
     /// What the store answered, and when it was remembered.
-    Known(Arc<Fields>, Instant),
+    Known(Arc<Remembered>, Instant),
 }
 
 /// A read under way ([`ReadCache::begin`]).
@@ -93,7 +137,7 @@ impl ReadCache {
     }
 
     /// The remembered map of `key`, if the cache is live and has a fresh one.
-    pub fn get(&self, key: &str) -> Option<Arc<Fields>> {
+    pub fn get(&self, key: &str) -> Option<Arc<Remembered>> {
         if !self.is_live() {
             return None;
         }
@@ -143,9 +187,10 @@ impl ReadCache {
         }
         if let Some(Cached::Reading(n)) = inner.entries.get(&ticket.key) {
             if *n == ticket.number {
-                inner
-                    .entries
-                    .insert(ticket.key, Cached::Known(Arc::new(fields), Instant::now()));
+                inner.entries.insert(
+                    ticket.key,
+                    Cached::Known(Arc::new(Remembered::new(fields)), Instant::now()),
+                );
             }
         }
     }
@@ -223,7 +268,7 @@ mod tests {
         assert!(c.get("k").is_none());
         let t = c.begin("k").expect("live");
         c.finish(t, fields("1"));
-        assert_eq!(c.get("k").as_deref(), Some(&fields("1")));
+        assert_eq!(c.get("k").map(|r| r.fields().clone()), Some(fields("1")));
         c.invalidate("k");
         assert!(c.get("k").is_none());
         let s = c.stats();
@@ -252,7 +297,7 @@ mod tests {
         c.finish(first, fields("old"));
         assert!(c.get("k").is_none());
         c.finish(second, fields("new"));
-        assert_eq!(c.get("k").as_deref(), Some(&fields("new")));
+        assert_eq!(c.get("k").map(|r| r.fields().clone()), Some(fields("new")));
     }
 
     #[test]
@@ -288,6 +333,39 @@ mod tests {
         c.finish(t, fields("1"));
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.get("k").is_none(), "older than the bound's age");
+    }
+
+    #[test]
+    fn a_view_is_built_once_per_remembered_map_and_goes_with_it() {
+        let c = live(10);
+        let t = c.begin("k").expect("live");
+        c.finish(t, fields("1"));
+        let built = AtomicU64::new(0);
+        let make = |f: &Fields| {
+            built.fetch_add(1, Ordering::Relaxed);
+            f.get("a").cloned()
+        };
+        let first = c.get("k").expect("kept");
+        assert_eq!(first.view(make), Some(&Some(b"1".to_vec())));
+        let again = c.get("k").expect("kept");
+        assert_eq!(again.view(make), Some(&Some(b"1".to_vec())));
+        assert_eq!(
+            built.load(Ordering::Relaxed),
+            1,
+            "the second check reuses the view"
+        );
+        assert!(
+            again.view(|_| 7u8).is_none(),
+            "a view of another type is not made up"
+        );
+        // A change forgets the map and its view; the next read builds anew.
+        c.invalidate("k");
+        assert!(c.get("k").is_none());
+        let t = c.begin("k").expect("live");
+        c.finish(t, fields("2"));
+        let fresh = c.get("k").expect("kept");
+        assert_eq!(fresh.view(make), Some(&Some(b"2".to_vec())));
+        assert_eq!(built.load(Ordering::Relaxed), 2);
     }
 
     #[test]

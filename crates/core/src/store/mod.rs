@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
-pub use self::cache::{CacheStats, ReadCache};
+pub use self::cache::{CacheStats, ReadCache, Remembered};
 pub use self::memory::MemoryStore;
 pub use self::redis::{
     ensure_tls_provider, without_credentials, RedisMode, RedisOptions, RedisStore,
@@ -647,7 +647,13 @@ impl Keys {
 
     /// A session's map.
     pub fn session(&self, session_id: &str) -> String {
-        format!("{}{{s:{session_id}}}", self.prefix)
+        // Built by hand: every token check makes one, and `format!` costs more.
+        let mut key = String::with_capacity(self.prefix.len() + session_id.len() + 4);
+        key.push_str(&self.prefix);
+        key.push_str("{s:");
+        key.push_str(session_id);
+        key.push('}');
+        key
     }
 
     /// What every session key starts with ([`Keys::session`]).

@@ -69,16 +69,26 @@ const REFRESH: &str = "r";
 
 /// A token split into its kind and session; `None` for anything not shaped like ours.
 fn split(token: &str) -> Option<(&str, SessionId)> {
-    let mut parts = token.splitn(3, '.');
-    let kind = parts.next()?;
-    let sid = SessionId::parse(parts.next()?).ok()?;
-    let secret = parts.next()?;
-    let secret_ok = secret.len() == 43
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    (secret_ok && (kind == ACCESS || kind == REFRESH)).then_some((kind, sid))
+    let (kind, rest) = token.split_once('.')?;
+    if kind != ACCESS && kind != REFRESH {
+        return None;
+    }
+    let (sid, secret) = rest.split_once('.')?;
+    let secret_ok = secret.len() == 43 && secret.bytes().all(|b| URL_SAFE[usize::from(b)]);
+    secret_ok.then_some((kind, SessionId::parse(sid).ok()?))
 }
+
+/// Which bytes URL-safe base64 uses: a table, as every token check asks of 43 bytes.
+const URL_SAFE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -103,12 +113,17 @@ pub struct PendingCheck {
 impl PendingCheck {
     /// Queues the check's one read on `batch`; the handle holds the verdict.
     /// A session this replica read lately, and which has not changed since
-    /// (the store's cache knows), is judged from memory: nothing is queued.
+    /// (the store's cache knows), is judged from memory: nothing is queued,
+    /// and the session is not parsed again (its [`SessionView`] is kept with it).
     pub fn check_in(&self, batch: &mut Batch) -> Handle<Check> {
         let ticket = match &self.cache {
             Some(cache) => {
-                if let Some(fields) = cache.get(&self.key) {
-                    return Handle::ready(self.judge(&fields));
+                if let Some(remembered) = cache.get(&self.key) {
+                    let check = match remembered.view(SessionView::of) {
+                        Some(view) => self.judge(view),
+                        None => self.judge(&SessionView::of(remembered.fields())),
+                    };
+                    return Handle::ready(check);
                 }
                 cache.begin(&self.key).map(|t| (cache.clone(), t))
             }
@@ -117,7 +132,7 @@ impl PendingCheck {
         let this = self.clone();
         batch.push(Op::MapGetAll(self.key.clone()), move |reply| {
             let map = reply.into_map()?;
-            let check = this.judge(&map);
+            let check = this.judge(&SessionView::of(&map));
             if let Some((cache, ticket)) = ticket {
                 // Only sessions are worth keeping: not the absence of one.
                 if map.contains_key(ACCESS) {
@@ -130,18 +145,41 @@ impl PendingCheck {
         })
     }
 
-    /// The verdict on the token, given its session's map.
-    fn judge(&self, map: &HashMap<String, Vec<u8>>) -> Check {
-        let Some(current) = map.get(ACCESS) else {
+    /// The verdict on the token, given its session.
+    fn judge(&self, view: &SessionView) -> Check {
+        let Some(current) = &view.access else {
             return Check::Invalid;
         };
         if !ct_eq(current, self.digest.as_bytes()) {
             return Check::Invalid;
         }
-        match TokenService::principal(self.sid.clone(), map, "ax") {
-            Some(p) if p.expires_at > now() => Check::Valid(p),
+        match &view.holder {
+            Some((subject, expires_at)) if *expires_at > now() => Check::Valid(Principal {
+                session_id: self.sid.clone(),
+                subject: subject.clone(),
+                expires_at: *expires_at,
+            }),
             Some(_) => Check::Expired,
             None => Check::Invalid,
+        }
+    }
+}
+
+/// What a check needs of a session's map: the current access token's digest,
+/// and who the session is for with that token's expiry (`None` for a map that
+/// is not a session's). Parsed once per read of the map: the cache keeps it
+/// with the map it came from.
+#[derive(Debug)]
+struct SessionView {
+    access: Option<Vec<u8>>,
+    holder: Option<(Subject, i64)>,
+}
+
+impl SessionView {
+    fn of(map: &HashMap<String, Vec<u8>>) -> Self {
+        Self {
+            access: map.get(ACCESS).cloned(),
+            holder: TokenService::holder(map, "ax"),
         }
     }
 }
@@ -313,6 +351,17 @@ impl TokenService {
         map: &HashMap<String, Vec<u8>>,
         exp_field: &str,
     ) -> Option<Principal> {
+        let (subject, expires_at) = Self::holder(map, exp_field)?;
+        Some(Principal {
+            session_id: sid,
+            subject,
+            expires_at,
+        })
+    }
+
+    /// Who a session's map is for, and the expiry in its `exp_field`; `None`
+    /// for a map that is not a session's.
+    fn holder(map: &HashMap<String, Vec<u8>>, exp_field: &str) -> Option<(Subject, i64)> {
         let scheme = Scheme::parse(&text(map, "scheme"))?;
         let sub = text(map, "sub");
         let id = match scheme {
@@ -321,17 +370,14 @@ impl TokenService {
                 SubjectId::User(UserId::parse(&sub).ok()?)
             }
         };
-        Some(Principal {
-            session_id: sid,
-            subject: Subject {
-                id,
-                username: text(map, "user"),
-                realm_id: RealmId::parse(&text(map, "realm")).ok()?,
-                scheme,
-                role: Role::parse(&text(map, "role")),
-            },
-            expires_at: text(map, exp_field).parse().ok()?,
-        })
+        let subject = Subject {
+            id,
+            username: text(map, "user"),
+            realm_id: RealmId::parse(&text(map, "realm")).ok()?,
+            scheme,
+            role: Role::parse(&text(map, "role")),
+        };
+        Some((subject, text(map, exp_field).parse().ok()?))
     }
 
     /// Checks an access token: its session, if the token is current and unexpired.
@@ -548,6 +594,33 @@ mod tests {
         );
         assert_eq!(s.verify("garbage").await?, None);
         Ok(())
+    }
+
+    #[test]
+    fn only_the_two_token_shapes_split_into_kind_and_session() {
+        let sid = "abc-_DEF0123456789xyzQ";
+        let secret = "A".repeat(42) + "_";
+        let ok = |t: &str| split(t).map(|(kind, sid)| (kind.to_owned(), sid.to_string()));
+        for kind in [ACCESS, REFRESH] {
+            assert_eq!(
+                ok(&format!("{kind}.{sid}.{secret}")),
+                Some((kind.to_owned(), sid.to_owned()))
+            );
+        }
+        for bad in [
+            format!("xx.{sid}.{secret}"),
+            format!("{ACCESS}.{sid}"),
+            format!("{ACCESS}.{sid}.{secret}A"),
+            format!("{ACCESS}.{sid}.{}", &secret[1..]),
+            format!("{ACCESS}.{sid}.{}.", &secret[1..]),
+            format!("{ACCESS}.{sid}.{}+", &secret[1..]),
+            format!("{ACCESS}.{sid}.{}é", &secret[2..]),
+            format!("{ACCESS}.short.{secret}"),
+            format!("{ACCESS}..{secret}"),
+            String::new(),
+        ] {
+            assert_eq!(ok(&bad), None, "{bad}");
+        }
     }
 
     #[tokio::test]

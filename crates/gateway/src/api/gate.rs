@@ -6,9 +6,10 @@ use std::sync::Arc;
 use authgate_core::crypto::ct_eq;
 use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Check, Principal, Role, Scheme, SubjectId};
-use poem::http::StatusCode;
-use poem::Request;
+use poem::http::{HeaderName, HeaderValue, StatusCode};
+use poem::{IntoResponse, Request};
 use poem_openapi::payload::{Form, Json};
+use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiRequest, ApiResponse, Enum, Object, OpenApi};
 use serde::Deserialize;
 
@@ -17,11 +18,14 @@ use super::{ClientCaller, Tag, UserToken};
 use crate::errors::{ApiError, Errors};
 use crate::state::AppState;
 
-/// The answer to a forward-auth check.
+/// The answer to a forward-auth check, as the document describes it. The live
+/// answer is written by [`Verdict`]; this variant stays as its documented shape
+/// (and the test that both agree).
 #[derive(Debug, ApiResponse)]
 pub enum VerifyResponse {
     /// The token is live: pass the request on with these headers.
     #[oai(status = 200)]
+    #[cfg_attr(not(test), allow(dead_code))]
     Ok(
         /// The session's username: `user@app.account` for a web phone user (whatever
         /// form the login used), the username in the password profile for an account member.
@@ -40,6 +44,58 @@ pub enum VerifyResponse {
     /// No token, or not a live user token.
     #[oai(status = 401)]
     Unauthorized(Json<Errors>, #[oai(header = "WWW-Authenticate")] String),
+}
+
+/// What `GET /v1/auth/verify` answers. Forward-auth sits on the path of every
+/// request an application serves, so a live token's answer is written here by
+/// hand, with header names made once, rather than by the derived
+/// [`VerifyResponse`], which parses and lowercases each name on every answer.
+/// The document is [`VerifyResponse`]'s.
+#[derive(Debug)]
+pub enum Verdict {
+    /// A live user token: the values of `X-Auth-User`, `X-Auth-User-Id`,
+    /// `X-Auth-Realm` and `X-Auth-Scheme`.
+    Live([String; 4]),
+    /// Anything else.
+    Refused(VerifyResponse),
+}
+
+/// The names of [`Verdict::Live`]'s headers, in its order.
+const VERDICT_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-auth-user"),
+    HeaderName::from_static("x-auth-user-id"),
+    HeaderName::from_static("x-auth-realm"),
+    HeaderName::from_static("x-auth-scheme"),
+];
+
+impl ApiResponse for Verdict {
+    fn meta() -> MetaResponses {
+        VerifyResponse::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        VerifyResponse::register(registry);
+    }
+}
+
+impl IntoResponse for Verdict {
+    fn into_response(self) -> poem::Response {
+        match self {
+            Self::Live(values) => {
+                let mut resp = poem::Response::default();
+                let headers = resp.headers_mut();
+                for (name, value) in VERDICT_HEADERS.into_iter().zip(values) {
+                    // As the derived response does: a value that cannot be a
+                    // header's is left out.
+                    if let Ok(value) = HeaderValue::try_from(value) {
+                        headers.insert(name, value);
+                    }
+                }
+                resp
+            }
+            Self::Refused(refused) => refused.into_response(),
+        }
+    }
 }
 
 /// Which kind of session a token belongs to.
@@ -200,29 +256,27 @@ impl GateApi {
     /// for a live user session, 401 otherwise. API client tokens are not user sessions
     /// and are refused here.
     #[oai(path = "/v1/auth/verify", method = "get", operation_id = "verify")]
-    async fn verify(&self, tokens: UserToken) -> Result<VerifyResponse, Fail<StoreOnly>> {
+    async fn verify(&self, tokens: UserToken) -> Result<Verdict, Fail<StoreOnly>> {
         let token = tokens.0.bearer.or(tokens.0.member);
         let principal = match token.as_deref() {
             Some(t) => self.state.tokens.verify(t).await?,
             None => None,
         };
         Ok(match principal {
-            Some(Principal { subject, .. }) if subject.scheme != Scheme::Client => {
-                VerifyResponse::Ok(
-                    subject.username,
-                    subject.id.as_str().to_owned(),
-                    subject.realm_id.into(),
-                    subject.scheme.as_str().to_owned(),
-                )
-            }
-            _ => VerifyResponse::Unauthorized(
+            Some(Principal { subject, .. }) if subject.scheme != Scheme::Client => Verdict::Live([
+                subject.username,
+                subject.id.as_str().to_owned(),
+                subject.realm_id.into(),
+                subject.scheme.as_str().to_owned(),
+            ]),
+            _ => Verdict::Refused(VerifyResponse::Unauthorized(
                 Errors::one(
                     StatusCode::UNAUTHORIZED,
                     "Unauthorized",
                     Some("no live user token".to_owned()),
                 ),
                 "Bearer".to_owned(),
-            ),
+            )),
         })
     }
 
@@ -376,5 +430,35 @@ impl GateApi {
             SubjectId::User(_) => true,
         };
         realm_ok && client_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written live answer is the documented one, header for header.
+    #[test]
+    fn the_live_verdict_answers_as_the_documented_response_does() {
+        let values = [
+            "myuser@myapp.myaccount.voximplant.com",
+            "3f1c2a9e-0000-4000-8000-000000000001",
+            "7d1f0c52-0000-4000-8000-000000000002",
+            "one-time-key",
+        ]
+        .map(str::to_owned);
+        let [user, id, realm, scheme] = values.clone();
+        let documented = VerifyResponse::Ok(user, id, realm, scheme).into_response();
+        let written = Verdict::Live(values).into_response();
+        assert_eq!(written.status(), documented.status());
+        assert_eq!(written.headers(), documented.headers());
+        assert_eq!(written.headers().len(), 4);
+        // A value no header can carry is left out by both.
+        let bad = "line\nbreak".to_owned();
+        let documented =
+            VerifyResponse::Ok(bad.clone(), "i".into(), "r".into(), "s".into()).into_response();
+        let written = Verdict::Live([bad, "i".into(), "r".into(), "s".into()]).into_response();
+        assert_eq!(written.headers(), documented.headers());
+        assert!(!written.headers().contains_key("x-auth-user"));
     }
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use authgate_core::limits::AddressCount;
 use authgate_core::store::{Batch, StoreExt};
 use authgate_core::tokens::{Check, Principal, Role, Scheme};
+use poem::http::header::{HeaderName, AUTHORIZATION};
 use poem::{Request, RequestBody};
 use poem_openapi::auth::{ApiKey, Basic, BasicAuthorization, Bearer};
 use poem_openapi::payload::Json;
@@ -83,8 +84,10 @@ pub struct AccountManagementToken(pub ApiKey);
 #[oai(ty = "basic")]
 pub struct ClientSecretBasic(pub Basic);
 
-/// The member token's header.
-pub const MEMBER_TOKEN_HEADER: &str = "EP-Account-Management-Authentication-Token";
+/// The member token's header, `EP-Account-Management-Authentication-Token`
+/// (a name made once: every token check looks it up).
+pub const MEMBER_TOKEN_HEADER: HeaderName =
+    HeaderName::from_static("ep-account-management-authentication-token");
 
 /// How a caller of `POST /v1/tokens/introspect` says it is the API client, read
 /// from `Authorization` without failing: the operation decides what a missing or
@@ -172,13 +175,13 @@ pub struct PresentedTokens {
 
 impl PresentedTokens {
     fn read(req: &Request) -> Self {
+        // By names made once: every token check starts here.
+        let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
         Self {
-            bearer: req
-                .header("authorization")
+            bearer: header(&AUTHORIZATION)
                 .and_then(bearer_token)
                 .map(str::to_owned),
-            member: req
-                .header(MEMBER_TOKEN_HEADER)
+            member: header(&MEMBER_TOKEN_HEADER)
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned),
