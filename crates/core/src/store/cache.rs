@@ -1,5 +1,6 @@
-//! A replica's memory of maps it read from the store (the token sessions), so
-//! that checking a token seen lately needs no round trip.
+//! A replica's memory of what it read from the store (the token sessions, in
+//! the form a check uses), so that checking a token seen lately needs no
+//! round trip.
 //!
 //! The cache is only as good as what tells it about changes: Redis pushes the
 //! name of every session key written or deleted anywhere
@@ -15,57 +16,19 @@
 //! its own placeholder is still there. Whatever order the read's answer and
 //! the push arrive in, a stale answer is never kept.
 //!
-//! A remembered map also keeps what its reader made of it
-//! ([`Remembered::view`]): a token check parses a session once per read from
-//! the store, not once per check. The view lives and dies with its map, so a
-//! push that removes the map removes the view too.
+//! What is kept is what the reader made of the map ([`Remembered`]), not the
+//! map: a token check keeps the session parsed, so a check from memory neither
+//! parses it again nor holds the raw map beside it.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// A map as the store holds it.
-pub type Fields = HashMap<String, Vec<u8>>;
-
-/// A map the cache serves, with what its reader made of it.
-pub struct Remembered {
-    fields: Fields,
-    view: OnceLock<Box<dyn Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for Remembered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Field names only: the values are sessions' digests and names.
-        f.debug_struct("Remembered")
-            .field("fields", &self.fields.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Remembered {
-    fn new(fields: Fields) -> Self {
-        Self {
-            fields,
-            view: OnceLock::new(),
-        }
-    }
-
-    /// The map as the store answered it.
-    pub fn fields(&self) -> &Fields {
-        &self.fields
-    }
-
-    /// What `make` builds from the map: built by the first caller, then shared
-    /// by every later one until the map is forgotten. `None` when an earlier
-    /// caller built a view of another type (then `make` is not called).
-    pub fn view<T: Any + Send + Sync>(&self, make: impl FnOnce(&Fields) -> T) -> Option<&T> {
-        self.view
-            .get_or_init(|| Box::new(make(&self.fields)))
-            .downcast_ref()
-    }
-}
+/// What a reader keeps of a map it read: any type of its own, which it gets
+/// back with [`Any::downcast_ref`].
+pub type Remembered = Arc<dyn Any + Send + Sync>;
 
 /// Remembered maps, invalidated by the store's pushes; see the module's docs.
 #[derive(Debug)]
@@ -89,8 +52,8 @@ struct Inner {
 enum Cached {
     /// A read is under way; its number.
     Reading(u64),
-    /// What the store answered, and when it was remembered.
-    Known(Arc<Remembered>, Instant),
+    /// What the reader made of the store's answer, and when it was remembered.
+    Known(Remembered, Instant),
 }
 
 /// A read under way ([`ReadCache::begin`]).
@@ -136,14 +99,14 @@ impl ReadCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The remembered map of `key`, if the cache is live and has a fresh one.
-    pub fn get(&self, key: &str) -> Option<Arc<Remembered>> {
+    /// What was remembered of `key`, if the cache is live and has it fresh.
+    pub fn get(&self, key: &str) -> Option<Remembered> {
         if !self.is_live() {
             return None;
         }
         let inner = self.lock();
         let found = match inner.entries.get(key) {
-            Some(Cached::Known(fields, at)) if at.elapsed() < self.max_age => Some(fields.clone()),
+            Some(Cached::Known(kept, at)) if at.elapsed() < self.max_age => Some(kept.clone()),
             _ => None,
         };
         drop(inner);
@@ -178,19 +141,18 @@ impl ReadCache {
         })
     }
 
-    /// Keeps `fields` as the map of the ticket's key, unless the key changed
-    /// (or the cache stopped being live) since the read began.
-    pub fn finish(&self, ticket: Ticket, fields: Fields) {
+    /// Keeps `kept` (what the reader made of the ticket's key's map), unless
+    /// the key changed (or the cache stopped being live) since the read began.
+    pub fn finish(&self, ticket: Ticket, kept: Remembered) {
         let mut inner = self.lock();
         if !self.is_live() {
             return;
         }
         if let Some(Cached::Reading(n)) = inner.entries.get(&ticket.key) {
             if *n == ticket.number {
-                inner.entries.insert(
-                    ticket.key,
-                    Cached::Known(Arc::new(Remembered::new(fields)), Instant::now()),
-                );
+                inner
+                    .entries
+                    .insert(ticket.key, Cached::Known(kept, Instant::now()));
             }
         }
     }
@@ -252,8 +214,12 @@ mod tests {
 
     use super::*;
 
-    fn fields(v: &str) -> Fields {
-        HashMap::from([("a".to_owned(), v.as_bytes().to_vec())])
+    fn kept(v: &str) -> Remembered {
+        Arc::new(v.to_owned())
+    }
+
+    fn text(r: Option<Remembered>) -> Option<String> {
+        r.and_then(|r| r.downcast_ref::<String>().cloned())
     }
 
     fn live(max: usize) -> ReadCache {
@@ -267,8 +233,8 @@ mod tests {
         let c = live(10);
         assert!(c.get("k").is_none());
         let t = c.begin("k").expect("live");
-        c.finish(t, fields("1"));
-        assert_eq!(c.get("k").map(|r| r.fields().clone()), Some(fields("1")));
+        c.finish(t, kept("1"));
+        assert_eq!(text(c.get("k")).as_deref(), Some("1"));
         c.invalidate("k");
         assert!(c.get("k").is_none());
         let s = c.stats();
@@ -281,7 +247,7 @@ mod tests {
         let t = c.begin("k").expect("live");
         // The push for a write after the store answered arrives first.
         c.invalidate("k");
-        c.finish(t, fields("stale"));
+        c.finish(t, kept("stale"));
         assert!(
             c.get("k").is_none(),
             "an answer older than a change is not kept"
@@ -294,10 +260,10 @@ mod tests {
         let first = c.begin("k").expect("live");
         c.invalidate("k");
         let second = c.begin("k").expect("live");
-        c.finish(first, fields("old"));
+        c.finish(first, kept("old"));
         assert!(c.get("k").is_none());
-        c.finish(second, fields("new"));
-        assert_eq!(c.get("k").map(|r| r.fields().clone()), Some(fields("new")));
+        c.finish(second, kept("new"));
+        assert_eq!(text(c.get("k")).as_deref(), Some("new"));
     }
 
     #[test]
@@ -306,12 +272,12 @@ mod tests {
         assert!(c.begin("k").is_none());
         c.set_live(true);
         let t = c.begin("k").expect("live");
-        c.finish(t, fields("1"));
+        c.finish(t, kept("1"));
         let t = c.begin("j").expect("live");
         c.set_live(false);
         assert!(c.get("k").is_none(), "stopping forgets what it held");
         c.set_live(true);
-        c.finish(t, fields("1"));
+        c.finish(t, kept("1"));
         assert!(
             c.get("j").is_none(),
             "a read begun before a stop is not kept after the restart"
@@ -324,48 +290,32 @@ mod tests {
         let c = live(3);
         for k in ["a", "b", "c", "d", "e"] {
             let t = c.begin(k).expect("live");
-            c.finish(t, fields(k));
+            c.finish(t, kept(k));
         }
         assert_eq!(c.stats().entries, 3);
         let c = ReadCache::new(3, Duration::from_millis(1));
         c.set_live(true);
         let t = c.begin("k").expect("live");
-        c.finish(t, fields("1"));
+        c.finish(t, kept("1"));
         std::thread::sleep(Duration::from_millis(5));
         assert!(c.get("k").is_none(), "older than the bound's age");
     }
 
     #[test]
-    fn a_view_is_built_once_per_remembered_map_and_goes_with_it() {
+    fn what_a_reader_kept_comes_back_as_its_own_type_until_the_key_changes() {
+        #[derive(Debug, PartialEq)]
+        struct Parsed(u32);
         let c = live(10);
         let t = c.begin("k").expect("live");
-        c.finish(t, fields("1"));
-        let built = AtomicU64::new(0);
-        let make = |f: &Fields| {
-            built.fetch_add(1, Ordering::Relaxed);
-            f.get("a").cloned()
-        };
-        let first = c.get("k").expect("kept");
-        assert_eq!(first.view(make), Some(&Some(b"1".to_vec())));
-        let again = c.get("k").expect("kept");
-        assert_eq!(again.view(make), Some(&Some(b"1".to_vec())));
-        assert_eq!(
-            built.load(Ordering::Relaxed),
-            1,
-            "the second check reuses the view"
-        );
+        c.finish(t, Arc::new(Parsed(7)));
+        let got = c.get("k").expect("kept");
+        assert_eq!(got.downcast_ref::<Parsed>(), Some(&Parsed(7)));
         assert!(
-            again.view(|_| 7u8).is_none(),
-            "a view of another type is not made up"
+            got.downcast_ref::<String>().is_none(),
+            "no other type is made up"
         );
-        // A change forgets the map and its view; the next read builds anew.
         c.invalidate("k");
-        assert!(c.get("k").is_none());
-        let t = c.begin("k").expect("live");
-        c.finish(t, fields("2"));
-        let fresh = c.get("k").expect("kept");
-        assert_eq!(fresh.view(make), Some(&Some(b"2".to_vec())));
-        assert_eq!(built.load(Ordering::Relaxed), 2);
+        assert!(c.get("k").is_none(), "a change forgets it");
     }
 
     #[test]

@@ -114,16 +114,13 @@ impl PendingCheck {
     /// Queues the check's one read on `batch`; the handle holds the verdict.
     /// A session this replica read lately, and which has not changed since
     /// (the store's cache knows), is judged from memory: nothing is queued,
-    /// and the session is not parsed again (its [`SessionView`] is kept with it).
+    /// and nothing is parsed (the cache keeps the session's [`SessionView`]).
     pub fn check_in(&self, batch: &mut Batch) -> Handle<Check> {
         let ticket = match &self.cache {
             Some(cache) => {
-                if let Some(remembered) = cache.get(&self.key) {
-                    let check = match remembered.view(SessionView::of) {
-                        Some(view) => self.judge(view),
-                        None => self.judge(&SessionView::of(remembered.fields())),
-                    };
-                    return Handle::ready(check);
+                let kept = cache.get(&self.key);
+                if let Some(view) = kept.as_ref().and_then(|k| k.downcast_ref::<SessionView>()) {
+                    return Handle::ready(self.judge(view));
                 }
                 cache.begin(&self.key).map(|t| (cache.clone(), t))
             }
@@ -131,12 +128,12 @@ impl PendingCheck {
         };
         let this = self.clone();
         batch.push(Op::MapGetAll(self.key.clone()), move |reply| {
-            let map = reply.into_map()?;
-            let check = this.judge(&SessionView::of(&map));
+            let view = SessionView::of(&reply.into_map()?);
+            let check = this.judge(&view);
             if let Some((cache, ticket)) = ticket {
                 // Only sessions are worth keeping: not the absence of one.
-                if map.contains_key(ACCESS) {
-                    cache.finish(ticket, map);
+                if view.access.is_some() {
+                    cache.finish(ticket, Arc::new(view));
                 } else {
                     cache.abandon(ticket);
                 }
@@ -167,8 +164,8 @@ impl PendingCheck {
 
 /// What a check needs of a session's map: the current access token's digest,
 /// and who the session is for with that token's expiry (`None` for a map that
-/// is not a session's). Parsed once per read of the map: the cache keeps it
-/// with the map it came from.
+/// is not a session's). Parsed once per read of the map, and what the cache
+/// keeps of it (not the map).
 #[derive(Debug)]
 struct SessionView {
     access: Option<Vec<u8>>,

@@ -112,7 +112,7 @@ pub(super) const VERIFY_CACHE_ENTRIES: Setting<Whole<usize>> = Setting {
     about: "token sessions each replica remembers, so that checking a token seen lately \
             (verify, introspection) needs no Redis round trip; Redis pushes every change of a \
             session (CLIENT TRACKING), and while those pushes are not known to flow nothing is \
-            served from memory; 0 turns the memory off (about 2 KiB per session)",
+            served from memory; 0 turns the memory off (under 1 KiB per session)",
 };
 
 pub(super) const VERIFY_CACHE_MAX_AGE: Setting<Span> = Setting {
