@@ -20,6 +20,7 @@
 //! - [`password`]: Argon2id hashing of passwords at rest.
 //! - [`recent`]: a replica's short memory of rarely changing reads.
 //! - [`crypto`]: random secrets, digests, constant-time comparison, sealing.
+//! - [`text`]: the request path's short strings, built without `format!`.
 
 pub mod crypto;
 pub mod directory;
@@ -30,4 +31,5 @@ pub mod limits;
 pub mod password;
 pub mod recent;
 pub mod store;
+pub mod text;
 pub mod tokens;

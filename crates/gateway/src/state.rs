@@ -12,6 +12,7 @@ use authgate_core::directory::Directory;
 use authgate_core::integrations::Integrations;
 use authgate_core::limits::{AddressCount, AddressLimiter};
 use authgate_core::store::{Batch, Keys, MemoryStore, RedisStore, Store, StoreError, StoreExt};
+use authgate_core::text;
 use authgate_core::tokens::TokenService;
 use authgate_delivery::{DeliveryConfig, Mailer, Outbox, Senders};
 use authgate_onetimekey::{KeyScheme, KeySchemeConfig};
@@ -274,7 +275,7 @@ impl AppState {
             return "unknown".to_owned();
         };
         if !self.trusted_proxies.contains(&peer) {
-            return peer.to_string();
+            return text::address(peer);
         }
         let forwarded = req
             .headers()

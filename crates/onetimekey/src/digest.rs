@@ -9,18 +9,24 @@ use md5::{Digest, Md5};
 /// The fixed realm string inside HA1.
 pub const REALM: &str = "voximplant.com";
 
-fn md5_hex(input: &str) -> String {
-    hex::encode(Md5::digest(input.as_bytes()))
+/// The MD5 of `parts` one after the other, lowercase hex (no string is built
+/// for the whole: a login computes one of these).
+fn md5_hex(parts: &[&str]) -> String {
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// `MD5("<user>:voximplant.com:<password>")`, lowercase hex.
 pub fn ha1(user: &str, password: &str) -> String {
-    md5_hex(&format!("{user}:{REALM}:{password}"))
+    md5_hex(&[user, ":", REALM, ":", password])
 }
 
 /// `MD5("<key>|<ha1>")`, lowercase hex: what the customer's backend computes.
 pub fn key_response(key: &str, ha1: &str) -> String {
-    md5_hex(&format!("{key}|{ha1}"))
+    md5_hex(&[key, "|", ha1])
 }
 
 /// Whether `s` is 32 hex digits (an MD5 in hex, either case).

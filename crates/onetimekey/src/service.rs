@@ -482,7 +482,7 @@ impl KeyScheme {
         }
         let subject = Subject {
             id: SubjectId::User(r.user_id.clone()),
-            username: who.to_string(),
+            username: who.canonical(),
             realm_id: r.realm_id.clone(),
             scheme: Scheme::OneTimeKey,
             role: Role::User,

@@ -54,6 +54,16 @@ impl WebUsername {
         })
     }
 
+    /// The canonical form, `user@app.account`, as [`fmt::Display`] writes it
+    /// (without its machinery: every login names its user so).
+    pub fn canonical(&self) -> String {
+        let mut out = String::with_capacity(self.user.len() + self.application.len() + 1);
+        out.push_str(&self.user);
+        out.push('@');
+        out.push_str(&self.application);
+        out
+    }
+
     /// The bare user (what goes into HA1).
     pub fn user(&self) -> &str {
         &self.user
@@ -91,6 +101,7 @@ mod tests {
         assert_eq!(u.user(), "myuser");
         assert_eq!(u.application(), "myapp.myaccount");
         assert_eq!(u.to_string(), "myuser@myapp.myaccount");
+        assert_eq!(u.canonical(), u.to_string());
     }
 
     #[test]

@@ -24,6 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
+use crate::text::concat;
+
 pub use self::batch::{Batch, Count, Entry, Handle, Limited, Mapped};
 pub use self::cache::{CacheStats, ReadCache, Remembered};
 pub use self::memory::MemoryStore;
@@ -640,8 +642,9 @@ impl Keys {
     /// All keys of one user of one scope, for a caller naming several: the
     /// digest behind their tag is computed once.
     pub fn user_keys(&self, scope: &str, who: &str) -> UserKeys {
+        let tag = crate::crypto::tag(scope, who);
         UserKeys {
-            base: format!("{}{{u:{}}}:", self.prefix, crate::crypto::tag(scope, who)),
+            base: concat(&[&self.prefix, "{u:", &tag, "}:"]),
         }
     }
 
@@ -663,7 +666,7 @@ impl Keys {
 
     /// The index of a directory user's sessions ([`Op::IndexAdd`]).
     pub fn user_sessions(&self, user_id: &str) -> String {
-        format!("{}{{us:{user_id}}}", self.prefix)
+        concat(&[&self.prefix, "{us:", user_id, "}"])
     }
 
     /// The log of delivery tries of one integration, or of all when `None`; each

@@ -32,6 +32,7 @@ use crate::recent::Recent;
 use crate::store::{
     Batch, Handle, Keys, Op, ReadCache, Reply, Rotation, Store, StoreError, StoreExt,
 };
+use crate::text::concat;
 
 pub use self::jwt::PendingAccountToken;
 pub use self::subject::{
@@ -299,7 +300,7 @@ impl TokenService {
     }
 
     fn token(kind: &str, sid: &SessionId) -> String {
-        format!("{kind}.{sid}.{}", random_token::<32>())
+        concat(&[kind, ".", sid.as_str(), ".", &random_token::<32>()])
     }
 
     /// Starts a session for `subject`: access and refresh tokens for users,

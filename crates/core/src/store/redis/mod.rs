@@ -23,6 +23,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, Value};
 
 use super::{CodeCheck, Op, ReadCache, Reply, Rotation, Store, StoreError};
+use crate::text::{concat, decimal};
 
 mod clock;
 mod connect;
@@ -556,7 +557,7 @@ fn plain_index_add(pipe: &mut Pipeline, key: &str, member: &str, ttl_ms: u64, no
     pipe.cmd("ZREMRANGEBYSCORE")
         .arg(key)
         .arg("-inf")
-        .arg(format!("({now_ms}"));
+        .arg(concat(&["(", &decimal(now_ms)]));
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("NX");
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("GT");
 }
