@@ -1139,6 +1139,49 @@ async fn scripts_survive_a_redis_that_forgot_them() {
     );
 }
 
+/// The same on one server when no later command of the batch touches the
+/// script's key: the batch goes as it was queued, the script meets NOSCRIPT,
+/// and its second run (with its source) is the only one that counts.
+#[tokio::test]
+async fn a_script_the_server_forgot_runs_once_among_plain_commands() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    let s = RedisStore::connect(&r.url).await.unwrap();
+    let k = Keys::new(&r.prefix);
+    let hit = |n: &str| Op::Hit {
+        key: k.address("n", n),
+        window: Duration::from_secs(60),
+    };
+    let count = |r: &Reply| r.clone().into_counter().unwrap().0;
+    assert_eq!(count(&s.one(hit("1")).await.unwrap()), 1);
+    let mut c = r.conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let replies = s
+        .exec(vec![
+            Op::Set {
+                key: k.user("a", "b", "v"),
+                value: b"1".to_vec(),
+                ttl: None,
+            },
+            hit("1"),
+            Op::Get(k.user("a", "b", "v")),
+            hit("2"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies[0], Reply::Done, "{replies:?}");
+    assert_eq!(count(&replies[1]), 2, "{replies:?}");
+    assert_eq!(replies[2], Reply::Value(Some(b"1".to_vec())), "{replies:?}");
+    assert_eq!(count(&replies[3]), 1, "{replies:?}");
+    // And the scripts are known again: the next batch needs no second run.
+    assert_eq!(count(&s.one(hit("1")).await.unwrap()), 3);
+}
+
 /// User keys (`{u:…}` tags) whose slots fall in each third of the slot space,
 /// which is how `redis-cli --cluster create` spreads three primaries: one user
 /// per primary. (The checks confirm it with each primary's command counts.)

@@ -24,8 +24,10 @@ use redis::{Cmd, Pipeline, Value};
 
 use super::{CodeCheck, Op, ReadCache, Reply, Rotation, Store, StoreError};
 use crate::text::{concat, decimal};
+use commands::Commands;
 
 mod clock;
+mod commands;
 mod connect;
 mod scripts;
 mod tracking;
@@ -105,7 +107,7 @@ struct Part {
     slot: Option<u16>,
     /// Each op's index in the batch.
     ops: Vec<usize>,
-    pipe: Pipeline,
+    cmds: Commands,
     shapes: Vec<Shape>,
     /// Index adds sent as plain commands, in case any of them fails.
     fallbacks: Vec<Fallback>,
@@ -116,14 +118,14 @@ impl Part {
         Self {
             slot,
             ops: Vec::new(),
-            pipe: pipeline(false),
+            cmds: Commands::new(),
             shapes: Vec::new(),
             fallbacks: Vec::new(),
         }
     }
 
     fn push(&mut self, store: &RedisStore, op: Op) {
-        store.push(&mut self.pipe, &mut self.shapes, &mut self.fallbacks, op);
+        store.push(&mut self.cmds, &mut self.shapes, &mut self.fallbacks, op);
     }
 }
 
@@ -173,7 +175,7 @@ impl RedisStore {
 
     fn push(
         &self,
-        pipe: &mut Pipeline,
+        pipe: &mut Commands,
         shapes: &mut Vec<Shape>,
         fallbacks: &mut Vec<Fallback>,
         op: Op,
@@ -447,7 +449,7 @@ impl RedisStore {
                         });
                     }
                     None => {
-                        pipe.add_command(index_add_script(&key, &member, ms(ttl)));
+                        pipe.add_command(&index_add_script(&key, &member, ms(ttl)));
                     }
                 }
                 shapes.push(Shape::Ok);
@@ -552,7 +554,7 @@ fn index_add_script(key: &str, member: &str, ttl_ms: u64) -> Cmd {
 /// the script's (which reads `TIME`) do. Needs Redis 7.0 (`PEXPIRE NX`/`GT`).
 /// An index still kept as a plain set answers WRONGTYPE, and the script then
 /// runs in its place ([`fall_back`]).
-fn plain_index_add(pipe: &mut Pipeline, key: &str, member: &str, ttl_ms: u64, now_ms: u64) {
+fn plain_index_add(pipe: &mut Commands, key: &str, member: &str, ttl_ms: u64, now_ms: u64) {
     pipe.cmd("ZADD").arg(key).arg(now_ms + ttl_ms).arg(member);
     pipe.cmd("ZREMRANGEBYSCORE")
         .arg(key)
@@ -787,9 +789,10 @@ fn args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// The keys a script command names (after its hash and their count).
-fn script_keys(cmd: &Cmd) -> Vec<&[u8]> {
-    let mut rest = args(cmd).skip(1);
+/// The keys a script command names, from its arguments after its name (its
+/// hash, then the keys' count, then the keys).
+fn script_keys<'a>(args: impl Iterator<Item = &'a [u8]>) -> Vec<&'a [u8]> {
+    let mut rest = args.skip(1);
     let count = rest
         .next()
         .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
@@ -812,33 +815,43 @@ fn with_source(cmd: &Cmd) -> Result<Cmd, StoreError> {
     Ok(again)
 }
 
-/// The commands of a pipeline, ready to send. Scripts go by their hash
-/// (EVALSHA), which spares Redis hashing the source on every call; a server
-/// that restarted, or a replica promoted by a failover, answers NOSCRIPT and
-/// the script is sent again with its source ([`query`]), after the rest of
-/// the pipeline has run. So a script followed in the same pipeline by a
+/// The scripts of `cmds` that must go with their source from the start. Scripts
+/// go by their hash (EVALSHA), which spares Redis hashing the source on every
+/// call; a server that restarted, or a replica promoted by a failover, answers
+/// NOSCRIPT and the script is sent again with its source ([`query`]), after the
+/// rest of the pipeline has run. So a script followed in the same pipeline by a
 /// command on one of its keys goes with its source from the start: run again
 /// later, it would see that command's effect, or that command would miss its.
-fn prepared(pipe: Pipeline) -> Result<Pipeline, StoreError> {
-    let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
-    let ordered = |i: usize, cmd: &Cmd| {
-        name(cmd) == b"EVALSHA" && {
-            let keys = script_keys(cmd);
-            cmds[i + 1..]
-                .iter()
-                .any(|later| args(later).any(|a| keys.contains(&a)))
+fn ordered_scripts(cmds: &Commands) -> Vec<usize> {
+    let mut ordered = Vec::new();
+    for i in 0..cmds.len() {
+        let mut args = cmds.command(i);
+        if args.next() != Some(&b"EVALSHA"[..]) {
+            continue;
         }
-    };
-    if !cmds.iter().enumerate().any(|(i, cmd)| ordered(i, cmd)) {
+        let keys = script_keys(args);
+        if (i + 1..cmds.len()).any(|later| cmds.command(later).skip(1).any(|a| keys.contains(&a))) {
+            ordered.push(i);
+        }
+    }
+    ordered
+}
+
+/// The commands of a pipeline as redis-rs's, ready to send: the scripts of
+/// [`ordered_scripts`] with their source.
+fn prepared(cmds: &Commands) -> Result<Pipeline, StoreError> {
+    let ordered = ordered_scripts(cmds);
+    if ordered.is_empty() {
         // The usual case: sent as it was built.
-        return Ok(pipe);
+        return Ok(cmds.to_pipeline());
     }
     let mut out = pipeline(false);
-    for (i, cmd) in cmds.iter().enumerate() {
-        out.add_command(if ordered(i, cmd) {
-            with_source(cmd)?
+    for i in 0..cmds.len() {
+        let cmd = cmds.to_cmd(i);
+        out.add_command(if ordered.contains(&i) {
+            with_source(&cmd)?
         } else {
-            (*cmd).clone()
+            cmd
         });
     }
     Ok(out)
@@ -868,7 +881,17 @@ async fn query<C: ConnectionLike + Clone>(
         return Ok(Vec::new());
     }
     let mut conn = conn.clone();
-    let mut raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let raw: Vec<Value> = pipe.query_async(&mut conn).await?;
+    again_with_sources(&conn, pipe, raw).await
+}
+
+/// `raw`, the replies to `pipe`, with those of scripts the server did not know
+/// (NOSCRIPT) replaced as [`query`] says.
+async fn again_with_sources<C: ConnectionLike + Clone>(
+    conn: &C,
+    pipe: &Pipeline,
+    mut raw: Vec<Value>,
+) -> Result<Vec<Value>, redis::RedisError> {
     // The scripts answered NOSCRIPT, with their source, then the WAITs: one
     // pipeline, sent where the scripts' keys are.
     let mut again = pipeline(false);
@@ -892,10 +915,38 @@ async fn query<C: ConnectionLike + Clone>(
             at.push(i);
         }
     }
-    let replies: Vec<Value> = again.query_async(&mut conn).await?;
+    let replies: Vec<Value> = again.query_async(&mut conn.clone()).await?;
     for (i, reply) in at.into_iter().zip(replies) {
         raw[i] = reply;
     }
+    Ok(raw)
+}
+
+/// Sends a pipeline on the store's own connection ([`wire`]), encoded straight
+/// from its commands. When a reply is an error the pipeline is made a redis-rs
+/// one for what follows, as on any connection: scripts sent again with their
+/// source, index adds redone by script. A pipeline with a script that must go
+/// with its source ([`ordered_scripts`]) goes that way from the start.
+async fn send_on_wire(
+    wire: &wire::Wire,
+    cmds: &Commands,
+    fallbacks: Vec<Fallback>,
+) -> Result<Vec<Value>, StoreError> {
+    if !ordered_scripts(cmds).is_empty() {
+        return send_to_server(wire, &prepared(cmds)?, fallbacks).await;
+    }
+    let raw = wire
+        .send(cmds.encode(), cmds.len())
+        .await
+        .map_err(unavailable)?;
+    if !raw.iter().any(|v| matches!(v, Value::ServerError(_))) {
+        return Ok(raw);
+    }
+    let pipe = cmds.to_pipeline();
+    let mut raw = again_with_sources(wire, &pipe, raw)
+        .await
+        .map_err(unavailable)?;
+    fall_back(wire, &mut raw, fallbacks).await?;
     Ok(raw)
 }
 
@@ -1128,14 +1179,15 @@ impl RedisStore {
     async fn send(
         &self,
         slot: Option<u16>,
-        pipe: Pipeline,
+        cmds: Commands,
         fallbacks: Vec<Fallback>,
     ) -> Result<Vec<Value>, StoreError> {
-        let pipe = prepared(pipe)?;
         let raw = match (&self.conn, &self.wire) {
-            (Connection::Server(_), Some(wire)) => send_to_server(wire, &pipe, fallbacks).await?,
-            (Connection::Server(conn), None) => send_to_server(conn, &pipe, fallbacks).await?,
-            (Connection::Cluster(conn), _) => send_to_slot(conn, slot, pipe).await?,
+            (Connection::Server(_), Some(wire)) => send_on_wire(wire, &cmds, fallbacks).await?,
+            (Connection::Server(conn), None) => {
+                send_to_server(conn, &prepared(&cmds)?, fallbacks).await?
+            }
+            (Connection::Cluster(conn), _) => send_to_slot(conn, slot, prepared(&cmds)?).await?,
         };
         checked(raw)
     }
@@ -1226,7 +1278,7 @@ impl Store for RedisStore {
         let sends = parts.iter_mut().map(|p| {
             self.send(
                 p.slot,
-                std::mem::replace(&mut p.pipe, pipeline(false)),
+                std::mem::take(&mut p.cmds),
                 std::mem::take(&mut p.fallbacks),
             )
         });

@@ -80,8 +80,13 @@ impl Wire {
         Ok(Self { jobs })
     }
 
-    /// Sends `pipeline` and returns its replies (errors among them as values).
-    async fn send(&self, bytes: Vec<u8>, replies: usize) -> Result<Vec<Value>, RedisError> {
+    /// Sends `bytes`, a pipeline of `replies` commands in RESP, and returns its
+    /// replies (errors among them as values).
+    pub(super) async fn send(
+        &self,
+        bytes: Vec<u8>,
+        replies: usize,
+    ) -> Result<Vec<Value>, RedisError> {
         if replies == 0 {
             // Nothing would come back to tell this job's end from the next one's.
             return Ok(Vec::new());
