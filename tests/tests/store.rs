@@ -1100,6 +1100,16 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
     assert_eq!(held, old.len() + 2, "the brief members are gone");
 }
 
+/// `SCRIPT FLUSH` on the test's server, as a restart would leave it.
+async fn forget_scripts(r: &TestRedis) {
+    let mut c = r.conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn scripts_survive_a_redis_that_forgot_them() {
     let Some(r) = TestRedis::start().await else {
@@ -1112,12 +1122,7 @@ async fn scripts_survive_a_redis_that_forgot_them() {
         window: Duration::from_secs(60),
     };
     assert_eq!(s.one(hit()).await.unwrap().into_counter().unwrap().0, 1);
-    let mut c = r.conn().await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    forget_scripts(&r).await;
     // A batch mixing a script with plain commands: each runs exactly once.
     let replies = s
         .exec(vec![
@@ -1155,12 +1160,7 @@ async fn a_script_the_server_forgot_runs_once_among_plain_commands() {
     };
     let count = |r: &Reply| r.clone().into_counter().unwrap().0;
     assert_eq!(count(&s.one(hit("1")).await.unwrap()), 1);
-    let mut c = r.conn().await;
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    forget_scripts(&r).await;
     let replies = s
         .exec(vec![
             Op::Set {
