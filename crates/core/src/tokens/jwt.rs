@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
 use super::{now, session_fields, Subject, TokenService};
 use crate::crypto::ct_eq;
@@ -60,10 +59,31 @@ impl Drop for PendingAccountToken {
     }
 }
 
+/// `{"alg":"HS256","typ":"JWT"}` in base64url, every token's first part.
+const HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// An account token's claims, written straight to JSON in the order a
+/// `serde_json::Value` writes them (by name), as every token before did.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    account_member_self_management: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    realm_id: &'a str,
+    scope: &'a str,
+    sub: &'a str,
+}
+
+impl Claims<'_> {
+    fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| unreachable!("strings and integers serialize"))
+    }
+}
+
 impl TokenService {
     fn jwt_mac(&self, signing_input: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.jwt_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.jwt_mac.clone();
         mac.update(signing_input.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -115,19 +135,22 @@ impl TokenService {
         let sid = SessionId::new();
         let iat = now();
         let exp = iat + ttl.as_secs() as i64;
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let claims = serde_json::json!({
-            "sub": subject.id.as_str(),
-            "realm_id": subject.realm_id,
-            "scope": account_id,
-            "iat": iat,
-            "exp": exp,
-            "account_member_self_management": self_management,
-            "jti": sid,
-        });
-        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-        let input = format!("{header}.{payload}");
-        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(self.jwt_mac(&input)));
+        let claims = Claims {
+            account_member_self_management: self_management,
+            exp,
+            iat,
+            jti: sid.as_str(),
+            realm_id: subject.realm_id.as_str(),
+            scope: account_id.as_str(),
+            sub: subject.id.as_str(),
+        };
+        let mut token = String::with_capacity(384);
+        token.push_str(HEADER);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims.json(), &mut token);
+        let signature = self.jwt_mac(&token);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         let written = self.session_in(
             batch,
             &sid,
@@ -148,6 +171,36 @@ impl TokenService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claims_and_header_are_written_as_a_json_value_writes_them() {
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(HEADER).unwrap_or_default(),
+            br#"{"alg":"HS256","typ":"JWT"}"#
+        );
+        let claims = Claims {
+            account_member_self_management: "update_only",
+            exp: 1_799_278_619,
+            iat: -5,
+            jti: "pQnzoNAAs9bWgu_VgQpY_A",
+            realm_id: "d1f86b63-2ed7-48e3-a2b9-72ede5437c55",
+            scope: "a\"b\\c\u{1}é",
+            sub: "",
+        };
+        let value = serde_json::json!({
+            "sub": claims.sub,
+            "realm_id": claims.realm_id,
+            "scope": claims.scope,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "account_member_self_management": claims.account_member_self_management,
+            "jti": claims.jti,
+        });
+        assert_eq!(
+            String::from_utf8(claims.json()).unwrap_or_default(),
+            value.to_string()
+        );
+    }
     use crate::tokens::tests::{alice, id, service, ACCT1, U1};
     use crate::tokens::Scheme;
 

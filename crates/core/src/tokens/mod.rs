@@ -46,7 +46,9 @@ pub struct TokenService {
     keys: Keys,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    jwt_key: [u8; 32],
+    /// HMAC-SHA256 keyed for account tokens' signatures, cloned for each one
+    /// (the key's two blocks are hashed once, here).
+    jwt_mac: hmac::Hmac<sha2::Sha256>,
     /// API client sessions verified lately, by session id, with the token's digest.
     clients: Recent<(String, Principal)>,
 }
@@ -217,7 +219,10 @@ impl TokenService {
             keys,
             access_ttl,
             refresh_ttl,
-            jwt_key: keyring.derive("account management token hs256"),
+            jwt_mac: <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(
+                &keyring.derive("account management token hs256"),
+            )
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
             clients: Recent::new(CLIENT_MEMORY, 10_000),
         }
     }
