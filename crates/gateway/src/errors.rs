@@ -26,11 +26,10 @@ use poem::http::header::{self, HeaderValue};
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::payload::Json;
-use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object};
 
 use crate::api::document::{allow_header, Routes};
-use crate::api::webphone::{AuthFailure, AuthResponse, LogoutResponse};
+use crate::api::webphone::{AuthFailure, AuthResponse, Body, LogoutResponse};
 
 /// One error.
 #[derive(Debug, Clone, Object, PartialEq, Eq)]
@@ -332,7 +331,7 @@ pub fn logout_failure(f: Failure) -> WebPhoneFailure {
     }
 }
 
-impl<T: ParseFromJSON + ToJSON> From<WebPhoneFailure> for AuthResponse<T> {
+impl<T: Body> From<WebPhoneFailure> for AuthResponse<T> {
     fn from(w: WebPhoneFailure) -> Self {
         let status = w.status;
         let body = AuthFailure::json(w.code, w.message);
@@ -352,7 +351,7 @@ impl<T: ParseFromJSON + ToJSON> From<WebPhoneFailure> for AuthResponse<T> {
     }
 }
 
-impl<T: ParseFromJSON + ToJSON> From<Failure> for AuthResponse<T> {
+impl<T: Body> From<Failure> for AuthResponse<T> {
     fn from(f: Failure) -> Self {
         WebPhoneFailure::from(f).into()
     }

@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::directory::known;
 use super::document::{CodeRequest, Fail, PublicBody};
-use super::types::{Nullable, OneTimeCode, Timestamp};
+use super::types::{Direct, Nullable, OneTimeCode, Timestamp};
 use super::{client_and, BearerToken, Tag};
 use crate::errors::{exchange_error, ApiError};
 use crate::state::AppState;
@@ -79,8 +79,9 @@ pub enum CodeRequestResponse {
 }
 
 /// The type of an account management authentication token.
-#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Enum, PartialEq, Eq, serde::Serialize)]
 #[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AccountTokenType {
     /// The only value.
     AccountManagementAuthenticationToken,
@@ -124,44 +125,47 @@ pub struct TokenBody {
     pub data: TokenInput,
 }
 
+// The fields of this and the other answer types of an exchange are in the
+// order of their JSON names, so that `Direct` writes what `Json` would.
 /// An account management authentication token for one account.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct AccountToken {
-    /// Always `account_management_authentication_token`.
-    #[oai(rename = "type")]
-    pub type_: AccountTokenType,
     /// The member's personal account.
     pub account_id: String,
     /// The account's name.
     pub account_name: String,
-    /// The token (an HS256 JWT): send it as `EP-Account-Management-Authentication-Token`.
-    pub token: String,
     /// When it expires.
     pub expires: Timestamp,
+    /// The token (an HS256 JWT): send it as `EP-Account-Management-Authentication-Token`.
+    pub token: String,
+    /// Always `account_management_authentication_token`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub type_: AccountTokenType,
 }
 
 /// Paging of the token list.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct TokenPage {
+    /// This page.
+    pub current: u32,
     /// Items per page.
     pub limit: u32,
     /// Items skipped.
     pub offset: u32,
-    /// This page.
-    pub current: u32,
     /// Pages in all.
     pub total: u32,
 }
 
 /// Counts of the token list.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct TokenResults {
     /// Tokens in all.
     pub total: u32,
 }
 
 /// Metadata of the token list.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct TokenMeta {
     /// The authenticated account member (the user authentication info id).
     pub account_member_id: String,
@@ -172,7 +176,7 @@ pub struct TokenMeta {
 }
 
 /// Links of the token list.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct TokenLinks {
     /// This page.
     pub current: String,
@@ -187,14 +191,14 @@ pub struct TokenLinks {
 }
 
 /// The tokens of an exchange: one per account of the member.
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct TokenList {
     /// The tokens.
     pub data: Vec<AccountToken>,
-    /// Metadata.
-    pub meta: TokenMeta,
     /// Links.
     pub links: TokenLinks,
+    /// Metadata.
+    pub meta: TokenMeta,
 }
 
 /// The answer to an exchange.
@@ -202,7 +206,7 @@ pub struct TokenList {
 pub enum TokenResponse {
     /// Authenticated.
     #[oai(status = 201)]
-    Created(Json<TokenList>),
+    Created(Direct<TokenList>),
 }
 
 /// What an exchange presents, by its mechanism.
@@ -337,7 +341,7 @@ impl AccountsApi {
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_default();
         let here = "/v2/account-members/tokens?page[offset]=0&page[limit]=25".to_owned();
-        Ok(TokenResponse::Created(Json(TokenList {
+        Ok(TokenResponse::Created(Direct(TokenList {
             data: vec![AccountToken {
                 type_: AccountTokenType::AccountManagementAuthenticationToken,
                 account_id: account_id.into(),

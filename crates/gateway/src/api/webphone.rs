@@ -11,22 +11,26 @@ use poem_openapi::types::{ParseFromJSON, ToJSON};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::document::{self, Only};
+use super::types::Direct;
 use super::Tag;
 use crate::errors;
 use crate::state::AppState;
 
+// The fields of the success bodies are in the order of their JSON names, so
+// that `Direct` writes what `Json` would.
 /// Tokens of a web phone session.
-#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[derive(Debug, Clone, Object, PartialEq, Eq, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct LoginTokens {
-    /// Access token: log in again with it, or send it as `Authorization: Bearer`.
-    pub access_token: String,
     /// Seconds until the access token expires.
     pub access_expire: u64,
-    /// Refresh token: trade it once for new tokens.
-    pub refresh_token: String,
+    /// Access token: log in again with it, or send it as `Authorization: Bearer`.
+    pub access_token: String,
     /// Seconds until the refresh token expires.
     pub refresh_expire: u64,
+    /// Refresh token: trade it once for new tokens.
+    pub refresh_token: String,
 }
 
 impl From<IssuedTokens> for LoginTokens {
@@ -42,32 +46,35 @@ impl From<IssuedTokens> for LoginTokens {
 
 /// A one-time login key, as the SDKs receive it: an AuthResult with `result: false`
 /// and `code: 302` ("key issued"), since no one has logged in yet.
-#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[derive(Debug, Clone, Object, PartialEq, Eq, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct KeyIssued {
-    /// Always false.
-    pub result: bool,
     /// Always 302.
     pub code: u16,
     /// The key: answer it with `MD5(key|HA1)` and log in within five minutes.
     pub key: String,
+    /// Always false.
+    pub result: bool,
 }
 
 /// A successful login: an AuthResult with `result: true`.
-#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[derive(Debug, Clone, Object, PartialEq, Eq, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct LoggedInResult {
-    /// Always true.
-    pub result: bool,
     /// The user's display name (the directory user's `name`).
     pub display_name: String,
+    /// Always true.
+    pub result: bool,
     /// The new session's tokens.
     pub tokens: LoginTokens,
 }
 
 /// A successful refresh: an AuthResult with `result: true` and new tokens.
-#[derive(Debug, Clone, Object, PartialEq, Eq)]
+#[derive(Debug, Clone, Object, PartialEq, Eq, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct RefreshedResult {
     /// Always true.
     pub result: bool,
@@ -102,13 +109,18 @@ impl AuthFailure {
     }
 }
 
+/// A success's body: documented by poem-openapi, written by serde ([`Direct`]).
+pub trait Body: ParseFromJSON + ToJSON + serde::Serialize + Send {}
+
+impl<T: ParseFromJSON + ToJSON + serde::Serialize + Send> Body for T {}
+
 /// An AuthResult with the HTTP status its code implies; `T` is the success's shape.
 #[derive(Debug, ApiResponse)]
 #[oai(bad_request_handler = "bad_auth_request")]
-pub enum AuthResponse<T: ParseFromJSON + ToJSON> {
+pub enum AuthResponse<T: Body> {
     /// Success, or a key issued (`code: 302`).
     #[oai(status = 200)]
-    Ok(Json<T>),
+    Ok(Direct<T>),
     /// Malformed request; nothing was consumed or changed (`code: 400`).
     #[oai(status = 400)]
     BadRequest(Json<AuthFailure>),
@@ -142,23 +154,20 @@ pub enum AuthResponse<T: ParseFromJSON + ToJSON> {
 pub type Answer<T, S> = Only<AuthResponse<T>, S>;
 
 /// Parse failures of a web phone request, as an AuthResult (see [`crate::errors`]).
-pub fn bad_auth_request<T: ParseFromJSON + ToJSON>(err: poem::Error) -> AuthResponse<T> {
+pub fn bad_auth_request<T: Body>(err: poem::Error) -> AuthResponse<T> {
     errors::unreadable_web_phone_request(&err).into()
 }
 
-impl<T: ParseFromJSON + ToJSON, S> From<AuthResponse<T>> for Answer<T, S> {
+impl<T: Body, S> From<AuthResponse<T>> for Answer<T, S> {
     fn from(r: AuthResponse<T>) -> Self {
         Only::new(r)
     }
 }
 
 /// The answer to an outcome of the key scheme.
-fn answer<T: ParseFromJSON + ToJSON, U, S>(
-    outcome: Result<U, Failure>,
-    ok: impl FnOnce(U) -> T,
-) -> Answer<T, S> {
+fn answer<T: Body, U, S>(outcome: Result<U, Failure>, ok: impl FnOnce(U) -> T) -> Answer<T, S> {
     match outcome {
-        Ok(v) => AuthResponse::Ok(Json(ok(v))),
+        Ok(v) => AuthResponse::Ok(Direct(ok(v))),
         Err(f) => f.into(),
     }
     .into()
