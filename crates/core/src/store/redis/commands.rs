@@ -51,14 +51,9 @@ impl Commands {
 
     /// Adds a command made by redis-rs.
     pub fn add_command(&mut self, cmd: &Cmd) {
-        let mut args = cmd.args_iter().map(|a| match a {
-            redis::Arg::Simple(b) => b,
-            _ => &b""[..],
-        });
-        let name = args.next().unwrap_or_default();
         self.starts.push(self.ends.len());
-        self.write_arg(name);
-        for a in args {
+        self.write_arg(super::name(cmd));
+        for a in super::args(cmd) {
             self.write_arg(a);
         }
     }
@@ -68,11 +63,14 @@ impl Commands {
         self.starts.len()
     }
 
+    /// The indexes in `ends` of command `i`'s arguments.
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        self.starts[i]..self.starts.get(i + 1).copied().unwrap_or(self.ends.len())
+    }
+
     /// The arguments of command `i`, its name first.
     pub fn command(&self, i: usize) -> impl Iterator<Item = &[u8]> + '_ {
-        let first = self.starts[i];
-        let last = self.starts.get(i + 1).copied().unwrap_or(self.ends.len());
-        (first..last).map(move |a| {
+        self.span(i).map(move |a| {
             let start = if a == 0 { 0 } else { self.ends[a - 1] };
             &self.data[start..self.ends[a]]
         })
@@ -85,10 +83,8 @@ impl Commands {
         let mut out = Vec::with_capacity(self.data.len() + self.ends.len() * 25 + self.len() * 24);
         let mut digits = itoa::Buffer::new();
         for i in 0..self.len() {
-            let first = self.starts[i];
-            let last = self.starts.get(i + 1).copied().unwrap_or(self.ends.len());
             out.push(b'*');
-            out.extend_from_slice(digits.format(last - first).as_bytes());
+            out.extend_from_slice(digits.format(self.span(i).len()).as_bytes());
             out.extend_from_slice(b"\r\n");
             for arg in self.command(i) {
                 out.push(b'$');
