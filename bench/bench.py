@@ -14,6 +14,9 @@
   bench.py nodes RESULTS_DIR STEM PORT...          per-node INFO dumps (STEM.node-PORT.txt) -> the
                                                    primaries' sums (STEM.commandstats.txt, STEM.stats.txt)
                                                    and nodes-STEM.json
+  bench.py fill PORT COUNT                         COUNT keys that live a day in the Redis at 127.0.0.1:PORT,
+                                                   once its tables have finished growing
+  bench.py stalls LATENCY_FILE                     LATENCY LATEST output (every node's) -> JSON {event: max ms}
   bench.py summarize RESULTS_DIR                   the summary table (markdown) from the phase files
   bench.py compare SINGLE_DIR CLUSTER_DIR          side by side: a single-node run and a cluster run
 """
@@ -363,6 +366,107 @@ def commandstats(text: str) -> dict:
     return out
 
 
+class Resp:
+    """A minimal RESP2 client for the helpers below (one connection, pipelined)."""
+
+    def __init__(self, port: int):
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def send(self, commands: list) -> list:
+        out = bytearray()
+        for args in commands:
+            out += b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return [self.reply() for _ in commands]
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self.line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                chunk = self.sock.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                self.buf += chunk
+            value, self.buf = self.buf[:n], self.buf[n + 2:]
+            return value
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise ValueError(f"unexpected reply {line[:40]!r}")
+
+
+def fill(port: int, count: int) -> None:
+    """Fills the Redis at 127.0.0.1:port with `count` keys fill:<n> that live a day (so that
+    both the keyspace's table and its expiry table grow), in chunks of one script each; then
+    waits (at most 180 s, with Redis's timer at 500 Hz meanwhile) until Redis has finished
+    moving both tables to their new size (DEBUG HTSTATS, which the private server allows)."""
+    import time
+
+    r = Resp(port)
+    script = (
+        "for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do "
+        "redis.call('SET', 'fill:' .. i, 'x', 'EX', 86400) end return 1"
+    )
+    chunk = 100_000
+    for first in range(0, count, chunk):
+        r.send([["EVAL", script, 0, first, min(first + chunk, count) - 1]])
+    hz = r.send([["CONFIG", "GET", "hz"]])[0][1].decode()
+    r.send([["CONFIG", "SET", "hz", 500]])
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < 180:
+            stats = r.send([["DEBUG", "HTSTATS", 0]])[0]
+            if isinstance(stats, str):
+                sys.exit(f"bench.py fill: DEBUG HTSTATS failed: {stats}")
+            if b"rehashing target" not in stats:
+                break
+            time.sleep(0.5)
+        else:
+            sys.exit("bench.py fill: Redis was still resizing its tables after 180 s")
+    finally:
+        r.send([["CONFIG", "SET", "hz", hz]])
+    size = r.send([["DBSIZE"]])[0]
+    print(f"{size} keys, tables resized in {time.monotonic() - start:.1f} s")
+
+
+def stalls(path: str) -> None:
+    """LATENCY LATEST as redis-cli prints it (four lines per event: name, time, latest ms,
+    max ms; every node's one after the other) -> {event: max ms over the nodes}."""
+    lines = [l.strip() for l in open(path) if l.strip()]
+    out: dict = {}
+    for i in range(0, len(lines) - 3, 4):
+        name, _, latest, most = lines[i:i + 4]
+        try:
+            ms = max(int(latest), int(most))
+        except ValueError:
+            continue
+        out[name] = max(out.get(name, 0), ms)
+    print(json.dumps(out))
+
+
 def nodes(d: str, stem: str, ports: list[str]) -> None:
     """Each node's INFO (replication, stats, commandstats) after a phase -> per node: role,
     commands (housekeeping left out), socket reads of the gateway; and the primaries' sums in the
@@ -388,6 +492,7 @@ def nodes(d: str, stem: str, ports: list[str]) -> None:
                 "reads_raw": raw,
                 "replconf": replconf,
                 "reads": max(raw - replconf - 1, 0),
+                "expired_keys": int(f.get("expired_keys", "0")),
             }
         )
     primaries = [x for x in out if x["role"] == "master"]
@@ -403,6 +508,7 @@ def nodes(d: str, stem: str, ports: list[str]) -> None:
     with open(os.path.join(d, f"{stem}.stats.txt"), "w") as f:
         f.write(f"# Summed over the primaries ({ports_p}), less our INFO and the replicas' REPLCONF ACKs\n")
         f.write(f"total_reads_processed:{sum(x['reads'] for x in primaries)}\n")
+        f.write(f"expired_keys:{sum(x['expired_keys'] for x in primaries)}\n")
     json.dump({"nodes": out}, open(os.path.join(d, f"nodes-{stem}.json"), "w"), indent=1)
 
 
@@ -522,6 +628,14 @@ def steal_cell(r, limit: float) -> str:
     if v is None:
         return "-"
     return f"**{v:.1f} noisy**" if v > limit else f"{v:.1f}"
+
+
+def stalls_cell(f) -> str:
+    """A fixed-rate run's Redis stalls (latency monitor, 2 ms or more) and expired keys."""
+    if "redis_stalls_ms" not in f:
+        return "-"
+    stalls = ", ".join(f"{k} {v}" for k, v in sorted(f["redis_stalls_ms"].items())) or "none"
+    return f"{stalls} / {f.get('expired_keys', 0)}"
 
 
 def steal_text(r, limit: float) -> str:
@@ -668,7 +782,12 @@ def summarize(d: str) -> None:
         f"persistence; {meta.get('topology', '?')}), the gateway given node {meta.get('redis_seed', '?')} only, "
         f"outbox replicas: {meta.get('outbox_replicas', 'default')}"
         if cluster
-        else f"Redis {meta.get('redis_version', '?')} (private, no persistence)"
+        else f"Redis {meta.get('redis_version', '?')} (private, no persistence"
+        + (
+            f"; filled beforehand with {meta['filled']} keys that live a day, see the README)"
+            if meta.get("filled")
+            else "; empty at the start)"
+        )
     )
     w(
         f"Machine: {meta.get('cpus', '?')} CPUs ({meta.get('cpu_model', '?')}), load average at start "
@@ -910,10 +1029,10 @@ def summarize(d: str) -> None:
         w("")
         w(
             "| run | endpoint | asked req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms | not OK | Redis cmds/req "
-            "| gateway CPU us/req | Redis CPU us/req | cores: gateway / Redis / oha / softirq / other | steal % | p99 goal "
-            "| result |"
+            "| gateway CPU us/req | Redis CPU us/req | cores: gateway / Redis / oha / softirq / other | steal % "
+            "| Redis stalls (longest, ms) / keys expired | p99 goal | result |"
         )
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|")
         for name, f in fixed_rows.items():
             if not f:
                 continue
@@ -941,7 +1060,7 @@ def summarize(d: str) -> None:
                     if f.get("cores")
                     else "-"
                 )
-                + f" | {steal_cell(f, limit)} | < {goal:g} ms | {verdict(ok, noisy(f))} |"
+                + f" | {steal_cell(f, limit)} | {stalls_cell(f)} | < {goal:g} ms | {verdict(ok, noisy(f))} |"
             )
     if pair_rows:
         w("")
@@ -1190,6 +1309,10 @@ def main() -> None:
         delivery(args[0], args[1], args[2])
     elif cmd == "nodes":
         nodes(args[0], args[1], args[2:])
+    elif cmd == "fill":
+        fill(int(args[0]), int(args[1]))
+    elif cmd == "stalls":
+        stalls(args[0])
     elif cmd == "summarize":
         summarize(args[0])
     elif cmd == "compare":

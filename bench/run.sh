@@ -44,6 +44,10 @@
 #   PAIRS         paired slices per target endpoint (ceiling, then the endpoint, back to
 #                 back) for the target ratios; 0 skips them                    default 5
 #   SLICE         length of each slice                                         default 3s
+#   FILL_KEYS     keys that live a day, written to the (single) private Redis before anything
+#                 is measured, so that its tables are past the sizes the run reaches
+#                 and no measurement falls in a resize; 0 starts from an empty Redis
+#                                                                              default 4300000
 #   PROFILE=NAMES perf-record the gateway during the phases named (comma-separated:
 #                 health,keyreq,flow,verify); this perturbs those phases, so the
 #                 figures of a profiled run are not comparable with others
@@ -93,6 +97,7 @@ FLOW_CLIENT=${FLOW_CLIENT:-native}
 EXCHANGE_CLIENT=${EXCHANGE_CLIENT:-$FLOW_CLIENT}
 FLOW_THREADS=${FLOW_THREADS:-1}
 PROFILE=${PROFILE:-}
+FILL_KEYS=${FILL_KEYS:-4300000}
 REV=${REV:-}
 OTP_USERS=${OTP_USERS:-30000}
 OTP_CAL_USERS=${OTP_CAL_USERS:-3000}
@@ -357,12 +362,35 @@ start_single() {
   port=$(free_port)
   mkdir -p "$TMP/redis"
   log "private redis-server on 127.0.0.1:$port (no persistence) in $TMP/redis"
-  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+  # DEBUG (loopback only, Redis 7) for FILL_KEYS's wait on the tables' resize.
+  local debug=()
+  (( REDIS_MAJOR >= 7 )) && debug=(--enable-debug-command local)
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no "${debug[@]}" \
     --dir "$TMP/redis" --logfile "$TMP/redis.log" --daemonize no &
   REDIS_PIDS+=("$!")
   NODE_PORTS=("$port")
   for _ in $(seq 50); do ncli "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
   [[ $(ncli "$port" PING 2>/dev/null) == PONG ]] || die "redis-server did not come up: $(cat "$TMP/redis.log")"
+  fill_keyspace "$port"
+}
+
+# fill_keyspace PORT: FILL_KEYS keys that live a day, before anything is measured. Redis doubles
+# its keyspace's table (and its expiry table) each time the keys outnumber its slots, then moves
+# every entry over while it serves, at about twice its usual cost per command for seconds; the
+# bench starts from an empty Redis and writes a million keys or more, so four or five doublings
+# would fall inside measured phases and slices. A Redis in service, holding its users' sessions,
+# is past those sizes and stays there. With 4,300,000 keys the tables have 8,388,608 slots, room
+# for about 4 million of the bench's own keys (see "A keyspace that has stopped growing").
+fill_keyspace() {
+  local port=$1
+  (( FILL_KEYS > 0 )) || return 0
+  if (( REDIS_MAJOR < 7 )); then
+    log "FILL_KEYS: skipped, Redis $REDIS_MAJOR has no DEBUG HTSTATS to wait on"
+    return 0
+  fi
+  log "filling the private Redis with $FILL_KEYS keys that live a day, then waiting for its tables to finish growing"
+  timeout 600 python3 "$BENCH/bench.py" fill "$port" "$FILL_KEYS" >"$TMP/fill.txt" || die "filling Redis failed"
+  log "  $(cat "$TMP/fill.txt")"
 }
 
 # A base port for the cluster: base..base+5 and their bus ports base+10000..base+10005 all
@@ -477,6 +505,8 @@ start_cluster() {
   die "the cluster did not form in 3 tries"
 }
 
+REDIS_MAJOR=$(redis-server --version | sed -n 's/.*v=\([0-9]*\).*/\1/p')
+REDIS_MAJOR=${REDIS_MAJOR:-0}
 if [[ $REDIS == cluster ]]; then start_cluster; else start_single; fi
 # The one node the gateway is given: a cluster's other nodes are its to discover.
 RPORT=${NODE_PORTS[0]}
@@ -1343,19 +1373,22 @@ fixed_run() {
   log "fixed rate ($name): $endpoint at $rate req/s ($why) for $FIXED_DURATION, oha -c$CONNECTIONS --latency-correction"
   local gw0 gw1 rc0 rc1 busy0 busy1 irq0 irq1 steal0 steal1 all0 all1 t0 ch0 t1 ch1
   each_node CONFIG RESETSTAT >/dev/null
+  each_node LATENCY RESET >/dev/null
   snapshot 0
   timeout $((FIXED_S + 60)) oha --no-tui --output-format json -o "$RESULTS/$name.oha.json" \
     -z "$FIXED_DURATION" -c "$CONNECTIONS" -q "$rate" --latency-correction "${req[@]}" >/dev/null 2>&1 ||
     die "oha failed"
   check_gateway "in the fixed-rate check"
   snapshot 1
+  each_node LATENCY LATEST >"$RESULTS/$name.latency.txt"
   redis_dump "$name"
   python3 - "$RESULTS" "$name" "$rate" "$why" "$(( gw1 - gw0 ))" "$CLK_TCK" "$rc0" "$rc1" \
     "$(( busy1 - busy0 ))" "$t0" "$t1" "$ch0" "$ch1" "$NCPU" "$(( irq1 - irq0 ))" "$endpoint" "$goal" \
-    "$(( steal1 - steal0 ))" "$(( all1 - all0 ))" "$STEAL_LIMIT" <<'PY'
+    "$(( steal1 - steal0 ))" "$(( all1 - all0 ))" "$STEAL_LIMIT" \
+    "$(python3 "$BENCH/bench.py" stalls "$RESULTS/$name.latency.txt")" <<'PY'
 import json, sys
 d, name, rate, why = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-gw_ticks, clk, rc0, rc1, busy, t0, t1, ch0, ch1, ncpu, irq, endpoint, goal, steal, all_ticks, steal_limit = sys.argv[5:]
+gw_ticks, clk, rc0, rc1, busy, t0, t1, ch0, ch1, ncpu, irq, endpoint, goal, steal, all_ticks, steal_limit, stalls = sys.argv[5:]
 wall = float(t1) - float(t0)
 gw_s, redis_s = int(gw_ticks) / int(clk), float(rc1) - float(rc0)
 oha_s, busy_s = float(ch1) - float(ch0), int(busy) / int(clk)
@@ -1390,6 +1423,11 @@ out = {
     "gateway_cpu_us_per_request": gw_s * 1e6 / max(answered, 1),
     "redis_cpu_us_per_request": redis_s * 1e6 / max(answered, 1),
     "steal_pct": 100 * int(steal) / int(all_ticks) if int(all_ticks) > 0 else 0.0,
+    # Redis's own stalls over the run (its latency monitor: events of 2 ms or more, the
+    # longest of each kind), and the keys it expired meanwhile.
+    "redis_stalls_ms": json.loads(stalls),
+    "expired_keys": next((int(l.split(":")[1]) for l in open(f"{d}/{name}.stats.txt")
+                          if l.startswith("expired_keys:")), 0),
 }
 # Redis commands per answered request, the gateway's background (measured in phase a) taken off.
 import re
@@ -1416,6 +1454,8 @@ print(f"    -> Redis {out['redis_per_request']:.2f} cmds/req; gateway {out['gate
       f"softirq {cores['softirq']:.2f}, other processes {cores['other']:.2f} (of {cores['available']}); steal "
       f"{out['steal_pct']:.1f}%; p99 < {goal} ms: "
       + ("NOISY (steal over the limit)" if out["noisy"] else ("PASS" if out["pass"] else "FAIL")), file=sys.stderr)
+stall = ", ".join(f"{k} {v} ms" for k, v in sorted(out["redis_stalls_ms"].items())) or "none of 2 ms or more"
+print(f"    -> Redis stalls: {stall}; keys expired during the run: {out['expired_keys']}", file=sys.stderr)
 PY
 }
 
@@ -1432,6 +1472,9 @@ print("\n".join("{\"username\":\"u%d@myapp.myaccount.voximplant.com\"}" % i for 
   # Issue 15's targets: each endpoint at half of its own throughput in this run's phase (its
   # best round), p99 < 5 ms. Before the half-ceiling run, which can be above the key request's
   # capacity and leave a backlog.
+  # Redis's latency monitor: each run reports the stalls of 2 ms or more Redis had during it
+  # (its expiry cycle, a slow command), so that a tail that is Redis's shows as such.
+  each_node CONFIG SET latency-monitor-threshold 2 >/dev/null
   for ep in keyreq verify otpreq; do
     cap=$(rps_of "$ep")
     fixed_run "fixed-$ep" "$ep" "$(( cap / 2 ))" 5 "half of phase $ep's $cap req/s"
@@ -1546,6 +1589,7 @@ json.dump({
     "rss_timeline_mib": "$RSS_TIMELINE",
     "vmrss_kib": ${VMRSS:-0},
     "redis_mode": "$REDIS",
+    "filled": $( [[ -s $TMP/fill.txt ]] && echo "$FILL_KEYS" || echo 0 ),
     "redis_nodes": [$(IFS=,; echo "${NODE_PORTS[*]}")],
     "redis_seed": $RPORT,
     "outbox_replicas": "${OUTBOX_REPLICAS:-default}",
