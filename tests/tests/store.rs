@@ -1086,18 +1086,28 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
         .into_int()
         .unwrap();
     assert!(ttl > 59_000, "{ttl}");
-    // Members past their lifetime leave the sorted set itself, not only the listing.
+    // Members past their lifetime leave the sorted set itself, not only the
+    // listing: within eight adds (one plain add in eight prunes; the script,
+    // on a cluster, every add).
     for i in 0..3 {
         add(&format!("brief{i}"), 200).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    add("later", 60_000).await.unwrap();
-    let held: usize = redis::cmd("ZCARD")
-        .arg(&index)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    assert_eq!(held, old.len() + 2, "the brief members are gone");
+    let mut held = Vec::new();
+    for i in 0..8 {
+        add(&format!("later{i}"), 60_000).await.unwrap();
+        let n: usize = redis::cmd("ZCARD")
+            .arg(&index)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        // The old members, "new", later0..=i, and the brief ones until pruned.
+        held.push(n - (old.len() + 2 + i));
+    }
+    assert!(
+        held.contains(&0) && held.iter().skip_while(|&&n| n == 3).all(|&n| n == 0),
+        "the brief members are gone within eight adds: {held:?}"
+    );
 }
 
 /// `SCRIPT FLUSH` on the test's server, as a restart would leave it.
@@ -1512,6 +1522,64 @@ async fn an_index_add_by_plain_commands_scores_by_the_servers_clock() {
             .unwrap_or(0)
     };
     assert_eq!((calls("zadd"), calls("evalsha")), (2, 0), "{stats}");
+}
+
+/// On one server of Redis 7 a plain index add drops the members that have
+/// ended on one add in eight: in between they stay in the sorted set, unlisted,
+/// and the next pruning add takes them all.
+#[tokio::test]
+async fn a_plain_index_add_drops_ended_members_once_in_eight_adds() {
+    let Some(r) = TestRedis::start().await else {
+        return;
+    };
+    // A store of its own: its count of adds starts at zero.
+    let s: Shared = Arc::new(RedisStore::connect(&r.url).await.unwrap());
+    let k = Keys::new(&r.prefix);
+    let index = k.user_sessions("prune");
+    let c = r.conn().await;
+    let add = |m: String, ms: u64| Op::IndexAdd {
+        key: index.clone(),
+        member: m,
+        ttl: Duration::from_millis(ms),
+    };
+    let stored = |c: &redis::aio::MultiplexedConnection| {
+        let (mut c, key) = (c.clone(), index.clone());
+        async move {
+            redis::cmd("ZCARD")
+                .arg(key)
+                .query_async::<u64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    // Add 0 (a pruning one, with nothing ended) keeps the index alive; adds 1-7
+    // are members that end at once.
+    s.one(add("anchor".into(), 60_000)).await.unwrap();
+    for i in 1..8 {
+        s.one(add(format!("brief{i}"), 200)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(members(&s, &index).await, ["anchor"]);
+    assert_eq!(stored(&c).await, 8, "ended, unlisted, not yet dropped");
+    // Add 8 prunes; 9-15 do not.
+    let mut after = Vec::new();
+    for i in 0..8 {
+        s.one(add(format!("lasting{i}"), 60_000)).await.unwrap();
+        after.push(stored(&c).await);
+    }
+    assert_eq!(after, [2, 3, 4, 5, 6, 7, 8, 9]);
+    // Adds 16 (a pruning one) and 17 end soon; 18-23 leave them; 24 takes them.
+    s.one(add("brief-a".into(), 200)).await.unwrap();
+    s.one(add("brief-b".into(), 200)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..6 {
+        s.one(add(format!("more{i}"), 60_000)).await.unwrap();
+    }
+    assert_eq!(stored(&c).await, 17);
+    assert_eq!(members(&s, &index).await.len(), 15);
+    s.one(add("pruner".into(), 60_000)).await.unwrap();
+    assert_eq!(stored(&c).await, 16);
+    assert_eq!(members(&s, &index).await.len(), 16);
 }
 
 /// The store's own connection to one server (not redis-rs's) opens plain TCP

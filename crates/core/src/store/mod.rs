@@ -266,8 +266,9 @@ pub enum Op {
     /// Delete fields of a map. Replies [`Reply::Int`] with how many existed.
     MapDelete(String, Vec<String>),
     /// Add a member to an index for `ttl`: an index's members each have a
-    /// lifetime of their own, and those past it are dropped (so an index holds
-    /// about as many members as live there, however many were ever added).
+    /// lifetime of their own; those past it are never listed, and are dropped
+    /// by adds (every add, or one in a few, depending on the store), so an index
+    /// holds about as many members as live there, however many were ever added.
     /// The index lives as long as its longest-lived member. Replies
     /// [`Reply::Done`].
     IndexAdd {

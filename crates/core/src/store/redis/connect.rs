@@ -351,6 +351,7 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             // and its pipelines go as transactions, which an unknown command
             // option would abort whole: the script everywhere.
             plain_index: None,
+            index_adds: Default::default(),
             wire: None,
         })
     } else {
@@ -386,6 +387,7 @@ pub(super) async fn open(options: &RedisOptions) -> Result<RedisStore, StoreErro
             node,
             cache: None,
             plain_index,
+            index_adds: Default::default(),
             wire,
         })
     }

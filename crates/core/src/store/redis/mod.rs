@@ -14,6 +14,7 @@
 //! - `tracking`: the connections that keep the session cache true.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +58,9 @@ pub struct RedisStore {
     /// ([`plain_index_add`]) rather than as the `INDEX_ADD` script: on one
     /// server of Redis 7.0 or later.
     plain_index: Option<Arc<clock::ServerClock>>,
+    /// Index adds sent as plain commands so far (by any clone): every
+    /// [`PRUNE_EVERY`]th also drops the index's ended members.
+    index_adds: Arc<AtomicU64>,
     /// The connection the batches go on when the server is reached by plain
     /// TCP or a Unix socket ([`wire`]); otherwise `conn`.
     wire: Option<wire::Wire>,
@@ -439,10 +443,16 @@ impl RedisStore {
                 match &self.plain_index {
                     Some(clock) => {
                         let first = pipe.len();
-                        plain_index_add(pipe, &key, &member, ms(ttl), clock.now_ms());
-                        shapes.extend([Shape::Skip; PLAIN_INDEX_ADD - 1]);
+                        let prune = self
+                            .index_adds
+                            .fetch_add(1, Ordering::Relaxed)
+                            .is_multiple_of(PRUNE_EVERY);
+                        let len =
+                            plain_index_add(pipe, &key, &member, ms(ttl), clock.now_ms(), prune);
+                        shapes.extend(std::iter::repeat_n(Shape::Skip, len - 1));
                         fallbacks.push(Fallback {
                             first,
+                            len,
                             key,
                             member,
                             ttl_ms: ms(ttl),
@@ -522,13 +532,19 @@ fn millis(n: i64) -> Duration {
     Duration::from_millis(n.max(0) as u64)
 }
 
-/// How many commands [`plain_index_add`] queues.
-const PLAIN_INDEX_ADD: usize = 4;
+/// One index add in this many, sent as plain commands, also drops the members
+/// that have ended. The others leave them: readers skip them by score, and the
+/// next prune takes them, so an index holds its live members and those ended
+/// since its last prune (a handful, for an index added to steadily). Pruning on
+/// every add cost each login and exchange one more Redis command.
+const PRUNE_EVERY: u64 = 8;
 
 /// An index add sent as plain commands: where the first of them is in its
-/// pipeline, and what the script needs should it have to run instead.
+/// pipeline, how many there are, and what the script needs should it have to
+/// run instead.
 struct Fallback {
     first: usize,
+    len: usize,
     key: String,
     member: String,
     ttl_ms: u64,
@@ -547,21 +563,36 @@ fn index_add_script(key: &str, member: &str, ttl_ms: u64) -> Cmd {
 }
 
 /// Queues an index add as plain commands, which cost Redis about half of what
-/// the `INDEX_ADD` script does: the member scored by its end, the members that
-/// ended dropped, and the index's lifetime raised to the member's if shorter
-/// (`NX` gives a new index one; `GT` only ever lengthens it). `now_ms` is the
-/// server's time as [`clock::ServerClock`] follows it, so the scores mean what
-/// the script's (which reads `TIME`) do. Needs Redis 7.0 (`PEXPIRE NX`/`GT`).
-/// An index still kept as a plain set answers WRONGTYPE, and the script then
-/// runs in its place ([`fall_back`]).
-fn plain_index_add(pipe: &mut Commands, key: &str, member: &str, ttl_ms: u64, now_ms: u64) {
+/// the `INDEX_ADD` script does: the member scored by its end, with `prune` the
+/// members that ended dropped, and the index's lifetime raised to the member's
+/// if shorter (`NX` gives a new index one; `GT` only ever lengthens it).
+/// `now_ms` is the server's time as [`clock::ServerClock`] follows it, so the
+/// scores mean what the script's (which reads `TIME`) do. Needs Redis 7.0
+/// (`PEXPIRE NX`/`GT`). An index still kept as a plain set answers WRONGTYPE,
+/// and the script then runs in its place ([`fall_back`]). Returns how many
+/// commands it queued.
+fn plain_index_add(
+    pipe: &mut Commands,
+    key: &str,
+    member: &str,
+    ttl_ms: u64,
+    now_ms: u64,
+    prune: bool,
+) -> usize {
     pipe.cmd("ZADD").arg(key).arg(now_ms + ttl_ms).arg(member);
-    pipe.cmd("ZREMRANGEBYSCORE")
-        .arg(key)
-        .arg("-inf")
-        .arg(concat(&["(", &decimal(now_ms)]));
+    if prune {
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(key)
+            .arg("-inf")
+            .arg(concat(&["(", &decimal(now_ms)]));
+    }
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("NX");
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("GT");
+    if prune {
+        4
+    } else {
+        3
+    }
 }
 
 /// Whether a server of `version` (INFO's `redis_version`) has `PEXPIRE NX`/`GT` (7.0).
@@ -972,25 +1003,25 @@ async fn fall_back<C: ConnectionLike + Clone>(
     raw: &mut [Value],
     fallbacks: Vec<Fallback>,
 ) -> Result<(), StoreError> {
-    let failed = |at: usize| {
-        raw.get(at..at + PLAIN_INDEX_ADD)
+    let failed = |f: &Fallback| {
+        raw.get(f.first..f.first + f.len)
             .is_some_and(|r| r.iter().any(|v| matches!(v, Value::ServerError(_))))
     };
     let mut again = pipeline(false);
     let mut at = Vec::new();
     for f in fallbacks {
-        if failed(f.first) {
+        if failed(&f) {
             again.add_command(index_add_script(&f.key, &f.member, f.ttl_ms));
-            at.push(f.first);
+            at.push((f.first, f.len));
         }
     }
     if at.is_empty() {
         return Ok(());
     }
     let replies = query(conn, &again).await.map_err(unavailable)?;
-    for (first, reply) in at.into_iter().zip(replies) {
+    for ((first, len), reply) in at.into_iter().zip(replies) {
         raw[first] = reply;
-        for v in &mut raw[first + 1..first + PLAIN_INDEX_ADD] {
+        for v in &mut raw[first + 1..first + len] {
             *v = Value::Okay;
         }
     }
