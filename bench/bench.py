@@ -529,7 +529,8 @@ PHASES = [
 CODE_ROUND_TRIPS = {
     "health": "0",
     "keyreq": "1 (SET; with a per-user limit, EVALSHA set-under-limit)",
-    "flow": "1.5 (key 1; login 2: GETDEL+GET, and GET+PTTL of the guess counter when its limit is on, then HSET+PEXPIRE+EVALSHA)",
+    "flow": "1.5 (key 1; login 2: GETDEL+GET, and GET+PTTL of the guess counter when its limit is on, then HSET+PEXPIRE "
+    "and the sessions index's ZADD+PEXPIRE NX+PEXPIRE GT, with ZREMRANGEBYSCORE on one add in eight; an EVALSHA on a cluster)",
     "verify": "1 (HGETALL)",
     "otpreq": "see README",
     "exchange": "see README",
