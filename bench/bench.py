@@ -14,8 +14,6 @@
   bench.py nodes RESULTS_DIR STEM PORT...          per-node INFO dumps (STEM.node-PORT.txt) -> the
                                                    primaries' sums (STEM.commandstats.txt, STEM.stats.txt)
                                                    and nodes-STEM.json
-  bench.py fill PORT COUNT                         COUNT keys that live a day in the Redis at 127.0.0.1:PORT,
-                                                   once its tables have finished growing
   bench.py stalls LATENCY_FILE                     LATENCY LATEST output (every node's) -> JSON {event: max ms}
   bench.py summarize RESULTS_DIR                   the summary table (markdown) from the phase files
   bench.py compare SINGLE_DIR CLUSTER_DIR          side by side: a single-node run and a cluster run
@@ -364,92 +362,6 @@ def commandstats(text: str) -> dict:
                 if kv.startswith("calls="):
                     out[name] = int(kv[len("calls="):])
     return out
-
-
-class Resp:
-    """A minimal RESP2 client for the helpers below (one connection, pipelined)."""
-
-    def __init__(self, port: int):
-        import socket
-
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.buf = b""
-
-    def send(self, commands: list) -> list:
-        out = bytearray()
-        for args in commands:
-            out += b"*%d\r\n" % len(args)
-            for a in args:
-                a = a if isinstance(a, bytes) else str(a).encode()
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
-        self.sock.sendall(out)
-        return [self.reply() for _ in commands]
-
-    def line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("redis closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self.line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b"-"):
-            return rest.decode()
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                chunk = self.sock.recv(1 << 20)
-                if not chunk:
-                    raise ConnectionError("redis closed the connection")
-                self.buf += chunk
-            value, self.buf = self.buf[:n], self.buf[n + 2:]
-            return value
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _ in range(n)]
-        raise ValueError(f"unexpected reply {line[:40]!r}")
-
-
-def fill(port: int, count: int) -> None:
-    """Fills the Redis at 127.0.0.1:port with `count` keys fill:<n> that live a day (so that
-    both the keyspace's table and its expiry table grow), in chunks of one script each; then
-    waits (at most 180 s, with Redis's timer at 500 Hz meanwhile) until Redis has finished
-    moving both tables to their new size (DEBUG HTSTATS, which the private server allows)."""
-    import time
-
-    r = Resp(port)
-    script = (
-        "for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do "
-        "redis.call('SET', 'fill:' .. i, 'x', 'EX', 86400) end return 1"
-    )
-    chunk = 100_000
-    for first in range(0, count, chunk):
-        r.send([["EVAL", script, 0, first, min(first + chunk, count) - 1]])
-    hz = r.send([["CONFIG", "GET", "hz"]])[0][1].decode()
-    r.send([["CONFIG", "SET", "hz", 500]])
-    start = time.monotonic()
-    try:
-        while time.monotonic() - start < 180:
-            stats = r.send([["DEBUG", "HTSTATS", 0]])[0]
-            if isinstance(stats, str):
-                sys.exit(f"bench.py fill: DEBUG HTSTATS failed: {stats}")
-            if b"rehashing target" not in stats:
-                break
-            time.sleep(0.5)
-        else:
-            sys.exit("bench.py fill: Redis was still resizing its tables after 180 s")
-    finally:
-        r.send([["CONFIG", "SET", "hz", hz]])
-    size = r.send([["DBSIZE"]])[0]
-    print(f"{size} keys, tables resized in {time.monotonic() - start:.1f} s")
 
 
 def stalls(path: str) -> None:
@@ -1310,8 +1222,6 @@ def main() -> None:
         delivery(args[0], args[1], args[2])
     elif cmd == "nodes":
         nodes(args[0], args[1], args[2:])
-    elif cmd == "fill":
-        fill(int(args[0]), int(args[1]))
     elif cmd == "stalls":
         stalls(args[0])
     elif cmd == "summarize":

@@ -1096,11 +1096,7 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
     let mut held = Vec::new();
     for i in 0..8 {
         add(&format!("later{i}"), 60_000).await.unwrap();
-        let n: usize = redis::cmd("ZCARD")
-            .arg(&index)
-            .query_async(&mut c)
-            .await
-            .unwrap();
+        let n = zcard(&c, &index).await;
         // The old members, "new", later0..=i, and the brief ones until pruned.
         held.push(n - (old.len() + 2 + i));
     }
@@ -1108,6 +1104,15 @@ async fn an_index_kept_as_a_plain_set_is_converted_on_the_next_add() {
         held.contains(&0) && held.iter().skip_while(|&&n| n == 3).all(|&n| n == 0),
         "the brief members are gone within eight adds: {held:?}"
     );
+}
+
+/// How many members the sorted set at `key` holds, ended ones included.
+async fn zcard(c: &redis::aio::MultiplexedConnection, key: &str) -> usize {
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut c.clone())
+        .await
+        .unwrap()
 }
 
 /// `SCRIPT FLUSH` on the test's server, as a restart would leave it.
@@ -1542,16 +1547,6 @@ async fn a_plain_index_add_drops_ended_members_once_in_eight_adds() {
         member: m,
         ttl: Duration::from_millis(ms),
     };
-    let stored = |c: &redis::aio::MultiplexedConnection| {
-        let (mut c, key) = (c.clone(), index.clone());
-        async move {
-            redis::cmd("ZCARD")
-                .arg(key)
-                .query_async::<u64>(&mut c)
-                .await
-                .unwrap()
-        }
-    };
     // Add 0 (a pruning one, with nothing ended) keeps the index alive; adds 1-7
     // are members that end at once.
     s.one(add("anchor".into(), 60_000)).await.unwrap();
@@ -1560,12 +1555,16 @@ async fn a_plain_index_add_drops_ended_members_once_in_eight_adds() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(members(&s, &index).await, ["anchor"]);
-    assert_eq!(stored(&c).await, 8, "ended, unlisted, not yet dropped");
+    assert_eq!(
+        zcard(&c, &index).await,
+        8,
+        "ended, unlisted, not yet dropped"
+    );
     // Add 8 prunes; 9-15 do not.
     let mut after = Vec::new();
     for i in 0..8 {
         s.one(add(format!("lasting{i}"), 60_000)).await.unwrap();
-        after.push(stored(&c).await);
+        after.push(zcard(&c, &index).await);
     }
     assert_eq!(after, [2, 3, 4, 5, 6, 7, 8, 9]);
     // Adds 16 (a pruning one) and 17 end soon; 18-23 leave them; 24 takes them.
@@ -1575,10 +1574,10 @@ async fn a_plain_index_add_drops_ended_members_once_in_eight_adds() {
     for i in 0..6 {
         s.one(add(format!("more{i}"), 60_000)).await.unwrap();
     }
-    assert_eq!(stored(&c).await, 17);
+    assert_eq!(zcard(&c, &index).await, 17);
     assert_eq!(members(&s, &index).await.len(), 15);
     s.one(add("pruner".into(), 60_000)).await.unwrap();
-    assert_eq!(stored(&c).await, 16);
+    assert_eq!(zcard(&c, &index).await, 16);
     assert_eq!(members(&s, &index).await.len(), 16);
 }
 

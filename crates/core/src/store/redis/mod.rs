@@ -579,6 +579,7 @@ fn plain_index_add(
     now_ms: u64,
     prune: bool,
 ) -> usize {
+    let first = pipe.len();
     pipe.cmd("ZADD").arg(key).arg(now_ms + ttl_ms).arg(member);
     if prune {
         pipe.cmd("ZREMRANGEBYSCORE")
@@ -588,11 +589,7 @@ fn plain_index_add(
     }
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("NX");
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).arg("GT");
-    if prune {
-        4
-    } else {
-        3
-    }
+    pipe.len() - first
 }
 
 /// Whether a server of `version` (INFO's `redis_version`) has `PEXPIRE NX`/`GT` (7.0).
